@@ -1,0 +1,57 @@
+"""Regenerates the published PIP-Restormer's deterministic test weights.
+
+``../shared/reference/README.md`` describes how each tensor of the published model was
+filled before its outputs were recorded; this module follows that recipe.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from pathlib import Path
+
+import torch
+
+
+def reference_dir() -> Path | None:
+    """Folder of the reference files: $PIP_REFERENCE_DIR, or ``shared/reference`` beside the checkout."""
+    candidates = [os.environ.get("PIP_REFERENCE_DIR")]
+    root = Path(__file__).resolve().parents[1]
+    candidates += [root.parent / "shared" / "reference", root / "shared" / "reference"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "pip_restormer_state_dict.tsv").is_file():
+            return Path(candidate)
+    return None
+
+
+def reference_layout(folder: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """Key and shape of every published tensor, in the published order."""
+    rows = (folder / "pip_restormer_state_dict.tsv").read_text().splitlines()[1:]
+    layout = []
+    for row in rows:
+        name, shape = row.split("\t")[:2]
+        layout.append((name, tuple(int(n) for n in shape.split("x"))))
+    return layout
+
+
+def reference_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """The value the README's recipe gives to one published tensor."""
+    generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    z = torch.randn(shape, generator=generator, dtype=torch.float32)
+    last = name.split(".")[-1]
+    if last in ("detask_prompt_param", "low_prompt_param"):
+        return z
+    if last == "temperature":
+        return 1 + 0.1 * z
+    if last in ("attn1", "attn2", "attn3", "attn4"):
+        return 0.2 + 0.05 * z
+    if len(shape) >= 2:
+        return z / math.sqrt(math.prod(shape[1:]))
+    if last == "weight":
+        return 1 + 0.1 * z
+    return 0.1 * z
+
+
+def reference_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    return {name: reference_tensor(name, shape) for name, shape in reference_layout(folder)}

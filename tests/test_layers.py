@@ -1,0 +1,139 @@
+"""Shared blocks and PIP pieces checked against plain, independent formulations."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pip_model import build_model, prompt_regularization
+from pip_model.layers import TOP_M_FRACTIONS, ChannelLayerNorm, CrossAttention, pad_to_multiple
+from pip_model.losses import prompt_bank_penalty
+from pip_model.pip import DegradationPrompt, PromptToFeature, match_channels
+from pip_model.tasks import TASK_TO_CLASS, task_class
+
+
+def test_task_names_map_to_fixed_classes():
+    assert TASK_TO_CLASS == {
+        "denoise_15": 0, "denoise_25": 0, "denoise_50": 0,
+        "derain": 1, "dehaze": 2, "deblur": 3, "lowlight": 4,
+    }
+    with pytest.raises(ValueError, match="unknown task 'desnow'"):
+        task_class("desnow")
+
+
+@pytest.mark.parametrize("kind", ["with_bias", "bias_free"])
+def test_channel_layer_norm_matches_layer_norm_over_channels(kind):
+    norm = ChannelLayerNorm(channels=6, kind=kind)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(2, 6, 5, 7)
+    moved = x.permute(0, 2, 3, 1)
+    if kind == "with_bias":
+        torch.nn.init.normal_(norm.bias)
+        expected = F.layer_norm(moved, (6,), norm.weight, norm.bias, eps=1e-5)
+    else:
+        expected = moved / torch.sqrt(moved.var(-1, keepdim=True, unbiased=False) + 1e-5) * norm.weight
+    torch.testing.assert_close(norm(x), expected.permute(0, 3, 1, 2))
+
+
+def _top_m_by_scatter(attention: CrossAttention, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """Top-m attention written the direct way: a top-k mask per fraction, one output per mask."""
+    heads = attention.heads
+    q = attention.q_dwconv(attention.q(query))
+    k, v = attention.kv_dwconv(attention.kv(context)).chunk(2, dim=1)
+    b, c, h, w = q.shape
+    q, k, v = (t.reshape(b, heads, c // heads, h * w) for t in (q, k, v))
+    scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * attention.temperature
+    out = 0
+    for weight, (num, den) in zip(attention.selection_weights, TOP_M_FRACTIONS):
+        index = scores.topk(int(c // heads * num / den), dim=-1).indices
+        mask = torch.zeros_like(scores).scatter_(-1, index, 1.0)
+        kept = torch.where(mask > 0, scores, torch.full_like(scores, float("-inf")))
+        out = out + weight * (kept.softmax(-1) @ v)
+    return attention.project_out(out.reshape(b, c, h, w))
+
+
+def test_top_m_attention_keeps_the_m_largest_scores_per_row():
+    torch.manual_seed(0)
+    attention = CrossAttention(channels=32, heads=2, bias=False, selective=True)
+    with torch.no_grad():
+        attention.selection_weights.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    query, context = torch.randn(2, 32, 6, 5), torch.randn(2, 32, 6, 5)
+    torch.testing.assert_close(attention(query, context), _top_m_by_scatter(attention, query, context))
+
+
+def test_selective_attention_differs_from_dense():
+    torch.manual_seed(0)
+    dense = CrossAttention(channels=16, heads=2, bias=False)
+    selective = CrossAttention(channels=16, heads=2, bias=False, selective=True)
+    selective.load_state_dict({**dense.state_dict(), "selection_weights": torch.full((4,), 0.25)})
+    x, y = torch.randn(1, 16, 4, 4), torch.randn(1, 16, 4, 4)
+    assert not torch.allclose(dense(x, y), selective(x, y))
+
+
+@pytest.mark.parametrize("feature_channels", [8, 16, 24])
+def test_prompt_to_feature_aligns_any_channel_counts(feature_channels):
+    block = PromptToFeature(feature_channels=feature_channels, prompt_channels=16, heads=4, ffn_expansion=2.0, norm="with_bias")
+    assert (block.reduce_channel is not None) == (feature_channels < 16)
+    out = block(torch.randn(2, feature_channels, 9, 7), torch.randn(2, 16, 9, 7))
+    assert out.shape == (2, feature_channels, 9, 7)
+
+
+def test_prompt_to_feature_passes_extra_feature_channels_through_the_attention_unchanged():
+    block = PromptToFeature(feature_channels=24, prompt_channels=16, heads=4, ffn_expansion=2.0, norm="with_bias")
+    torch.nn.init.zeros_(block.ffn.project_out.weight)  # leaves only the attention branch
+    feature = torch.randn(1, 24, 5, 5)
+    out = block(feature, torch.randn(1, 16, 5, 5))
+    torch.testing.assert_close(out[:, 16:], block.norm_query(feature)[:, 16:])
+
+
+def test_match_channels_truncates_or_zero_pads():
+    x = torch.randn(1, 4, 2, 2)
+    assert torch.equal(match_channels(x, 3), x[:, :3])
+    padded = match_channels(x, 6)
+    assert torch.equal(padded[:, :4], x) and not padded[:, 4:].any()
+
+
+def test_degradation_prompt_is_the_weighted_mean_of_the_bank():
+    prompt = DegradationPrompt(num_classes=5, channels=3)
+    weights = torch.tensor([[0.0, 0.7, 0.3, 0.0, 0.0]])
+    expected = (0.7 * prompt.bank[1] + 0.3 * prompt.bank[2]) / 5
+    torch.testing.assert_close(prompt(weights)[0, :, 0, 0], expected)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (8, 8), (13, 17)])
+def test_pad_to_multiple(size):
+    x = torch.rand(1, 3, *size)
+    padded = pad_to_multiple(x, 8)
+    assert all(s % 8 == 0 and s >= t for s, t in zip(padded.shape[-2:], size))
+    assert torch.equal(padded[..., : size[0], : size[1]], x)
+
+
+def test_regularisers_match_their_pairwise_definitions():
+    torch.manual_seed(0)
+    bank = torch.randn(5, 8)
+    unit = F.normalize(bank, dim=1)
+    pairs = list(itertools.combinations(range(5), 2))
+    cosine = sum(2 * abs(float(unit[i] @ unit[j])) for i, j in pairs)
+    angle = sum(max(0.0, float(unit[i] @ unit[j])) for i, j in pairs)
+    gram = float(((bank @ bank.T - torch.eye(5)) ** 2).mean())
+    assert prompt_bank_penalty(bank, "cosine").item() == pytest.approx(0.01 * cosine, rel=1e-4, abs=1e-6)
+    assert prompt_bank_penalty(bank, "angle").item() == pytest.approx(0.01 * angle, rel=1e-4)
+    assert prompt_bank_penalty(bank, "gram").item() == pytest.approx(0.01 * gram, rel=1e-4)
+    orthogonal = torch.eye(5, 8) * 3
+    assert prompt_bank_penalty(orthogonal, "cosine").item() == pytest.approx(0.0, abs=1e-7)
+    assert prompt_bank_penalty(orthogonal, "angle").item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="unknown prompt regulariser 'l2'"):
+        prompt_bank_penalty(bank, "l2")
+
+
+def test_prompt_regularization_sums_levels_and_trains_the_banks():
+    model = build_model("pip_restormer_tiny")
+    penalty = prompt_regularization(model, "angle")
+    banks = [model.pip[f"level{i}"].prompt.degradation_prompt.bank for i in (1, 2, 3)]
+    torch.testing.assert_close(penalty, sum(prompt_bank_penalty(b, "angle") for b in banks))
+    penalty.backward()
+    assert all(b.grad is not None and b.grad.abs().sum() > 0 for b in banks)
+    assert prompt_regularization(build_model("restormer_tiny")).item() == 0.0

@@ -1,0 +1,156 @@
+"""Every registered model honours the one forward contract of the project."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pip_model
+from pip_model import NUM_CLASSES, PIPConfig, build_model, list_models
+from pip_model.registry import model_spec
+
+RESTORERS = list_models("restorer")
+PROMPTED = [name for name in RESTORERS if name.startswith("pip_")]
+TINY_PROMPTED = [name for name in PROMPTED if name.endswith("_tiny")]
+
+
+def _images(batch: int = 2, height: int = 37, width: int = 45, seed: int = 0) -> torch.Tensor:
+    return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module", params=TINY_PROMPTED)
+def tiny_pip(request) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(request.param).eval()
+
+
+def test_registry_names_and_sizes():
+    required = {"pip_restormer", "restormer", "pip_nafnet", "nafnet", "sensor", "sensor_tiny"}
+    required |= {f"{name}_tiny" for name in ("pip_restormer", "restormer", "pip_nafnet", "nafnet")}
+    assert required <= set(list_models())
+    for name in list_models():
+        if name.endswith("_tiny"):
+            assert sum(p.numel() for p in build_model(name).parameters()) <= 1_050_000, name
+    with pytest.raises(ValueError, match="registered models: .*pip_restormer"):
+        build_model("pip_restormer_huge")
+
+
+def test_overrides_replace_constructor_arguments():
+    model = build_model("restormer_tiny", dim=8)
+    assert model.patch_embed.out_channels == 8
+    plain = build_model("pip_restormer_tiny", pip=None)
+    assert not plain.uses_prompts
+    assert set(plain.state_dict()) == set(build_model("restormer_tiny").state_dict())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_every_model(name):
+    torch.manual_seed(0)
+    model = build_model(name).train()
+    images = _images()
+    if model_spec(name).kind == "sensor":
+        output = model(images)
+        assert output.shape == (2, NUM_CLASSES)
+        torch.testing.assert_close(output.sum(dim=1), torch.ones(2))
+        loss = model.logits(images).logsumexp(dim=1).sum()
+    else:
+        degradation = torch.tensor([0, 3]) if model.uses_prompts else None
+        output = model(images, degradation)
+        assert output.shape == images.shape
+        loss = (output - images).abs().mean() + pip_model.prompt_regularization(model)
+    assert torch.isfinite(output).all()
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"parameters not reached by backward: {no_grad}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_one_hot_weights_equal_class_ids(tiny_pip):
+    images, labels = _images(), torch.tensor([1, 4])
+    with torch.no_grad():
+        by_label = tiny_pip(images, labels)
+        by_weights = tiny_pip(images, torch.nn.functional.one_hot(labels, NUM_CLASSES).float())
+    assert torch.equal(by_label, by_weights)
+
+
+def test_prompt_steers_the_output(tiny_pip):
+    images = _images()
+    with torch.no_grad():
+        outputs = [tiny_pip(images, torch.full((2,), c)) for c in range(NUM_CLASSES)]
+        half = torch.zeros(2, NUM_CLASSES)
+        half[:, [0, 2]] = 0.5
+        mixed = tiny_pip(images, half)
+    for a in range(NUM_CLASSES):
+        for b in range(a + 1, NUM_CLASSES):
+            assert (outputs[a] - outputs[b]).abs().mean() > 1e-4, (a, b)
+    assert not torch.allclose(mixed, outputs[0]) and not torch.allclose(mixed, outputs[2])
+
+
+def test_a_scalar_class_id_applies_to_the_whole_batch(tiny_pip):
+    images = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(tiny_pip(images, torch.tensor(2)), tiny_pip(images, torch.tensor([2, 2])))
+
+
+def test_missing_or_malformed_degradation_is_explained(tiny_pip):
+    images = _images()
+    with pytest.raises(ValueError, match=r"needs degradation=.*LongTensor \(B,\).*0 noise.*4 lowlight"):
+        tiny_pip(images)
+    with pytest.raises(ValueError, match=r"class ids must have shape \(2,\)"):
+        tiny_pip(images, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"class ids must be in 0..4"):
+        tiny_pip(images, torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match=r"prompt weights must have shape \(2, 5\)"):
+        tiny_pip(images, torch.rand(2, 4))
+
+
+def test_plain_models_need_no_degradation():
+    model = build_model("restormer_tiny").eval()
+    images = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), model(images, torch.tensor([0, 1])))
+
+
+def test_sensor_probabilities_steer_pip_blindly():
+    sensor, restorer = build_model("sensor_tiny").eval(), build_model("pip_restormer_tiny").eval()
+    images = _images()
+    with torch.no_grad():
+        restored = restorer(images, sensor(images))
+    assert restored.shape == images.shape and torch.isfinite(restored).all()
+
+
+def test_pip_at_chosen_levels_only():
+    config = PIPConfig(levels=(2,), prompt_channels=(32,), prompt_sizes=(8,))
+    model = build_model("nafnet_tiny", pip=config)
+    assert list(model.pip) == ["level2"]
+    assert model(_images(), torch.tensor([0, 1])).shape == (2, 3, 37, 45)
+    with pytest.raises(ValueError, match=r"PIP levels \[5\] do not exist"):
+        build_model("nafnet_tiny", pip=PIPConfig(levels=(5,), prompt_channels=(8,), prompt_sizes=(8,)))
+    with pytest.raises(ValueError, match="one entry per level"):
+        PIPConfig(levels=(1, 2), prompt_channels=(8,), prompt_sizes=(8,))
+
+
+@pytest.mark.parametrize("name", ["pip_restormer_tiny", "pip_nafnet_tiny", "restormer_tiny", "sensor_tiny"])
+def test_bf16_autocast_and_channels_last(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    images = _images(height=32, width=40)
+    arguments = () if model_spec(name).kind == "sensor" else (torch.tensor([0, 2]),)
+    with torch.no_grad():
+        reference = model(images, *arguments)
+        model = model.to(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(images.to(memory_format=torch.channels_last), *arguments)
+    assert fast.shape == reference.shape and torch.isfinite(fast).all()
+    assert (fast.float() - reference).abs().mean() < 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["pip_restormer_tiny", "pip_nafnet_tiny"])
+def test_torch_compile_matches_eager(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    images, labels = _images(height=32, width=32), torch.tensor([0, 3])
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(images, labels), model(images, labels), atol=1e-4, rtol=1e-4)
