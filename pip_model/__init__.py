@@ -1,9 +1,10 @@
 """PIP: Prompt-In-Prompt learning for universal image restoration.
 
-The public surface: the model registry, the reference loader, the task/class mapping and
-the prompt regulariser.
+The public surface: the model registry, the reference loader, the degradations, the
+task/class mapping and the prompt regulariser.
 """
 
+from pip_model.degradations import degrade
 from pip_model.losses import prompt_regularization
 from pip_model.pip import PIPConfig
 from pip_model.reference import load_reference
@@ -17,6 +18,7 @@ __all__ = [
     "TASK_TO_CLASS",
     "PIPConfig",
     "build_model",
+    "degrade",
     "list_models",
     "load_reference",
     "prompt_regularization",

@@ -1,0 +1,357 @@
+"""The ``prepare`` stage's logic: collect clean images, reject bad ones, split, and pair datasets.
+
+Clean images come from scikit-image's bundled photographs (nothing is downloaded) or from
+a user folder. Every usable image is written as an 8-bit RGB PNG and listed in a manifest;
+every unusable file is listed with its reason in a rejects table, and the run goes on.
+
+Splits are drawn per image from a hash of the seed and the image's pixels, so they are
+stable when images are added, and an image (duplicates are kept once) is never in two
+splits.
+
+Paired datasets (real degraded/clean pairs such as Rain100L, SOTS, GoPro or LOL) are
+matched by name; see :func:`pair_files` for the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, LoadedImage, read_image, write_png
+from pip_model.tasks import task_class
+
+SPLITS = ("train", "val", "test")
+
+# scikit-image's bundled natural colour photographs (loader name -> corpus name).
+SKIMAGE_PHOTOS: dict[str, str] = {
+    "astronaut": "astronaut",
+    "chelsea": "chelsea",
+    "coffee": "coffee",
+    "rocket": "rocket",
+    "motorcycle_left": "motorcycle_left",
+    "motorcycle_right": "motorcycle_right",
+    "retina": "retina",
+    "immunohistochemistry": "immunohistochemistry",
+}
+
+
+@dataclass(frozen=True)
+class PairedSource:
+    """One real paired dataset: ``params.yaml: prepare.paired[i]``.
+
+    Attributes:
+        task: the task its degraded images belong to.
+        degraded_dir: folder of degraded images (searched recursively).
+        clean_dir: folder of clean images (may be the same folder).
+        split: ``test`` joins the task's benchmark; ``train`` joins training.
+    """
+
+    task: str
+    degraded_dir: str
+    clean_dir: str
+    split: Literal["train", "test"] = "test"
+
+    def __post_init__(self) -> None:
+        task_class(self.task)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``params.yaml: prepare``.
+
+    Attributes:
+        source: folder of clean images; empty for scikit-image's photographs.
+        min_side: images whose shorter side is smaller are rejected.
+        val_fraction: expected share of images in the validation split.
+        test_fraction: expected share of images in the test split.
+        min_per_split: every split needs at least this many images.
+        paired: real paired datasets to add.
+    """
+
+    source: str = ""
+    min_side: int = 128
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    min_per_split: int = 1
+    paired: tuple[PairedSource, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
+            raise ValueError(
+                f"prepare.val_fraction ({self.val_fraction}) and prepare.test_fraction ({self.test_fraction}) "
+                "must be >= 0 and sum to less than 1"
+            )
+
+
+class NotEnoughImagesError(RuntimeError):
+    """Too few usable images remain for the splits."""
+
+
+@dataclass
+class Candidate:
+    """An image to consider: where it comes from and how to decode it."""
+
+    name: str
+    origin: str
+    load: Callable[[], LoadedImage]
+
+
+def skimage_candidates() -> list[Candidate]:
+    """scikit-image's bundled colour photographs."""
+    import skimage.data
+
+    def loader(name: str) -> Callable[[], LoadedImage]:
+        def load() -> LoadedImage:
+            if name.startswith("motorcycle_"):
+                left, right, _ = skimage.data.stereo_motorcycle()
+                pixels = left if name == "motorcycle_left" else right
+            else:
+                pixels = getattr(skimage.data, name)()
+            return LoadedImage(rgb=pixels[..., :3].astype(np.float32) / 255.0, alpha=None, bit_depth=8)
+
+        return load
+
+    return [Candidate(name=name, origin=f"skimage.data.{name}", load=loader(name)) for name in SKIMAGE_PHOTOS]
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, recursively, in a stable order (hidden ones skipped)."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
+            yield path
+
+
+def folder_candidates(root: Path) -> list[Candidate]:
+    """Every file of a user folder; non-images are rejected later with a reason."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"prepare.source: {root} is not a folder")
+    return [
+        Candidate(name=str(path.relative_to(root)), origin=str(path), load=lambda path=path: read_image(path))
+        for path in iter_files(root)
+    ]
+
+
+def pixel_hash(image: LoadedImage) -> str:
+    """SHA-256 of the 8-bit RGB pixels and the size: equal for duplicate images."""
+    pixels = np.round(image.rgb * 255).astype(np.uint8)
+    return hashlib.sha256(str(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+
+
+def _slug(name: str) -> str:
+    stem = re.sub(r"\.[A-Za-z0-9]+$", "", name)
+    return re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_").lower() or "image"
+
+
+def _unit_score(seed: int, digest: str) -> float:
+    """A stable pseudo-random number in [0, 1) for an image."""
+    return int(hashlib.sha256(f"{seed}:{digest}".encode()).hexdigest()[:13], 16) / 16**13
+
+
+def assign_splits(
+    digests: list[str], *, seed: int, val_fraction: float, test_fraction: float, min_per_split: int
+) -> list[str]:
+    """Splits images by a hash of (seed, pixels): test below ``test_fraction``, then val, then train.
+
+    When a split would hold fewer than ``min_per_split`` images, the images whose scores lie
+    closest to that split's interval move into it, so small corpora still get every split.
+    Assignments by fraction alone never change when images are added.
+
+    Raises:
+        NotEnoughImagesError: fewer than ``3 * min_per_split`` images.
+    """
+    needed = len(SPLITS) * min_per_split
+    if len(digests) < needed:
+        raise NotEnoughImagesError(
+            f"only {len(digests)} usable image(s); the train/val/test splits need at least {needed} "
+            f"({min_per_split} each, prepare.min_per_split). See the rejects table for skipped files."
+        )
+    scores = [_unit_score(seed, digest) for digest in digests]
+    bounds = {"test": (0.0, test_fraction), "val": (test_fraction, test_fraction + val_fraction),
+              "train": (test_fraction + val_fraction, 1.0)}
+    splits = [next(name for name, (low, high) in bounds.items() if low <= score < high) for score in scores]
+    for target in ("test", "val", "train"):
+        low, high = bounds[target]
+        while (count := Counter(splits))[target] < min_per_split:
+            donors = [i for i, split in enumerate(splits) if split != target and count[split] > min_per_split]
+            distance = lambda i: max(low - scores[i], scores[i] - high, 0.0)  # noqa: E731
+            splits[min(donors, key=distance)] = target
+    return splits
+
+
+@dataclass
+class PreparedCorpus:
+    """What :func:`prepare_corpus` wrote: the manifest, rejects and paired tables."""
+
+    manifest: pd.DataFrame
+    rejects: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def _reject(rejects: list[dict[str, str]], origin: str, reason: str) -> None:
+    rejects.append({"path": origin, "reason": reason})
+
+
+def _load_checked(candidate: Candidate, min_side: int, rejects: list[dict[str, str]]) -> LoadedImage | None:
+    try:
+        image = candidate.load()
+    except ImageFileError as error:
+        _reject(rejects, candidate.origin, error.reason)
+        return None
+    except Exception as error:  # an unreadable file must never stop the run
+        _reject(rejects, candidate.origin, f"unreadable: {type(error).__name__}: {error}")
+        return None
+    if min(image.size) < min_side:
+        height, width = image.size
+        _reject(rejects, candidate.origin, f"too small: {width}x{height}, shorter side under prepare.min_side={min_side}")
+        return None
+    return image
+
+
+DEGRADED_FOLDERS = frozenset({"blur", "low", "hazy", "rainy", "rain", "input", "degraded", "noisy"})
+CLEAN_FOLDERS = frozenset({"sharp", "high", "gt", "clear", "norain", "target", "clean", "groundtruth"})
+
+
+def _role_key(relative: Path) -> tuple[str, ...]:
+    """The relative folder with role folders (blur/sharp, low/high, hazy/gt...) made equal."""
+    return tuple("*" if part.lower() in DEGRADED_FOLDERS | CLEAN_FOLDERS else part for part in relative.parent.parts)
+
+
+def _is_clean_name(path: Path, root: Path) -> bool:
+    parts = {part.lower() for part in path.relative_to(root).parent.parts}
+    return bool(parts & CLEAN_FOLDERS) or path.stem.lower().startswith("norain-")
+
+
+def pair_files(degraded_dir: Path, clean_dir: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pairs degraded and clean files by name.
+
+    Both folders are searched recursively. Folders named after a role (``blur``/``sharp``
+    of GoPro, ``low``/``high`` of LOL, ``hazy``/``gt`` or ``clear`` of SOTS, ``rainy``/
+    ``norain``, ``input``/``target``) count as the same folder, so one root may hold both
+    sides. A degraded file ``D`` pairs with the first clean file of the same folder whose
+    name (without suffix) is:
+
+    1. the same as ``D``'s (GoPro, LOL, most datasets);
+    2. ``norain-N`` for ``D`` = ``rain-N`` (Rain100L);
+    3. the part of ``D``'s name before its first ``_`` (SOTS: ``0001_0.8_0.2`` -> ``0001``).
+
+    Returns:
+        The pairs, and the degraded files that found no clean partner.
+    """
+    same_root = degraded_dir.resolve() == clean_dir.resolve()
+    clean_files = [p for p in iter_files(clean_dir) if not same_root or _is_clean_name(p, clean_dir)]
+    index: dict[tuple[tuple[str, ...], str], Path] = {}
+    for path in clean_files:
+        index.setdefault((_role_key(path.relative_to(clean_dir)), path.stem.lower()), path)
+    pairs, unpaired = [], []
+    for path in iter_files(degraded_dir):
+        if path in clean_files:
+            continue
+        folder, stem = _role_key(path.relative_to(degraded_dir)), path.stem.lower()
+        names = [stem, "norain-" + stem.removeprefix("rain-") if stem.startswith("rain-") else None, stem.split("_")[0]]
+        match = next((index[(folder, name)] for name in names if name and (folder, name) in index), None)
+        if match is None:
+            unpaired.append(path)
+        else:
+            pairs.append((path, match))
+    return pairs, unpaired
+
+
+def _prepare_pairs(
+    sources: tuple[PairedSource, ...], out_dir: Path, rejects: list[dict[str, str]]
+) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for source in sources:
+        degraded_dir, clean_dir = Path(source.degraded_dir), Path(source.clean_dir)
+        for folder in (degraded_dir, clean_dir):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"prepare.paired ({source.task}): {folder} is not a folder")
+        pairs, unpaired = pair_files(degraded_dir, clean_dir)
+        for path in unpaired:
+            _reject(rejects, str(path), f"paired {source.task}: no clean image matches this name in {clean_dir}")
+        for degraded_path, clean_path in pairs:
+            try:
+                degraded, clean = read_image(degraded_path), read_image(clean_path)
+            except ImageFileError as error:
+                _reject(rejects, str(error.path), f"paired {source.task}: {error.reason}")
+                continue
+            if degraded.size != clean.size:
+                _reject(rejects, str(degraded_path), f"paired {source.task}: size {degraded.size[::-1]} differs from "
+                        f"its clean image {clean_path} {clean.size[::-1]}")
+                continue
+            pair_id = f"{source.task}-{_slug(str(degraded_path.relative_to(degraded_dir)))}"
+            paths = {}
+            for role, image in (("degraded", degraded), ("clean", clean)):
+                relative = Path("pairs") / source.task / f"{pair_id}_{role}.png"
+                write_png(out_dir / relative, image.rgb)
+                paths[role] = relative.as_posix()
+            rows.append({
+                "id": pair_id, "task": source.task, "class_id": task_class(source.task), "split": source.split,
+                "degraded_path": paths["degraded"], "clean_path": paths["clean"],
+                "degraded_origin": str(degraded_path), "clean_origin": str(clean_path),
+            })
+    return rows
+
+
+def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print) -> PreparedCorpus:
+    """Collects, checks, deduplicates, splits and writes the clean images.
+
+    Writes ``images/<id>.png``, ``manifest.csv`` (id, path, size, hash, split, origin),
+    ``rejects.csv`` (path, reason) and ``pairs.csv`` under ``out_dir``.
+
+    Raises:
+        NotEnoughImagesError: too few usable images for the splits.
+    """
+    candidates = folder_candidates(Path(config.source)) if config.source else skimage_candidates()
+    rejects: list[dict[str, str]] = []
+    kept: list[tuple[Candidate, LoadedImage, str]] = []
+    seen: dict[str, str] = {}
+    for number, candidate in enumerate(candidates, start=1):
+        progress(f"prepare: [{number}/{len(candidates)}] {candidate.origin}")
+        image = _load_checked(candidate, config.min_side, rejects)
+        if image is None:
+            continue
+        digest = pixel_hash(image)
+        if digest in seen:
+            _reject(rejects, candidate.origin, f"duplicate of {seen[digest]} (same pixels)")
+            continue
+        seen[digest] = candidate.origin
+        kept.append((candidate, image, digest))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Written now as well, so that the table explains a run that stops for lack of images.
+    pd.DataFrame(rejects, columns=["path", "reason"]).to_csv(out_dir / "rejects.csv", index=False)
+    splits = assign_splits(
+        [digest for *_, digest in kept],
+        seed=seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        min_per_split=config.min_per_split,
+    )
+    rows = []
+    for (candidate, image, digest), split in zip(kept, splits):
+        image_id = f"{_slug(candidate.name)}-{digest[:8]}"
+        relative = Path("images") / f"{image_id}.png"
+        write_png(out_dir / relative, image.rgb)
+        height, width = image.size
+        rows.append({"id": image_id, "path": relative.as_posix(), "size": f"{width}x{height}", "width": width,
+                     "height": height, "hash": digest, "split": split, "origin": candidate.origin})
+    pair_rows = _prepare_pairs(config.paired, out_dir, rejects)
+
+    result = PreparedCorpus(
+        manifest=pd.DataFrame(rows, columns=["id", "path", "size", "width", "height", "hash", "split", "origin"]),
+        rejects=pd.DataFrame(rejects, columns=["path", "reason"]),
+        pairs=pd.DataFrame(pair_rows, columns=["id", "task", "class_id", "split", "degraded_path", "clean_path",
+                                               "degraded_origin", "clean_origin"]),
+    )
+    result.manifest.to_csv(out_dir / "manifest.csv", index=False)
+    result.rejects.to_csv(out_dir / "rejects.csv", index=False)
+    result.pairs.to_csv(out_dir / "pairs.csv", index=False)
+    return result

@@ -1,0 +1,72 @@
+"""Shared fixtures: a temporary git + DVC repository made from this checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model")
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # Stage commands call `python`: make it this interpreter, which has pip_model installed.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
+    return env
+
+
+class Repo:
+    """A scratch copy of the pipeline, under git and DVC."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.env = _environment()
+
+    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, cwd=self.path, env=self.env, capture_output=True, text=True)
+        if check and done.returncode:
+            raise AssertionError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def dvc(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "dvc", *arguments, check=check)
+
+    def set_params(self, updates: dict[str, dict]) -> None:
+        path = self.path / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        for section, values in updates.items():
+            params.setdefault(section, {}).update(values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path) -> Callable[[dict[str, dict]], Repo]:
+    """Makes a git repository holding the pipeline with params updated, committed, DVC-initialised."""
+
+    def make(updates: dict[str, dict]) -> Repo:
+        repo = Repo(tmp_path / "repo")
+        repo.path.mkdir()
+        for name in PIPELINE_FILES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, repo.path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, repo.path / name)
+        repo.set_params(updates)
+        repo.run("git", "init", "-q")
+        repo.dvc("init", "-q")
+        repo.run("git", "add", "-A")
+        repo.run("git", "commit", "-qm", "pipeline")
+        return repo
+
+    return make

@@ -1,0 +1,120 @@
+"""The degrade stage's benchmark and the training pair sources."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pip_model.corpus import PairedSource, PrepareConfig, prepare_corpus
+from pip_model.data import (
+    DegradeConfig,
+    OfflinePairDataset,
+    OnlinePairSampler,
+    balanced_sampler,
+    balanced_tasks,
+    build_benchmark,
+    load_split,
+    write_offline_pairs,
+)
+from pip_model.tasks import TASK_TO_CLASS, TASKS
+
+QUIET = {"progress": lambda message: None}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        gradient = np.linspace(0, 255, 72)[None, :, None] * rng.uniform(0.3, 1.0, 3)
+        pixels = np.clip(gradient + rng.normal(0, 20, (64, 72, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / f"photo{i}.png")
+    rain = root.parent / "rain"
+    rain.mkdir()
+    for name, seed in (("rain-1.png", 1), ("norain-1.png", 2), ("rain-2.png", 3), ("norain-2.png", 4)):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(rain / name)
+    config = PrepareConfig(source=str(root), min_side=32, paired=(
+        PairedSource(task="derain", degraded_dir=str(rain), clean_dir=str(rain), split="test"),))
+    out = root.parent / "prepared"
+    prepare_corpus(config, seed=0, out_dir=out, **QUIET)
+    return out
+
+
+SMALL = DegradeConfig(benchmark_crop=32, crops_per_image=2, train_pairs_per_task=3, train_patch=24)
+
+
+def test_benchmark_covers_every_task_and_is_reproducible_byte_for_byte(prepared, tmp_path):
+    first = build_benchmark(prepared, SMALL, seed=0, out_dir=tmp_path / "a", **QUIET)
+    build_benchmark(prepared, SMALL, seed=0, out_dir=tmp_path / "b", **QUIET)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+
+    synthetic = first[first["source"] == "synthetic"]
+    evaluated = pd.read_csv(prepared / "manifest.csv").query("split != 'train'")
+    assert set(synthetic["image_id"]) == set(evaluated["id"])
+    assert Counter(synthetic["task"]) == {task: 2 * len(evaluated) for task in TASKS}
+    assert (synthetic["class_id"] == synthetic["task"].map(TASK_TO_CLASS)).all()
+    record = json.loads(synthetic[synthetic["task"] == "deblur"]["params"].iloc[0])
+    assert {"kernel_size", "angle", "direction", "field_seed", "seed"} <= set(record)
+    paired = first[first["source"] == "paired"]
+    assert list(paired["task"]) == ["derain", "derain"]
+    image = Image.open(tmp_path / "a" / synthetic["degraded_path"].iloc[0])
+    assert image.size == (32, 32) and image.mode == "RGB"
+
+
+def test_another_seed_gives_another_benchmark(prepared, tmp_path):
+    build_benchmark(prepared, SMALL, seed=0, out_dir=tmp_path / "a", **QUIET)
+    other = build_benchmark(prepared, SMALL, seed=1, out_dir=tmp_path / "b", **QUIET)
+    path = other["degraded_path"].iloc[0]
+    assert (tmp_path / "a" / path).read_bytes() != (tmp_path / "b" / path).read_bytes()
+
+
+def test_balanced_tasks_mix_every_task_into_a_batch():
+    generator = torch.Generator().manual_seed(0)
+    slots = balanced_tasks(list(TASKS), None, 14, generator)
+    assert Counter(slots) == {task: 2 for task in TASKS}
+    weighted = balanced_tasks(["derain", "dehaze"], {"derain": 3, "dehaze": 1}, 8, generator)
+    assert Counter(weighted) == {"derain": 6, "dehaze": 2}
+    with pytest.raises(ValueError, match="task weights must be >= 0"):
+        balanced_tasks(["derain"], {"derain": 0}, 4, generator)
+
+
+def test_online_sampler_is_seeded_per_step_and_rank(prepared):
+    images = [image for _, image in load_split(prepared, "train")]
+    sampler = OnlinePairSampler(images, tasks=TASKS, patch=24, batch_size=7, seed=0)
+    batch = sampler.batch(5)
+    assert batch.degraded.shape == batch.clean.shape == (7, 3, 24, 24)
+    assert sorted(batch.tasks) == sorted(TASKS)
+    assert batch.class_ids.tolist() == [TASK_TO_CLASS[t] for t in batch.tasks]
+    assert (batch.degraded != batch.clean).flatten(1).any(dim=1).all()
+    again = sampler.batch(5)
+    assert torch.equal(batch.degraded, again.degraded) and batch.tasks == again.tasks
+    assert not torch.equal(sampler.batch(6).clean, batch.clean)
+    other_rank = OnlinePairSampler(images, tasks=TASKS, patch=24, batch_size=7, seed=0, rank=1).batch(5)
+    assert not torch.equal(other_rank.clean, batch.clean)
+
+
+def test_offline_pairs_and_balanced_sampler(prepared, tmp_path):
+    manifest = write_offline_pairs(prepared, SMALL, seed=0, out_dir=tmp_path / "pairs", **QUIET)
+    assert Counter(manifest["task"]) == {task: 3 for task in TASKS}
+    dataset = OfflinePairDataset(tmp_path / "pairs", patch=24)
+    degraded, clean, class_id = dataset[0]
+    assert degraded.shape == clean.shape == (3, 24, 24) and class_id == TASK_TO_CLASS[manifest["task"][0]]
+    drawn = list(balanced_sampler(dataset, num_samples=7000, seed=0, task_weights={"derain": 2.0}))
+    counts = Counter(manifest["task"][i] for i in drawn)
+    assert counts["derain"] == pytest.approx(2 * counts["dehaze"], rel=0.2)
+    assert counts["dehaze"] == pytest.approx(counts["lowlight"], rel=0.2)
+
+
+def test_no_offline_pairs_by_default_and_a_clear_error(prepared, tmp_path):
+    write_offline_pairs(prepared, DegradeConfig(), seed=0, out_dir=tmp_path / "pairs", **QUIET)
+    with pytest.raises(ValueError, match="lists no training pairs; set degrade.train_pairs_per_task"):
+        OfflinePairDataset(tmp_path / "pairs", patch=24)

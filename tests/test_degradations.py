@@ -1,0 +1,157 @@
+"""The synthetic degradations obey their physics on real photographs, and replay exactly."""
+
+from __future__ import annotations
+
+import math
+
+import kornia
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+
+from pip_model.config import ConfigError, from_mapping
+from pip_model.degradations import DegradationRanges, add_motion_blur, degrade
+from pip_model.tasks import TASKS
+
+
+def _photo(name: str, size: int = 128) -> torch.Tensor:
+    image = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1)[None].float() / 255
+    return F.interpolate(image, size=(size, size), mode="area")
+
+
+@pytest.fixture(scope="module")
+def photos() -> torch.Tensor:
+    return torch.cat([_photo("astronaut"), _photo("chelsea"), _photo("coffee")])
+
+
+def _grey(images: torch.Tensor) -> torch.Tensor:
+    return kornia.color.rgb_to_grayscale(images)
+
+
+def _dark_channel(images: torch.Tensor, patch: int = 15) -> torch.Tensor:
+    return -F.max_pool2d(-images.amin(dim=1, keepdim=True), patch, stride=1, padding=patch // 2)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_output_range_shape_and_seed(photos, task):
+    first, records = degrade(photos, task, seed=7)
+    assert first.shape == photos.shape and first.dtype == photos.dtype and first.device == photos.device
+    assert first.min() >= 0 and first.max() <= 1
+    again, _ = degrade(photos, task, seed=7)
+    assert torch.equal(first, again)
+    other, _ = degrade(photos, task, seed=8)
+    assert not torch.equal(first, other)
+    replayed, _ = degrade(photos, task, params=records)
+    assert torch.equal(first, replayed)
+    assert len(records) == 3 and all(r["task"] == task and r["seed"] == 7 for r in records)
+
+
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_noise_standard_deviation_matches_sigma(sigma):
+    grey = torch.full((4, 3, 128, 128), 0.5)
+    noisy, records = degrade(grey, f"denoise_{sigma}", seed=0)
+    measured = ((noisy - grey) * 255).std().item()
+    assert measured == pytest.approx(sigma, rel=0.05)
+    assert records[0]["sigma"] == sigma
+
+
+def test_haze_lowers_contrast_and_raises_dark_channel(photos):
+    hazy, records = degrade(photos, "dehaze", seed=0)
+    assert (_grey(hazy).std(dim=(1, 2, 3)) < _grey(photos).std(dim=(1, 2, 3))).all()
+    assert (_dark_channel(hazy).mean(dim=(1, 2, 3)) > _dark_channel(photos).mean(dim=(1, 2, 3)) + 0.05).all()
+    ranges = DegradationRanges()
+    assert all(ranges.haze_beta[0] <= r["beta"] <= ranges.haze_beta[1] for r in records)
+    assert {r["depth_source"] for r in records} == {"plasma"}
+
+
+def test_haze_follows_a_given_depth_map(photos):
+    near = torch.zeros(3, 1, 128, 128)
+    clear, records = degrade(photos, "dehaze", seed=0, depth=near)
+    torch.testing.assert_close(clear, photos)
+    assert records[0]["depth_source"] == "given"
+    far_bottom = torch.linspace(0, 1, 128)[None, None, :, None].expand(3, 1, 128, 128)
+    hazy, _ = degrade(photos, "dehaze", seed=0, depth=far_bottom)
+    change = (hazy - photos).abs().mean(dim=(0, 1, 3))
+    assert change[-16:].mean() > 3 * change[:16].mean()
+
+
+def test_low_light_darkens_by_at_least_40_percent(photos):
+    dark, records = degrade(photos, "lowlight", seed=0)
+    assert (dark.mean(dim=(1, 2, 3)) <= 0.6 * photos.mean(dim=(1, 2, 3))).all()
+    assert {"gamma", "exposure", "shot", "read"} <= set(records[0])
+
+
+def test_blur_removes_high_frequency_energy(photos):
+    blurred, records = degrade(photos, "deblur", seed=0)
+    energy = lambda x: kornia.filters.laplacian(_grey(x), 3).pow(2).mean(dim=(1, 2, 3))  # noqa: E731
+    assert (energy(blurred) < 0.5 * energy(photos)).all()
+    assert all(r["kernel_size"] % 2 == 1 and 9 <= r["kernel_size"] <= 21 for r in records)
+
+
+def test_blur_equals_kornia_motion_blur_for_one_kernel_size(photos):
+    params = {
+        "kernel_size": torch.tensor([11, 11, 11]),
+        "angle": torch.tensor([10.0, 45.0, -60.0]),
+        "direction": torch.tensor([0.0, 0.5, -1.0]),
+    }
+    expected = kornia.filters.motion_blur(
+        photos, 11, params["angle"], params["direction"], border_type="replicate", mode="bilinear"
+    )
+    torch.testing.assert_close(add_motion_blur(photos, params), expected.clamp(0, 1))
+
+
+def _dominant_gradient_orientation(image: torch.Tensor) -> float:
+    """Peak of the magnitude-weighted histogram of gradient orientations, degrees in [0, 180)."""
+    gradients = kornia.filters.spatial_gradient(_grey(image[None]))[0, 0]
+    gx, gy = gradients[0], -gradients[1]  # y up, so angles read counter-clockwise on screen
+    angles = torch.rad2deg(torch.atan2(gy, gx)) % 180
+    bins = (angles.flatten() / 5).long().clamp(max=35)
+    histogram = torch.zeros(36).index_add_(0, bins, torch.hypot(gx, gy).flatten())
+    return float(histogram.argmax()) * 5 + 2.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rain_adds_bright_streaks_along_the_sampled_angle(seed):
+    background = torch.full((1, 3, 160, 160), 0.3)
+    rainy, records = degrade(background, "derain", seed=seed)
+    layer = rainy - background
+    assert layer.min() >= 0 and layer.max() > 0.4  # bright, never darker
+    # A streak at `angle` from vertical has gradients perpendicular to it: at -angle from horizontal.
+    expected = (-records[0]["angle"]) % 180
+    found = _dominant_gradient_orientation(layer[0])
+    assert min(abs(found - expected), 180 - abs(found - expected)) <= 10, (found, expected)
+    streak_fraction = (layer[0].mean(dim=0) > 0.05).float().mean()
+    assert streak_fraction > 5 * records[0]["density"]  # smeared, not dots
+
+
+def test_ranges_are_validated():
+    with pytest.raises(ConfigError, match=r"degrade.ranges: unknown key\(s\) rain_colour"):
+        from_mapping(DegradationRanges, {"rain_colour": [0, 1]}, "degrade.ranges")
+    with pytest.raises(ConfigError, match=r"degrade.ranges.haze_beta must be \[low, high\]"):
+        from_mapping(DegradationRanges, {"haze_beta": [2.5, 0.5]}, "degrade.ranges")
+    with pytest.raises(ConfigError, match=r"degrade.ranges.blur_kernel\[0\]: expected int, got 9.5"):
+        from_mapping(DegradationRanges, {"blur_kernel": [9.5, 21]}, "degrade.ranges")
+    custom = from_mapping(DegradationRanges, {"haze_beta": [1, 1]}, "degrade.ranges")
+    _, records = degrade(torch.rand(2, 3, 32, 32), "dehaze", seed=0, ranges=custom)
+    assert all(r["beta"] == 1.0 for r in records)
+
+
+def test_bad_inputs_are_explained():
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\) tensor, got \(3, 8, 8\)"):
+        degrade(torch.rand(3, 8, 8), "derain")
+    with pytest.raises(ValueError, match="floating point"):
+        degrade(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "derain")
+    with pytest.raises(ValueError, match="unknown task 'desnow'"):
+        degrade(torch.rand(1, 3, 8, 8), "desnow")
+    _, records = degrade(torch.rand(2, 3, 8, 8), "deblur", seed=0)
+    with pytest.raises(ValueError, match="2 recorded params for a batch of 3"):
+        degrade(torch.rand(3, 3, 8, 8), "deblur", params=records)
+
+
+def test_unseeded_calls_record_their_seed():
+    images = torch.rand(1, 3, 16, 16)
+    first, records = degrade(images, "denoise_15")
+    again, _ = degrade(images, "denoise_15", seed=records[0]["seed"])
+    assert torch.equal(first, again) and isinstance(records[0]["seed"], int)
+    assert math.isfinite(records[0]["sigma"])

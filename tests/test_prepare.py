@@ -1,0 +1,158 @@
+"""The prepare stage: default corpus, user folders with bad files, stable splits, paired datasets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from pip_model.corpus import NotEnoughImagesError, PairedSource, PrepareConfig, assign_splits, pair_files, prepare_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = {"progress": lambda message: None}
+
+
+def _photo(path: Path, seed: int, size: tuple[int, int] = (40, 48), mode: str = "RGB") -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert(mode).save(path)
+    return path
+
+
+@pytest.fixture
+def messy_folder(tmp_path) -> Path:
+    source = tmp_path / "photos"
+    for i in range(6):
+        _photo(source / ("nested" if i % 2 else ".") / f"photo{i}.png", seed=i)
+    _photo(source / "grey.jpg", seed=10, mode="L")
+    _photo(source / "rgba.webp", seed=11, mode="RGBA")
+    (source / "copy.png").write_bytes((source / "photo0.png").read_bytes())  # same pixels
+    _photo(source / "tiny.png", seed=12, size=(8, 8))
+    (source / "broken.png").write_bytes((source / "photo0.png").read_bytes()[:100])
+    (source / "junk.jpg").write_bytes(b"not an image")
+    (source / "readme.txt").write_text("notes")
+    return source
+
+
+def test_user_folder_keeps_good_images_and_explains_the_rest(messy_folder, tmp_path):
+    out = tmp_path / "prepared"
+    result = prepare_corpus(PrepareConfig(source=str(messy_folder), min_side=16), seed=0, out_dir=out, **QUIET)
+    assert len(result.manifest) == 8
+    reasons = dict(zip(result.rejects["path"].map(lambda p: Path(p).name), result.rejects["reason"]))
+    # Files are read in sorted order, so copy.png is kept and photo0.png is its duplicate.
+    assert set(reasons) == {"photo0.png", "tiny.png", "broken.png", "junk.jpg", "readme.txt"}
+    assert reasons["photo0.png"].startswith("duplicate of") and reasons["photo0.png"].endswith("copy.png (same pixels)")
+    assert "too small: 8x8" in reasons["tiny.png"]
+    assert "corrupt" in reasons["broken.png"] and "not a supported image type" in reasons["readme.txt"]
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert {"id", "path", "size", "hash", "split"} <= set(manifest.columns)
+    assert manifest["hash"].is_unique and manifest["id"].is_unique
+    assert set(manifest["split"]) == {"train", "val", "test"}
+    for row in manifest.itertuples():
+        assert Image.open(out / row.path).mode == "RGB" and row.size == f"{row.width}x{row.height}"
+    assert len(pd.read_csv(out / "rejects.csv")) == 5
+
+
+def test_splits_are_disjoint_and_stable_when_images_are_added():
+    digests = [f"image{i}" for i in range(60)]
+    before = assign_splits(digests, seed=3, val_fraction=0.2, test_fraction=0.2, min_per_split=1)
+    after = assign_splits(digests + [f"new{i}" for i in range(20)], seed=3, val_fraction=0.2, test_fraction=0.2,
+                          min_per_split=1)
+    assert after[:60] == before
+    assert set(before) == {"train", "val", "test"}
+    other_seed = assign_splits(digests, seed=4, val_fraction=0.2, test_fraction=0.2, min_per_split=1)
+    assert other_seed != before
+
+
+def test_small_corpora_still_fill_every_split():
+    splits = assign_splits(["a", "b", "c"], seed=0, val_fraction=0.1, test_fraction=0.1, min_per_split=1)
+    assert sorted(splits) == ["test", "train", "val"]
+    with pytest.raises(NotEnoughImagesError, match=r"only 2 usable image\(s\).*at least 3"):
+        assign_splits(["a", "b"], seed=0, val_fraction=0.1, test_fraction=0.1, min_per_split=1)
+
+
+def test_too_few_usable_images_fail_clearly_and_keep_the_rejects(tmp_path):
+    source = tmp_path / "few"
+    _photo(source / "one.png", seed=0)
+    (source / "bad.png").write_bytes(b"broken")
+    with pytest.raises(NotEnoughImagesError, match="only 1 usable image"):
+        prepare_corpus(PrepareConfig(source=str(source), min_side=16), seed=0, out_dir=tmp_path / "out", **QUIET)
+    assert "bad.png" in (tmp_path / "out" / "rejects.csv").read_text()
+
+
+def test_default_corpus_is_scikit_image_photographs(tmp_path):
+    result = prepare_corpus(PrepareConfig(), seed=0, out_dir=tmp_path / "prepared", **QUIET)
+    origins = set(result.manifest["origin"])
+    assert {"skimage.data.astronaut", "skimage.data.chelsea", "skimage.data.coffee", "skimage.data.rocket",
+            "skimage.data.motorcycle_left", "skimage.data.motorcycle_right"} <= origins
+    assert result.rejects.empty and set(result.manifest["split"]) == {"train", "val", "test"}
+
+
+def _pair(degraded: Path, clean: Path, seed: int, size=(32, 32)) -> None:
+    _photo(degraded, seed, size)
+    _photo(clean, seed + 100, size)
+
+
+def test_pairing_rules_for_the_paper_datasets(tmp_path):
+    rain = tmp_path / "Rain100L"
+    _pair(rain / "rain-001.png", rain / "norain-001.png", 1)
+    _pair(rain / "rain-002.png", rain / "norain-002.png", 2)
+    sots = tmp_path / "SOTS"
+    _pair(sots / "hazy" / "0001_0.8_0.2.jpg", sots / "gt" / "0001.png", 3)
+    gopro = tmp_path / "GoPro"
+    _pair(gopro / "scene_a" / "blur" / "000001.png", gopro / "scene_a" / "sharp" / "000001.png", 4)
+    _pair(gopro / "scene_b" / "blur" / "000001.png", gopro / "scene_b" / "sharp" / "000001.png", 5)
+    lol = tmp_path / "LOL"
+    _pair(lol / "low" / "1.png", lol / "high" / "1.png", 6)
+    _photo(lol / "low" / "2.png", 7)  # no partner
+
+    def names(pairs):
+        return sorted((d.relative_to(tmp_path).as_posix(), c.relative_to(tmp_path).as_posix()) for d, c in pairs)
+
+    assert names(pair_files(rain, rain)[0]) == [("Rain100L/rain-001.png", "Rain100L/norain-001.png"),
+                                                ("Rain100L/rain-002.png", "Rain100L/norain-002.png")]
+    assert names(pair_files(sots / "hazy", sots / "gt")[0]) == [("SOTS/hazy/0001_0.8_0.2.jpg", "SOTS/gt/0001.png")]
+    assert names(pair_files(gopro, gopro)[0]) == [
+        ("GoPro/scene_a/blur/000001.png", "GoPro/scene_a/sharp/000001.png"),
+        ("GoPro/scene_b/blur/000001.png", "GoPro/scene_b/sharp/000001.png"),
+    ]
+    pairs, unpaired = pair_files(lol / "low", lol / "high")
+    assert names(pairs) == [("LOL/low/1.png", "LOL/high/1.png")] and [p.name for p in unpaired] == ["2.png"]
+
+
+def test_paired_datasets_are_written_and_listed(tmp_path):
+    rain = tmp_path / "Rain100L"
+    _pair(rain / "rain-1.png", rain / "norain-1.png", 1)
+    _pair(rain / "rain-2.png", rain / "norain-2.png", 2, size=(32, 32))
+    _photo(rain / "rain-3.png", 3, size=(32, 32))
+    _photo(rain / "norain-3.png", 4, size=(16, 16))  # sizes differ
+    corpus = tmp_path / "corpus"
+    for i in range(3):
+        _photo(corpus / f"{i}.png", seed=20 + i)
+    config = PrepareConfig(source=str(corpus), min_side=16,
+                           paired=(PairedSource(task="derain", degraded_dir=str(rain), clean_dir=str(rain)),))
+    result = prepare_corpus(config, seed=0, out_dir=tmp_path / "out", **QUIET)
+    assert list(result.pairs["task"]) == ["derain", "derain"] and set(result.pairs["class_id"]) == {1}
+    assert all((tmp_path / "out" / p).is_file() for p in result.pairs["degraded_path"])
+    assert result.rejects["reason"].str.contains("differs from its clean image").any()
+
+
+def _run_stage(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"), "--params", "params.yaml",
+                           "--out", "out"], cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_stage_reports_bad_parameters_by_key(tmp_path):
+    done = _run_stage(tmp_path, {"base": {"seed": 0}, "prepare": {"min_sid": 5}})
+    assert done.returncode == 1 and "prepare: unknown key(s) min_sid" in done.stderr
+    done = _run_stage(tmp_path, {"base": {"seed": 0}, "prepare": {"val_fraction": 0.7, "test_fraction": 0.5}})
+    assert done.returncode == 1 and "must be >= 0 and sum to less than 1" in done.stderr
+    done = _run_stage(tmp_path, {"base": {"seed": 0}, "prepare": {"source": "nowhere"}})
+    assert done.returncode == 1 and "nowhere is not a folder" in done.stderr
