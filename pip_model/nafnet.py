@@ -106,6 +106,9 @@ class NAFNet(SkipBackbone):
         )
         self.decoders = nn.ModuleList(stage(n, c) for n, c in zip(decoder_blocks, reversed(widths)))
         self.ending = nn.Conv2d(width, out_channels, kernel_size=3, padding=1)
+        # A zero residual at the start: a new network returns its input, not noise.
+        nn.init.zeros_(self.ending.weight)
+        nn.init.zeros_(self.ending.bias)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x, skips = self.intro(images), []

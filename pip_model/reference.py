@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
-
 import torch
 
+from pip_model.checkpoints import safe_load
+from pip_model.registry import build_model
 from pip_model.restormer import Restormer
 
 # Published layers that its forward pass never uses; their weights are dropped.
@@ -52,13 +52,10 @@ def reference_key(key: str) -> str:
 
 def _read_state_dict(source: Mapping[str, torch.Tensor] | str | PathLike) -> Mapping[str, torch.Tensor]:
     if isinstance(source, (str, PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such checkpoint file")
         try:
-            source = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises several types for corrupt or unsafe files
-            raise ReferenceCheckpointError(f"{path}: cannot be read as a weights-only torch checkpoint: {error}") from error
+            source = safe_load(source)
+        except ValueError as error:
+            raise ReferenceCheckpointError(str(error)) from error
     for wrapper in ("state_dict", "model", "net"):
         if isinstance(source, Mapping) and wrapper in source and isinstance(source[wrapper], Mapping):
             source = source[wrapper]
@@ -132,8 +129,6 @@ def load_reference(source: Mapping[str, torch.Tensor] | str | PathLike) -> Resto
     Raises:
         ReferenceCheckpointError: the file or dict does not fit; the message lists the keys.
     """
-    from pip_model.registry import build_model  # the registry imports every model
-
     model = build_model("pip_restormer")
     state = convert_reference_state_dict(_read_state_dict(source), model.state_dict())
     model.load_state_dict(state, strict=True)

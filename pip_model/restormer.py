@@ -77,6 +77,8 @@ class Restormer(SkipBackbone):
         self.decoder_level1 = stage(num_blocks[0], dim * 2, heads[0])
         self.refinement = stage(num_refinement_blocks, dim * 2, heads[0])
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
+        # A zero residual at the start: a new network returns its input, not noise.
+        nn.init.zeros_(self.output.weight)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         enc1 = self.encoder_level1(self.patch_embed(images))

@@ -18,10 +18,18 @@ def _images(batch: int = 2, height: int = 37, width: int = 45, seed: int = 0) ->
     return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
 
 
+def _with_random_output(model: torch.nn.Module) -> torch.nn.Module:
+    """New restorers start as the identity (zero output conv); a random one shows what the body computes."""
+    for name in ("output", "ending"):
+        if hasattr(model, name):
+            torch.nn.init.normal_(getattr(model, name).weight, std=0.05)
+    return model
+
+
 @pytest.fixture(scope="module", params=TINY_PROMPTED)
 def tiny_pip(request) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(request.param).eval()
+    return _with_random_output(build_model(request.param)).eval()
 
 
 def test_registry_names_and_sizes():
@@ -46,7 +54,7 @@ def test_overrides_replace_constructor_arguments():
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward_every_model(name):
     torch.manual_seed(0)
-    model = build_model(name).train()
+    model = _with_random_output(build_model(name)).train()
     images = _images()
     if model_spec(name).kind == "sensor":
         output = model(images)
@@ -104,6 +112,15 @@ def test_missing_or_malformed_degradation_is_explained(tiny_pip):
         tiny_pip(images, torch.rand(2, 4))
 
 
+@pytest.mark.parametrize("name", RESTORERS)
+def test_new_restorers_start_as_the_identity(name):
+    model = build_model(name).eval()
+    images = _images(batch=1)
+    with torch.no_grad():
+        restored = model(images, torch.tensor([2]) if model.uses_prompts else None)
+    torch.testing.assert_close(restored, images)
+
+
 def test_plain_models_need_no_degradation():
     model = build_model("restormer_tiny").eval()
     images = _images()
@@ -112,7 +129,8 @@ def test_plain_models_need_no_degradation():
 
 
 def test_sensor_probabilities_steer_pip_blindly():
-    sensor, restorer = build_model("sensor_tiny").eval(), build_model("pip_restormer_tiny").eval()
+    sensor = build_model("sensor_tiny").eval()
+    restorer = _with_random_output(build_model("pip_restormer_tiny")).eval()
     images = _images()
     with torch.no_grad():
         restored = restorer(images, sensor(images))

@@ -1,0 +1,232 @@
+"""The ``evaluate`` stage's logic: tiled restoration, metrics, and the per-task benchmark table.
+
+PSNR and SSIM come from Kornia (``kornia.metrics``), on RGB in [0, 1] or on the Y channel
+of YCbCr, as papers report both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import kornia
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pip_model.classical import classical_restore
+from pip_model.data import to_array, to_tensor
+from pip_model.image_files import read_image
+from pip_model.tasks import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``params.yaml: evaluate``.
+
+    Attributes:
+        tile: side of the tiles for images larger than this (bounded memory).
+        overlap: overlap of neighbouring tiles, blended linearly.
+        y_channel: compute PSNR/SSIM on the Y channel instead of RGB.
+        classical: also evaluate the classical restorers.
+        examples_per_task: restored examples saved per task and model.
+    """
+
+    tile: int = 256
+    overlap: int = 32
+    y_channel: bool = False
+    classical: bool = True
+    examples_per_task: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < self.tile // 2:
+            raise ValueError(f"evaluate.overlap ({self.overlap}) must be >= 0 and under half of tile ({self.tile})")
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def _blend_weights(length: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
+    """Ones, with linear ramps over the overlaps shared with a neighbouring tile."""
+    weights = torch.ones(length)
+    if overlap:
+        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        if fade_in:
+            weights[:overlap] = ramp
+        if fade_out:
+            weights[-overlap:] = ramp.flip(0)
+    return weights
+
+
+def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """Top-left corners of the tiles covering an image (the last ones flush with the edges)."""
+    stride = tile - overlap
+    for top in _starts(height, tile, stride):
+        for left in _starts(width, tile, stride):
+            yield top, left
+
+
+@torch.no_grad()
+def restore_tiled(
+    model: nn.Module, image: torch.Tensor, degradation: torch.Tensor | None, *, tile: int, overlap: int,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Restores one image tile by tile, blending overlaps with linear ramps.
+
+    Peak memory grows with ``tile``, not with the image: only the output and weight sums
+    are image-sized. The result lives on the image's device.
+
+    Args:
+        model: a restorer.
+        image: the degraded image, (1, 3, H, W).
+        degradation: what the model's ``degradation`` argument takes, for one image.
+        tile: tile side; images no larger are restored in one pass.
+        overlap: pixels shared by neighbouring tiles.
+        on_tile: called with (done, total) after each tile, for progress.
+
+    Shape:
+        (1, 3, H, W) -> (1, 3, H, W)
+    """
+    height, width = image.shape[-2:]
+    device = next(model.parameters()).device
+    if height <= tile and width <= tile:
+        return model(image.to(device), degradation).to(image.device)
+    output = torch.zeros(1, 3, height, width, device=image.device)
+    weights = torch.zeros(1, 1, height, width, device=image.device)
+    windows = list(tile_windows(height, width, tile, overlap))
+    for number, (top, left) in enumerate(windows, start=1):
+        patch = image[..., top : top + tile, left : left + tile]
+        restored = model(patch.to(device), degradation).to(image.device)
+        ph, pw = patch.shape[-2:]
+        rows = _blend_weights(ph, overlap, fade_in=top > 0, fade_out=top + ph < height)
+        columns = _blend_weights(pw, overlap, fade_in=left > 0, fade_out=left + pw < width)
+        weight = (rows[:, None] * columns[None, :]).to(image.device)[None, None]
+        output[..., top : top + ph, left : left + pw] += restored * weight
+        weights[..., top : top + ph, left : left + pw] += weight
+        if on_tile is not None:
+            on_tile(number, len(windows))
+    return output / weights
+
+
+def image_metrics(restored: torch.Tensor, clean: torch.Tensor, *, y_channel: bool = False) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of one image pair, by Kornia, on RGB or on Y.
+
+    Shape:
+        (1, 3, H, W), (1, 3, H, W) -> (psnr, ssim)
+    """
+    restored, clean = restored.clamp(0, 1).float(), clean.clamp(0, 1).float()
+    if y_channel:
+        restored, clean = kornia.color.rgb_to_ycbcr(restored)[:, :1], kornia.color.rgb_to_ycbcr(clean)[:, :1]
+    psnr = float(kornia.metrics.psnr(restored, clean, 1.0))
+    ssim = float(kornia.metrics.ssim(restored, clean, 11).mean())
+    return psnr, ssim
+
+
+@dataclass
+class Contender:
+    """Something evaluated on the benchmark: a model (optionally blind, with a sensor), or a baseline.
+
+    Attributes:
+        name: row name in the results.
+        restore: (degraded (1, 3, H, W), class id) -> restored (1, 3, H, W).
+        run_id: MLflow run of the model, if any.
+    """
+
+    name: str
+    restore: Callable[[torch.Tensor, int], torch.Tensor]
+    run_id: str = ""
+
+
+def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",
+                    sensor: nn.Module | None = None) -> Contender:
+    """A trained restorer, given the true class, or the sensor's probabilities when ``sensor`` is set."""
+
+    def restore(degraded: torch.Tensor, class_id: int) -> torch.Tensor:
+        if not getattr(model, "uses_prompts", False):
+            degradation = None
+        elif sensor is not None:
+            with torch.no_grad():
+                degradation = sensor(degraded.to(next(sensor.parameters()).device))
+        else:
+            degradation = torch.tensor([class_id], device=next(model.parameters()).device)
+        return restore_tiled(model, degraded, degradation, tile=config.tile, overlap=config.overlap)
+
+    return Contender(name=name, restore=restore, run_id=run_id)
+
+
+def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
+    """``input`` (the degraded image itself) and, if enabled, ``classical``."""
+    contenders = [Contender("input", lambda degraded, class_id: degraded)]
+    if config.classical:
+        contenders.append(Contender(
+            "classical",
+            lambda degraded, class_id: to_tensor(classical_restore(to_array(degraded[0]), class_id))[None]))
+    return contenders
+
+
+@dataclass
+class Evaluation:
+    """Per-image rows (model, task, id, psnr, ssim) and the nested per-task means."""
+
+    per_image: pd.DataFrame
+    metrics: dict[str, dict[str, dict[str, float]]]
+    examples: dict[tuple[str, str], list[tuple[str, np.ndarray]]]
+
+
+def evaluate(
+    benchmark_dir: Path, contenders: list[Contender], config: EvaluateConfig,
+    progress: Callable[[str], None] = print,
+) -> Evaluation:
+    """Runs every contender on every benchmark pair and aggregates PSNR/SSIM per task."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    pairs = [(row, to_tensor(read_image(benchmark_dir / row.degraded_path).rgb)[None],
+              to_tensor(read_image(benchmark_dir / row.clean_path).rgb)[None]) for row in manifest.itertuples()]
+    rows, examples = [], {}
+    for contender in contenders:
+        progress(f"evaluate: {contender.name} on {len(pairs)} pairs")
+        for row, degraded, clean in pairs:
+            restored = contender.restore(degraded, int(row.class_id)).clamp(0, 1)
+            psnr, ssim = image_metrics(restored, clean, y_channel=config.y_channel)
+            rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
+                         "psnr": psnr, "ssim": ssim})
+            saved = examples.setdefault((contender.name, row.task), [])
+            if len(saved) < config.examples_per_task:
+                saved.append((row.id, to_array(restored[0])))
+    per_image = pd.DataFrame(rows, columns=["model", "task", "id", "source", "psnr", "ssim"])
+    return Evaluation(per_image=per_image, metrics=summarise(per_image), examples=examples)
+
+
+def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {task: {"psnr": mean, "ssim": mean}}}``, in the benchmark's task order."""
+    means = per_image.groupby(["model", "task"], sort=False)[["psnr", "ssim"]].mean()
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    for (model, task), values in means.iterrows():
+        metrics.setdefault(model, {})[task] = {"psnr": round(float(values["psnr"]), 4),
+                                               "ssim": round(float(values["ssim"]), 4)}
+    return metrics
+
+
+def run_metrics(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Flat MLflow metrics ``psnr_<task>``, ``ssim_<task>`` and their averages."""
+    flat = {f"{name}_{task}": values[name] for task, values in per_task.items() for name in ("psnr", "ssim")}
+    for name in ("psnr", "ssim"):
+        flat[f"{name}_mean"] = float(np.mean([values[name] for values in per_task.values()]))
+    return flat
+
+
+@torch.no_grad()
+def sensor_report(benchmark_dir: Path, sensor: nn.Module) -> tuple[float, np.ndarray]:
+    """Accuracy of the degradation sensor on the benchmark, and its confusion matrix (true x predicted)."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    device = next(sensor.parameters()).device
+    for row in manifest.itertuples():
+        degraded = to_tensor(read_image(benchmark_dir / row.degraded_path).rgb)[None].to(device)
+        confusion[int(row.class_id), int(sensor(degraded).argmax(dim=1))] += 1
+    return float(np.trace(confusion) / max(confusion.sum(), 1)), confusion

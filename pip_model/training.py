@@ -1,0 +1,336 @@
+"""The training loop behind the ``train`` stage: one process, or many under ``torchrun``.
+
+The recipe is the paper's, scaled by ``params.yaml: train``: AdamW with linear warm-up and
+cosine decay, L1 (or smooth-L1) loss plus the prompt regulariser, gradient clipping, a
+fixed number of steps, seeded.
+
+The batch of step ``s`` is a pure function of (seed, s): every rank builds the same global
+batch and trains on its own slice. So a resumed run sees exactly the batches it would
+have seen, and a DDP run with N ranks computes the same update as one process with the
+same global batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import kornia
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from pip_model.checkpoints import atomic_save, safe_load, save_model_file
+from pip_model.data import OfflinePairDataset, OnlinePairSampler, PairBatch, load_split
+from pip_model.degradations import DegradationRanges, derive_seed
+from pip_model.losses import prompt_regularization
+from pip_model.registry import build_model, model_spec
+from pip_model.tasks import TASKS, task_class
+
+CURVE_COLUMNS = ["step", "loss", "psnr", "lr"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``params.yaml: train``.
+
+    Attributes:
+        models: registry names the pipeline trains, one ``train`` stage each (``dvc.yaml`` foreach).
+        model: registry name of the model to train (the stage's ``--model`` overrides it).
+        source: ``online`` degrades clean crops on the fly; ``offline`` reads ``degrade``'s pairs.
+        tasks: tasks mixed into every batch.
+        task_weights: relative share of each task (missing tasks weigh 1).
+        steps: optimiser steps.
+        batch_size: global batch (split across ranks under DDP).
+        patch: side of the training crops.
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        warmup_steps: linear warm-up from lr/10 to lr.
+        min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
+        loss: ``l1`` or ``smooth_l1``.
+        prompt_regularizer: ``cosine``, ``angle``, ``gram`` or ``none``.
+        regularizer_weight: weight of the prompt regulariser in the loss.
+        grad_clip: maximum gradient norm (0 disables clipping).
+        checkpoint_every: steps between checkpoints.
+        log_every: steps between progress lines and logged metrics.
+        sample_every: steps between logged (degraded | restored | clean) grids.
+        compile: wrap the model in ``torch.compile``.
+        bf16: bf16 autocast on CUDA.
+        channels_last: channels-last memory format on CUDA.
+        threads: CPU threads (0: all cores).
+    """
+
+    models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny")
+    model: str = "pip_restormer_tiny"
+    source: Literal["online", "offline"] = "online"
+    tasks: tuple[str, ...] = TASKS
+    task_weights: dict[str, float] = field(default_factory=dict)
+    steps: int = 300
+    batch_size: int = 8
+    patch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.01
+    loss: Literal["l1", "smooth_l1"] = "l1"
+    prompt_regularizer: Literal["cosine", "angle", "gram", "none"] = "cosine"
+    regularizer_weight: float = 0.1
+    grad_clip: float = 1.0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    sample_every: int = 100
+    compile: bool = False
+    bf16: bool = True
+    channels_last: bool = True
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (*self.models, self.model):
+            model_spec(name)
+        for task in (*self.tasks, *self.task_weights):
+            task_class(task)
+        if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
+            raise ValueError(f"train: steps ({self.steps}) and batch_size ({self.batch_size}) must be >= 1, "
+                             f"patch ({self.patch}) >= 8")
+
+
+@dataclass
+class Distributed:
+    """Where this process sits in a ``torchrun`` job (a single process is rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_environment(cls) -> Distributed:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def lr_factor(step: int, *, warmup: int, total: int, floor: float) -> float:
+    """Multiplier of the peak lr: linear from 0.1 to 1 over ``warmup``, then cosine down to ``floor``."""
+    if step < warmup:
+        return 0.1 + 0.9 * step / max(warmup, 1)
+    progress = (step - warmup) / max(total - warmup, 1)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class OfflineBatches:
+    """Offline pairs drawn per step: indices sampled by task weight from a (seed, step) generator."""
+
+    def __init__(self, dataset: OfflinePairDataset, *, batch_size: int, seed: int,
+                 task_weights: Mapping[str, float], device: torch.device) -> None:
+        self.dataset, self.batch_size, self.seed, self.device = dataset, batch_size, seed, device
+        self.weights = dataset.sample_weights(task_weights)
+
+    def batch(self, step: int) -> PairBatch:
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-batch", step))
+        indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator).tolist()
+        degraded, clean, class_ids = zip(*(self.dataset[i] for i in indices))
+        tasks = [self.dataset.manifest["task"].iloc[i] for i in indices]
+        return PairBatch(torch.stack(degraded).to(self.device), torch.stack(clean).to(self.device),
+                         torch.tensor(class_ids, device=self.device), tasks)
+
+
+class Progress:
+    """A progress bar on a terminal; plain periodic lines otherwise (CI, DVC, logs)."""
+
+    def __init__(self, total: int, start: int, every: int, enabled: bool) -> None:
+        self.every, self.enabled, self.bar = every, enabled, None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+        self.total = total
+
+    def update(self, step: int, figures: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        text = (f"loss {figures['loss']:.4f} psnr {figures['psnr']:.2f} dB lr {figures['lr']:.2e} "
+                f"{figures['patches_per_s']:.1f} patches/s")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(text)
+        elif step % self.every == 0 or step == self.total:
+            print(f"train: step {step}/{self.total} {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def sample_grid(batch: PairBatch, restored: torch.Tensor, rows: int = 4) -> np.ndarray:
+    """(degraded | restored | clean) side by side, one row per sample, as an (H, W, 3) array."""
+    count = min(rows, restored.shape[0])
+    triplets = [torch.cat([batch.degraded[i], restored[i].clamp(0, 1), batch.clean[i]], dim=-1) for i in range(count)]
+    return torch.cat(triplets, dim=-2).detach().float().cpu().permute(1, 2, 0).numpy()
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run produced."""
+
+    model: nn.Module
+    curve: pd.DataFrame
+    patches_per_s: float
+    resumed_from: int
+
+
+def train(
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: str,
+    prepared_dir: Path,
+    pairs_dir: Path | None,
+    model_path: Path,
+    curve_path: Path,
+    checkpoint_path: Path,
+    ranges: DegradationRanges | None = None,
+    tracker: Any = None,
+    distributed: Distributed | None = None,
+    progress: bool = True,
+    model_metadata: Callable[[], Mapping[str, Any]] | None = None,
+) -> TrainResult:
+    """Trains ``config.model`` and writes the model file, the curve table and checkpoints.
+
+    Resumes from ``checkpoint_path`` when it exists. Under DDP (``distributed.world_size
+    > 1``, process group already initialised) only rank 0 writes and logs.
+    """
+    distributed = distributed or Distributed()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    target = torch.device(device)
+    on_cuda = target.type == "cuda"
+    if distributed.world_size > 1 and config.batch_size % distributed.world_size:
+        raise ValueError(f"train.batch_size ({config.batch_size}) must divide by the {distributed.world_size} ranks")
+    local = config.batch_size // distributed.world_size
+    start_slice = distributed.rank * local
+
+    model = build_model(config.model).to(target)
+    if on_cuda and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
+                                  weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup=config.warmup_steps, total=config.steps,
+                                          floor=config.min_lr_ratio))
+    step, curve_rows = 0, []
+    state = safe_load(checkpoint_path) if checkpoint_path.is_file() else None
+    if state is not None and (state.get("config") != asdict(config) or state.get("seed") != seed):
+        if distributed.is_main and progress:
+            print(f"train: ignoring {checkpoint_path}: it was written with other settings", flush=True)
+        state = None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        step, curve_rows = int(state["step"]), list(state["curve"])
+        if distributed.is_main and progress:
+            print(f"train: resuming from {checkpoint_path} at step {step}", flush=True)
+    resumed_from = step
+
+    network: nn.Module = model
+    if distributed.world_size > 1:
+        network = nn.parallel.DistributedDataParallel(model, device_ids=[target.index] if on_cuda else None)
+    if config.compile:
+        network = torch.compile(network)
+
+    if config.source == "online":
+        images = [image for _, image in load_split(prepared_dir, "train")]
+        data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
+                                 seed=seed, device=target, task_weights=config.task_weights, ranges=ranges)
+    else:
+        if pairs_dir is None:
+            raise ValueError("train.source is offline but no training-pairs folder was given")
+        data = OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed),
+                              batch_size=config.batch_size, seed=seed, task_weights=config.task_weights, device=target)
+
+    pixel_loss = F.l1_loss if config.loss == "l1" else F.smooth_l1_loss
+    bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
+    model.train()
+    started, patches = time.perf_counter(), 0
+    while step < config.steps:
+        full = data.batch(step)
+        batch = PairBatch(full.degraded[start_slice : start_slice + local], full.clean[start_slice : start_slice + local],
+                          full.class_ids[start_slice : start_slice + local], full.tasks[start_slice : start_slice + local])
+        inputs = batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last else batch.degraded
+        with torch.autocast(target.type, dtype=torch.bfloat16, enabled=on_cuda and config.bf16):
+            restored = network(inputs, batch.class_ids)
+            loss = pixel_loss(restored.float(), batch.clean)
+            if config.prompt_regularizer != "none":
+                loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        patches += local * distributed.world_size
+
+        with torch.no_grad():
+            psnr = float(kornia.metrics.psnr(restored.detach().float().clamp(0, 1), batch.clean, 1.0))
+        elapsed = time.perf_counter() - started
+        figures = {"loss": float(loss.detach()), "psnr": psnr, "lr": scheduler.get_last_lr()[0],
+                   "patches_per_s": patches / max(elapsed, 1e-9)}
+        curve_rows.append({"step": step, "loss": figures["loss"], "psnr": psnr, "lr": figures["lr"]})
+        bar.update(step, figures)
+        if distributed.is_main and tracker is not None:
+            if step % config.log_every == 0 or step == config.steps:
+                tracker.log_metrics({"train_loss": figures["loss"], "train_psnr": psnr, "lr": figures["lr"],
+                                     "patches_per_s": figures["patches_per_s"]}, step=step)
+            if step % config.sample_every == 0 or step == config.steps:
+                tracker.log_image(sample_grid(batch, restored), key="samples", step=step)
+        if step % config.checkpoint_every == 0 and step < config.steps:
+            if distributed.is_main:
+                atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "step": step, "rng": _rng_state(),
+                             "curve": curve_rows, "config": asdict(config), "seed": seed}, checkpoint_path)
+            if distributed.world_size > 1:
+                dist.barrier()
+    bar.close()
+
+    curve = pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)
+    if distributed.is_main:
+        curve_path.parent.mkdir(parents=True, exist_ok=True)
+        curve.to_csv(curve_path, index=False)
+        save_model_file(model_path, model, model_name=config.model, step=step,
+                        **(dict(model_metadata()) if model_metadata else {}))
+        checkpoint_path.unlink(missing_ok=True)
+    rate = patches / max(time.perf_counter() - started, 1e-9) if step > resumed_from else 0.0
+    return TrainResult(model=model.eval(), curve=curve, patches_per_s=rate, resumed_from=resumed_from)

@@ -1,0 +1,91 @@
+"""DVC stage `evaluate`: every trained model and the baselines on the benchmark -> metrics.
+
+Writes `metrics.json` ({model: {task: {psnr, ssim}}}), a per-image CSV and restored
+examples, and logs the per-task metrics onto each model's MLflow training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pip_model.checkpoints import load_model_file
+from pip_model.config import ConfigError, load_section
+from pip_model.evaluation import (
+    EvaluateConfig,
+    baseline_contenders,
+    evaluate,
+    model_contender,
+    run_metrics,
+    sensor_report,
+)
+from pip_model.image_files import write_png
+from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, tracking_uri
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--benchmark", type=Path, required=True)
+    parser.add_argument("--models", type=Path, nargs="+", required=True, help="model files written by `train`")
+    parser.add_argument("--sensor", type=Path, help="a trained sensor's model file, for blind PIP")
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--per-image", type=Path, required=True)
+    parser.add_argument("--examples", type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        config = load_section(EvaluateConfig, "evaluate", args.params)
+        tracking = load_section(TrackingConfig, "tracking", args.params)
+    except ConfigError as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 1
+
+    contenders, run_ids = baseline_contenders(config), {}
+    sensor = load_model_file(args.sensor)[0] if args.sensor and args.sensor.is_file() else None
+    for path in args.models:
+        model, metadata = load_model_file(path)
+        name = metadata["model_name"]
+        contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
+        run_ids[name] = metadata.get("run_id", "")
+        if sensor is not None and model.uses_prompts:
+            contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
+    result = evaluate(args.benchmark, contenders, config)
+
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    args.per_image.parent.mkdir(parents=True, exist_ok=True)
+    result.per_image.to_csv(args.per_image, index=False)
+    for (name, task), saved in result.examples.items():
+        for image_id, image in saved:
+            write_png(args.examples / name / f"{image_id.replace('/', '_')}.png", image)
+    table = pd.DataFrame({name: {task: values["psnr"] for task, values in tasks.items()}
+                          for name, tasks in result.metrics.items()})
+    print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
+    if sensor is not None:
+        accuracy, confusion = sensor_report(args.benchmark, sensor)
+        print(f"evaluate: sensor accuracy {accuracy:.3f}\n{confusion}")
+
+    root = Path(args.params).resolve().parent
+    try:
+        for name, per_task in result.metrics.items():
+            run_id = run_ids.get(name) or None
+            tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
+                              run_name=f"evaluate-{name}", run_id=run_id,
+                              tags=None if run_id else {"stage": "evaluate", "model": name})
+            tracker.log_metrics(run_metrics(per_task))
+            tracker.log_artifact(args.per_image, "evaluation")
+            if (args.examples / name).is_dir():
+                tracker.log_artifact(args.examples / name, "evaluation/examples")
+            if run_id is None:
+                tracker.finish()
+    except TrackingUnavailable as error:
+        print(f"evaluate: results are written, but not logged to MLflow: {error}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""DVC stage `train`: one registry model -> a model file, a training curve, an MLflow run.
+
+Runs as one process, or under `torchrun --nproc_per_node N` with DDP (gloo on CPU,
+NCCL on CUDA); only rank 0 writes and logs. A killed run resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from pip_model.config import BaseConfig, ConfigError, load_section, read_params
+from pip_model.data import DegradeConfig
+from pip_model.serving import PackedInputModel
+from pip_model.tracking import (
+    Tracker,
+    TrackingConfig,
+    TrackingUnavailable,
+    dvc_input_tags,
+    git_tags,
+    registered_name,
+    tracking_uri,
+)
+from pip_model.training import Distributed, TrainConfig, train
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--model", help="registry name; overrides train.model")
+    parser.add_argument("--prepared", type=Path, required=True)
+    parser.add_argument("--pairs", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="model file to write")
+    parser.add_argument("--curve", type=Path, required=True, help="training-curve CSV to write")
+    parser.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: checkpoints/<model>.ckpt)")
+    args = parser.parse_args()
+    try:
+        base = load_section(BaseConfig, "base", args.params)
+        config = load_section(TrainConfig, "train", args.params)
+        if args.model:
+            config = dataclasses.replace(config, model=args.model)
+        ranges = load_section(DegradeConfig, "degrade", args.params).ranges
+        tracking = load_section(TrackingConfig, "tracking", args.params)
+    except ConfigError as error:
+        print(f"train: {error}", file=sys.stderr)
+        return 1
+
+    distributed = Distributed.from_environment()
+    device = base.torch_device()
+    if distributed.world_size > 1:
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            torch.cuda.set_device(distributed.local_rank)
+            device = f"cuda:{distributed.local_rank}"
+    root = Path(args.params).resolve().parent
+    tracker = None
+    if distributed.is_main:
+        try:
+            tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
+                              run_name=f"train-{config.model}",
+                              tags={"stage": "train", "model": config.model, **git_tags(root),
+                                    **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
+        except TrackingUnavailable as error:
+            print(f"train: {error}", file=sys.stderr)
+            return 2
+        params = read_params(args.params)
+        tracker.log_params({"base": params.get("base", {}), "train": dataclasses.asdict(config),
+                            "degrade": params.get("degrade", {})})
+        tracker.start_system_metrics(tracking.system_metrics_interval)
+        print(f"train: {config.model} on {device} x{distributed.world_size}, MLflow run {tracker.run_id}", flush=True)
+
+    checkpoint = args.checkpoint or root / "checkpoints" / f"{config.model}.ckpt"
+    result = train(config, seed=base.seed, device=device, prepared_dir=args.prepared, pairs_dir=args.pairs,
+                   model_path=args.out, curve_path=args.curve, checkpoint_path=checkpoint, ranges=ranges,
+                   tracker=tracker, distributed=distributed,
+                   model_metadata=lambda: {"run_id": tracker.run_id if tracker else ""})
+    if distributed.world_size > 1:
+        dist.destroy_process_group()
+    if tracker is None:
+        return 0
+
+    tracker.log_artifact(args.curve, "curves")
+    example = np.random.default_rng(0).random((1, 3 + 5, 32, 32), dtype=np.float32)
+    example[:, 3:] = 0.0
+    example[:, 3] = 1.0  # the noise prompt
+    version = tracker.log_model(PackedInputModel(result.model.cpu()), registered_name=registered_name(config.model),
+                                alias=tracking.alias, input_example=example)
+    final = result.curve.iloc[-1]
+    tracker.log_metrics({"final_train_psnr": float(final["psnr"]), "final_train_loss": float(final["loss"])},
+                        step=int(final["step"]))
+    tracker.finish()
+    print(f"train: {config.model} done: {int(final['step'])} steps, train PSNR {final['psnr']:.2f} dB, "
+          f"{result.patches_per_s:.1f} patches/s; registered {registered_name(config.model)} v{version} "
+          f"@{tracking.alias}", flush=True)
+    if tracker.failures:
+        print(f"train: {len(tracker.failures)} MLflow logging call(s) failed; the model file is complete:",
+              file=sys.stderr)
+        for failure in tracker.failures[:5]:
+            print(f"  {failure}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

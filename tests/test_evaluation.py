@@ -1,0 +1,137 @@
+"""Evaluation: tiled restoration, Kornia metrics, classical baselines and the evaluate stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kornia
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from pip_model import build_model, degrade
+from pip_model.checkpoints import save_model_file
+from pip_model.classical import classical_restore, estimate_motion_kernel
+from pip_model.corpus import PrepareConfig, prepare_corpus
+from pip_model.data import DegradeConfig, build_benchmark, to_array, to_tensor
+from pip_model.evaluation import image_metrics, restore_tiled, run_metrics, summarise, tile_windows
+from pip_model.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class LocalConv(nn.Module):
+    """A purely local restorer (receptive field 5x5), so tiles can match the whole image exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, images: torch.Tensor, degradation: torch.Tensor | None = None) -> torch.Tensor:
+        return images + self.body(images)
+
+
+def test_tiles_cover_the_image_and_end_flush():
+    windows = list(tile_windows(300, 500, 128, 32))
+    covered = torch.zeros(300, 500)
+    for top, left in windows:
+        covered[top : top + 128, left : left + 128] = 1
+    assert covered.all() and max(t for t, _ in windows) == 300 - 128 and max(l for _, l in windows) == 500 - 128
+
+
+@torch.no_grad()
+def test_tiled_equals_untiled_for_a_local_model_away_from_tile_edges():
+    torch.manual_seed(0)
+    model, image = LocalConv().eval(), torch.rand(1, 3, 150, 230)
+    tiled = restore_tiled(model, image, None, tile=64, overlap=16)
+    full = model(image)
+    # Only pixels within the 2-pixel receptive radius of an interior tile edge can differ, and only by blending.
+    assert (tiled - full).abs().max() < 0.05
+    assert (tiled - full).abs().mean() < 2e-3
+
+
+@torch.no_grad()
+def test_tiled_and_untiled_agree_for_pip_restormer_tiny():
+    torch.manual_seed(0)
+    model = build_model("pip_restormer_tiny").eval()
+    torch.nn.init.normal_(model.output.weight, std=0.02)  # a non-identity network
+    clean = F.interpolate(torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1)[None].float() / 255,
+                          size=(192, 256), mode="area")
+    label = torch.tensor([0])
+    tiled = restore_tiled(model, clean, label, tile=128, overlap=32)
+    full = model(clean, label)
+    inner = (tiled - full)[..., 16:-16, 16:-16].abs()
+    # Restormer's channel attention and PIP's prompt see the whole input, so tiles differ a little.
+    assert inner.mean() < 0.02 and inner.mean() < 0.25 * (full - clean).abs().mean()
+
+
+def test_metrics_are_kornias_on_rgb_or_y():
+    clean = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    noisy = (clean + 0.05 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    psnr, ssim = image_metrics(noisy, clean)
+    assert psnr == pytest.approx(float(kornia.metrics.psnr(noisy, clean, 1.0)))
+    assert ssim == pytest.approx(float(kornia.metrics.ssim(noisy, clean, 11).mean()))
+    assert image_metrics(clean, clean)[1] == pytest.approx(1.0, abs=1e-4)
+    assert image_metrics(noisy, clean, y_channel=True)[0] != pytest.approx(psnr)
+
+
+def _photo_crop() -> torch.Tensor:
+    image = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255
+    return image[..., 60:188, 150:278]
+
+
+@pytest.mark.parametrize("task", ["denoise_25", "dehaze", "lowlight"])
+def test_classical_restorers_improve_on_their_degradation(task):
+    clean = _photo_crop()
+    degraded, records = degrade(clean, task, seed=0)
+    restored = to_tensor(classical_restore(to_array(degraded[0]), records[0]["class_id"]))[None]
+    assert image_metrics(restored, clean)[0] > image_metrics(degraded, clean)[0] + 1.0
+
+
+def test_motion_kernel_estimate_is_a_normalised_odd_kernel():
+    degraded, _ = degrade(_photo_crop(), "deblur", seed=0)
+    kernel = estimate_motion_kernel(to_array(degraded[0]))
+    assert kernel.shape[0] == kernel.shape[1] and kernel.shape[0] % 2 == 1
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_summary_and_run_metrics():
+    import pandas as pd
+
+    per_image = pd.DataFrame({"model": ["m", "m", "m"], "task": ["derain", "derain", "dehaze"], "id": list("abc"),
+                              "source": ["synthetic"] * 3, "psnr": [20.0, 22.0, 30.0], "ssim": [0.5, 0.7, 0.9]})
+    summary = summarise(per_image)
+    assert summary == {"m": {"derain": {"psnr": 21.0, "ssim": 0.6}, "dehaze": {"psnr": 30.0, "ssim": 0.9}}}
+    flat = run_metrics(summary["m"])
+    assert flat["psnr_derain"] == 21.0 and flat["psnr_mean"] == 25.5 and flat["ssim_mean"] == pytest.approx(0.75)
+
+
+def test_evaluate_stage_writes_every_row(tmp_path):
+    prepared, benchmark = tmp_path / "prepared", tmp_path / "benchmark"
+    prepare_corpus(PrepareConfig(), seed=0, out_dir=prepared, progress=lambda message: None)
+    build_benchmark(prepared, DegradeConfig(benchmark_crop=48, crops_per_image=1), seed=0, out_dir=benchmark,
+                    progress=lambda message: None)
+    for name in ("pip_nafnet_tiny", "nafnet_tiny"):
+        save_model_file(tmp_path / "models" / f"{name}.pt", build_model(name), model_name=name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
+                    "--benchmark", str(benchmark), "--models", "models/pip_nafnet_tiny.pt", "models/nafnet_tiny.pt",
+                    "--metrics", "metrics.json", "--per-image", "per_image.csv", "--examples", "examples"],
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == {"input", "classical", "pip_nafnet_tiny", "nafnet_tiny"}
+    for rows in metrics.values():
+        assert set(rows) == set(TASKS) and all(set(v) == {"psnr", "ssim"} for v in rows.values())
+    # A new network is the identity, so it scores exactly like the input.
+    assert metrics["nafnet_tiny"] == metrics["input"]
+    assert (tmp_path / "examples" / "classical").is_dir()

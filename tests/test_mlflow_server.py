@@ -1,0 +1,101 @@
+"""Train and evaluate against a real `mlflow server`, then read the metrics back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from pip_model.corpus import PrepareConfig, prepare_corpus
+from pip_model.data import DegradeConfig, build_benchmark
+from pip_model.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes."""
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"),
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                raise RuntimeError(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}")
+            time.sleep(0.5)
+    yield uri
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    log.close()
+
+
+def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path):
+    prepared, benchmark = tmp_path / "prepared", tmp_path / "benchmark"
+    prepare_corpus(PrepareConfig(), seed=0, out_dir=prepared, progress=lambda message: None)
+    build_benchmark(prepared, DegradeConfig(benchmark_crop=48, crops_per_image=1), seed=0, out_dir=benchmark,
+                    progress=lambda message: None)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update(steps=4, batch_size=2, patch=32, warmup_steps=1, log_every=2, sample_every=2, threads=1)
+    params["evaluate"].update(classical=False)
+    params["tracking"].update(system_metrics_interval=0.2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server, PYTHONPATH=str(ROOT))
+
+    def stage(name: str, *arguments: str) -> None:
+        subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), "--params", "params.yaml", *arguments],
+                       cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    stage("train", "--model", "pip_restormer_tiny", "--prepared", str(prepared), "--pairs", "pairs",
+          "--out", "models/pip_restormer_tiny.pt", "--curve", "curves/pip.csv")
+    stage("evaluate", "--benchmark", str(benchmark), "--models", "models/pip_restormer_tiny.pt",
+          "--metrics", "results/metrics.json", "--per-image", "results/per_image.csv", "--examples", "results/ex")
+
+    mlflow.set_tracking_uri(mlflow_server)
+    runs = mlflow.search_runs(experiment_names=["pip-universal"])
+    trained = runs[runs["tags.mlflow.runName"] == "train-pip_restormer_tiny"].iloc[0]
+    for task in TASKS:
+        assert 0 < trained[f"metrics.psnr_{task}"] < 100 and 0 < trained[f"metrics.ssim_{task}"] <= 1
+    assert trained["metrics.train_loss"] > 0 and trained["params.train.lr"] == str(params["train"]["lr"])
+    assert "metrics.system/cpu_utilization_percentage" in runs.columns
+    baseline = runs[runs["tags.mlflow.runName"] == "evaluate-input"].iloc[0]
+    assert baseline["metrics.psnr_mean"] > 0
+    client = MlflowClient(mlflow_server)
+    version = client.get_model_version_by_alias("pip-universal-pip_restormer_tiny", "candidate")
+    assert version.run_id == trained["run_id"]
+    artifacts = {a.path for a in client.list_artifacts(trained["run_id"])}
+    assert {"curves", "evaluation"} <= artifacts
+    loaded = mlflow.pytorch.load_model(f"models:/pip-universal-pip_restormer_tiny@candidate")
+    assert loaded.model.uses_prompts
