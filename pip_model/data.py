@@ -5,7 +5,7 @@
   task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too.
 * :func:`write_offline_pairs` writes a fixed set of degraded training patches.
 * :class:`OnlinePairSampler` degrades random clean crops on the fly, on the training
-  device, seeded per step (and per rank under DDP).
+  device, seeded per step (every DDP rank builds the same global batch and takes its slice).
 * :class:`OfflinePairDataset` with :func:`balanced_sampler` reads the offline patches.
 
 Both training sources mix tasks in every batch, balanced by ``task_weights``.
@@ -235,7 +235,7 @@ class PairBatch:
 
 
 class OnlinePairSampler:
-    """Degrades random clean crops on the fly, on ``device``, seeded by (seed, step, rank).
+    """Degrades random clean crops on the fly, on ``device``, seeded by (seed, step).
 
     ``batch(step)`` is a pure function of its arguments, so a resumed run sees the same
     batches as an uninterrupted one.
@@ -244,22 +244,25 @@ class OnlinePairSampler:
     def __init__(
         self, images: Sequence[torch.Tensor], *, tasks: Sequence[str], patch: int, batch_size: int, seed: int,
         device: str | torch.device = "cpu", task_weights: Mapping[str, float] | None = None,
-        ranges: DegradationRanges | None = None, rank: int = 0,
+        ranges: DegradationRanges | None = None,
     ) -> None:
         if not images:
             raise ValueError("online training needs at least one clean training image")
         self.images, self.tasks, self.patch, self.batch_size = list(images), list(tasks), patch, batch_size
-        self.seed, self.device, self.task_weights, self.rank = seed, torch.device(device), task_weights, rank
+        self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
 
     def batch(self, step: int) -> PairBatch:
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, "online", step, self.rank))
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "online", step))
         tasks = balanced_tasks(self.tasks, self.task_weights, self.batch_size, generator)
-        clean = random_crops(self.images, self.batch_size, self.patch, generator).to(self.device, non_blocking=True)
+        clean = random_crops(self.images, self.batch_size, self.patch, generator)
+        if self.device.type == "cuda":
+            clean = clean.pin_memory()
+        clean = clean.to(self.device, non_blocking=True)
         degraded = torch.empty_like(clean)
         for task in dict.fromkeys(tasks):  # one batched call per task present
             chosen = torch.tensor([t == task for t in tasks], device=self.device)
-            degraded[chosen], _ = degrade(clean[chosen], task, seed=derive_seed(self.seed, step, self.rank, task),
+            degraded[chosen], _ = degrade(clean[chosen], task, seed=derive_seed(self.seed, step, task),
                                           ranges=self.ranges)
         class_ids = torch.tensor([task_class(task) for task in tasks], device=self.device)
         return PairBatch(degraded=degraded, clean=clean, class_ids=class_ids, tasks=tasks)

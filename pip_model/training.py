@@ -132,21 +132,38 @@ def lr_factor(step: int, *, warmup: int, total: int, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-class OfflineBatches:
-    """Offline pairs drawn per step: indices sampled by task weight from a (seed, step) generator."""
+class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Index lists for steps ``start..steps-1``, each drawn by task weight from a (seed, step) generator."""
 
-    def __init__(self, dataset: OfflinePairDataset, *, batch_size: int, seed: int,
+    def __init__(self, weights: torch.Tensor, *, batch_size: int, seed: int, start: int, steps: int) -> None:
+        self.weights, self.batch_size, self.seed, self.start, self.steps = weights, batch_size, seed, start, steps
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-batch", step))
+            yield torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator).tolist()
+
+
+class OfflineBatches:
+    """Offline pairs through a DataLoader (worker processes, pinned memory on CUDA), one batch per step."""
+
+    def __init__(self, dataset: OfflinePairDataset, *, batch_size: int, seed: int, start: int, steps: int,
                  task_weights: Mapping[str, float], device: torch.device) -> None:
-        self.dataset, self.batch_size, self.seed, self.device = dataset, batch_size, seed, device
-        self.weights = dataset.sample_weights(task_weights)
+        sampler = StepBatchSampler(dataset.sample_weights(task_weights), batch_size=batch_size, seed=seed,
+                                   start=start, steps=steps)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=min(4, os.cpu_count() or 1),
+                                             pin_memory=device.type == "cuda")
+        self.batches, self.tasks, self.device = iter(loader), dataset.manifest["task"], device
+        self.indices = iter(sampler)
 
     def batch(self, step: int) -> PairBatch:
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-batch", step))
-        indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator).tolist()
-        degraded, clean, class_ids = zip(*(self.dataset[i] for i in indices))
-        tasks = [self.dataset.manifest["task"].iloc[i] for i in indices]
-        return PairBatch(torch.stack(degraded).to(self.device), torch.stack(clean).to(self.device),
-                         torch.tensor(class_ids, device=self.device), tasks)
+        degraded, clean, class_ids = next(self.batches)
+        tasks = [self.tasks.iloc[i] for i in next(self.indices)]
+        return PairBatch(degraded.to(self.device, non_blocking=True), clean.to(self.device, non_blocking=True),
+                         class_ids.to(self.device), tasks)
 
 
 class Progress:
@@ -278,7 +295,8 @@ def train(
         if pairs_dir is None:
             raise ValueError("train.source is offline but no training-pairs folder was given")
         data = OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed),
-                              batch_size=config.batch_size, seed=seed, task_weights=config.task_weights, device=target)
+                              batch_size=config.batch_size, seed=seed, start=step, steps=config.steps,
+                              task_weights=config.task_weights, device=target)
 
     pixel_loss = F.l1_loss if config.loss == "l1" else F.smooth_l1_loss
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)

@@ -17,6 +17,7 @@ import yaml
 
 from pip_model.checkpoints import load_model_file
 from pip_model.corpus import PrepareConfig, prepare_corpus
+from pip_model.data import DegradeConfig, write_offline_pairs
 from pip_model.registry import build_model
 from pip_model.training import TrainConfig, lr_factor, train
 from tests.workers.ddp_train import TINY
@@ -51,6 +52,17 @@ def test_train_writes_a_loadable_model_and_its_curve(prepared, tmp_path):
     for key, value in result.model.state_dict().items():
         assert torch.equal(value, model.state_dict()[key])
     assert not (tmp_path / "ckpt.pt").exists() and result.patches_per_s > 0
+
+
+def test_offline_training_draws_the_written_pairs(prepared, tmp_path):
+    write_offline_pairs(prepared, DegradeConfig(train_pairs_per_task=2, train_patch=32), seed=0,
+                        out_dir=tmp_path / "pairs", progress=lambda message: None)
+    config = TrainConfig(model="nafnet_tiny", source="offline", steps=3, batch_size=4, patch=32, warmup_steps=1,
+                         threads=1)
+    result = train(config, seed=0, device="cpu", prepared_dir=prepared, pairs_dir=tmp_path / "pairs",
+                   model_path=tmp_path / "model.pt", curve_path=tmp_path / "curve.csv",
+                   checkpoint_path=tmp_path / "ckpt.pt", progress=False)
+    assert result.curve["step"].tolist() == [1, 2, 3] and result.curve["loss"].gt(0).all()
 
 
 def _stage_params(folder: Path, **train_overrides) -> Path:
