@@ -103,6 +103,24 @@ def random_crops(
     return torch.stack(crops)
 
 
+def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips, 90-degree rotations and colour-channel orders, one draw per crop.
+
+    Channel orders keep a small corpus from teaching the network its colour cast.
+
+    Shape:
+        (B, 3, P, P) -> (B, 3, P, P)
+    """
+    draws = torch.randint(0, 48, (crops.shape[0],), generator=generator).tolist()
+    orders = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+    out = []
+    for crop, draw in zip(crops, draws):
+        crop = crop[list(orders[draw % 6])]
+        crop = torch.rot90(crop, k=(draw // 6) % 4, dims=(-2, -1))
+        out.append(crop.flip(-1) if draw >= 24 else crop)
+    return torch.stack(out)
+
+
 def build_benchmark(
     prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, device: str = "cpu",
     progress: Callable[[str], None] = print,
@@ -237,6 +255,8 @@ class PairBatch:
 class OnlinePairSampler:
     """Degrades random clean crops on the fly, on ``device``, seeded by (seed, step).
 
+    With ``augment``, crops are randomly flipped, rotated and channel-permuted first.
+
     ``batch(step)`` is a pure function of its arguments, so a resumed run sees the same
     batches as an uninterrupted one.
     """
@@ -244,18 +264,21 @@ class OnlinePairSampler:
     def __init__(
         self, images: Sequence[torch.Tensor], *, tasks: Sequence[str], patch: int, batch_size: int, seed: int,
         device: str | torch.device = "cpu", task_weights: Mapping[str, float] | None = None,
-        ranges: DegradationRanges | None = None,
+        ranges: DegradationRanges | None = None, augment: bool = False,
     ) -> None:
         if not images:
             raise ValueError("online training needs at least one clean training image")
         self.images, self.tasks, self.patch, self.batch_size = list(images), list(tasks), patch, batch_size
         self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
+        self.augment = augment
 
     def batch(self, step: int) -> PairBatch:
         generator = torch.Generator().manual_seed(derive_seed(self.seed, "online", step))
         tasks = balanced_tasks(self.tasks, self.task_weights, self.batch_size, generator)
         clean = random_crops(self.images, self.batch_size, self.patch, generator)
+        if self.augment:
+            clean = augment(clean, generator)
         if self.device.type == "cuda":
             clean = clean.pin_memory()
         clean = clean.to(self.device, non_blocking=True)

@@ -12,7 +12,7 @@ import os
 import subprocess
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,14 @@ class TrackingConfig:
         experiment: experiment name shared by the pipeline's runs.
         alias: alias given to each newly registered model version.
         system_metrics_interval: seconds between samples of CPU, memory and GPU use.
+        tags: extra tags on every run (e.g. ``sweep: <id>``, set by the sweep flow).
     """
 
     uri: str = ""
     experiment: str = DEFAULT_EXPERIMENT
     alias: str = "candidate"
     system_metrics_interval: float = 10.0
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def registered_name(model_name: str) -> str:

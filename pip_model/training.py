@@ -48,6 +48,7 @@ class TrainConfig:
         models: registry names the pipeline trains, one ``train`` stage each (``dvc.yaml`` foreach).
         model: registry name of the model to train (the stage's ``--model`` overrides it).
         source: ``online`` degrades clean crops on the fly; ``offline`` reads ``degrade``'s pairs.
+        augment: online crops are randomly flipped, rotated and channel-permuted.
         tasks: tasks mixed into every batch.
         task_weights: relative share of each task (missing tasks weigh 1).
         steps: optimiser steps.
@@ -74,6 +75,7 @@ class TrainConfig:
     models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny")
     model: str = "pip_restormer_tiny"
     source: Literal["online", "offline"] = "online"
+    augment: bool = True
     tasks: tuple[str, ...] = TASKS
     task_weights: dict[str, float] = field(default_factory=dict)
     steps: int = 300
@@ -290,7 +292,8 @@ def train(
     if config.source == "online":
         images = [image for _, image in load_split(prepared_dir, "train")]
         data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
-                                 seed=seed, device=target, task_weights=config.task_weights, ranges=ranges)
+                                 seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
+                                 augment=config.augment)
     else:
         if pairs_dir is None:
             raise ValueError("train.source is offline but no training-pairs folder was given")

@@ -75,7 +75,7 @@ def main() -> int:
             run_id = run_ids.get(name) or None
             tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
                               run_name=f"evaluate-{name}", run_id=run_id,
-                              tags=None if run_id else {"stage": "evaluate", "model": name})
+                              tags=None if run_id else {"stage": "evaluate", "model": name, **tracking.tags})
             tracker.log_metrics(run_metrics(per_task))
             tracker.log_artifact(args.per_image, "evaluation")
             if (args.examples / name).is_dir():

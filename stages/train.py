@@ -64,7 +64,7 @@ def main() -> int:
         try:
             tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
                               run_name=f"train-{config.model}",
-                              tags={"stage": "train", "model": config.model, **git_tags(root),
+                              tags={"stage": "train", "model": config.model, **tracking.tags, **git_tags(root),
                                     **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
         except TrackingUnavailable as error:
             print(f"train: {error}", file=sys.stderr)

@@ -13,15 +13,16 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model")
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model", "flows", ".dvcignore", ".gitignore")
 
 
-def _environment() -> dict[str, str]:
+def _environment(repo: Path) -> dict[str, str]:
     env = dict(os.environ)
     # Stage commands call `python`: make it this interpreter, which has pip_model installed.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost",
+               MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}", PYTHONPATH=str(ROOT))
     return env
 
 
@@ -30,10 +31,10 @@ class Repo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.env = _environment()
+        self.env = _environment(path)
 
-    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(command, cwd=self.path, env=self.env, capture_output=True, text=True)
+    def run(self, *command: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, cwd=self.path, env={**self.env, **(env or {})}, capture_output=True, text=True)
         if check and done.returncode:
             raise AssertionError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
@@ -49,24 +50,25 @@ class Repo:
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def make_pipeline_repo(path: Path, updates: dict[str, dict]) -> Repo:
+    """A git repository holding the pipeline with params updated, committed, DVC-initialised."""
+    repo = Repo(path)
+    repo.path.mkdir(parents=True)
+    for name in PIPELINE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo.path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo.path / name)
+    repo.set_params(updates)
+    repo.run("git", "init", "-q")
+    repo.dvc("init", "-q")
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-qm", "pipeline")
+    return repo
+
+
 @pytest.fixture
 def pipeline_repo(tmp_path) -> Callable[[dict[str, dict]], Repo]:
-    """Makes a git repository holding the pipeline with params updated, committed, DVC-initialised."""
-
-    def make(updates: dict[str, dict]) -> Repo:
-        repo = Repo(tmp_path / "repo")
-        repo.path.mkdir()
-        for name in PIPELINE_FILES:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, repo.path / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, repo.path / name)
-        repo.set_params(updates)
-        repo.run("git", "init", "-q")
-        repo.dvc("init", "-q")
-        repo.run("git", "add", "-A")
-        repo.run("git", "commit", "-qm", "pipeline")
-        return repo
-
-    return make
+    """Makes a scratch pipeline repository with params updated."""
+    return lambda updates: make_pipeline_repo(tmp_path / "repo", updates)

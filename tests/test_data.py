@@ -17,6 +17,7 @@ from pip_model.data import (
     DegradeConfig,
     OfflinePairDataset,
     OnlinePairSampler,
+    augment,
     balanced_sampler,
     balanced_tasks,
     build_benchmark,
@@ -118,3 +119,12 @@ def test_no_offline_pairs_by_default_and_a_clear_error(prepared, tmp_path):
     write_offline_pairs(prepared, DegradeConfig(), seed=0, out_dir=tmp_path / "pairs", **QUIET)
     with pytest.raises(ValueError, match="lists no training pairs; set degrade.train_pairs_per_task"):
         OfflinePairDataset(tmp_path / "pairs", patch=24)
+
+
+def test_augment_only_rearranges_pixels():
+    crops = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    augmented = augment(crops, torch.Generator().manual_seed(1))
+    for before, after in zip(crops, augmented):
+        assert torch.equal(before.flatten().sort().values, after.flatten().sort().values)
+    assert not torch.equal(crops, augmented)
+    assert torch.equal(augmented, augment(crops, torch.Generator().manual_seed(1)))

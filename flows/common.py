@@ -1,0 +1,73 @@
+"""Small helpers shared by the flows: running DVC, reading results, overriding params."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dvc.utils.serialize import modify_yaml
+
+
+@dataclass(frozen=True)
+class FlowsConfig:
+    """``params.yaml: flows``.
+
+    Attributes:
+        cron: schedule of the ``pipeline`` deployment.
+        sweep_parallel: DVC experiments a sweep runs at once.
+    """
+
+    cron: str = "0 2 * * *"
+    sweep_parallel: int = 2
+
+
+def environment(repo: Path) -> dict[str, str]:
+    """The stages' environment: this interpreter's tools on PATH, MLflow at the repository's store."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{(repo / 'mlflow.db').resolve()}")
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    return env
+
+
+def dvc(repo: Path, *arguments: str) -> str:
+    """Runs a DVC command in ``repo``; raises with its output when it fails."""
+    done = subprocess.run([sys.executable, "-m", "dvc", *arguments], cwd=repo, env=environment(repo),
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"dvc {' '.join(arguments)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def set_params(repo: Path, overrides: Mapping[str, Any]) -> None:
+    """Applies dotted ``-S``-style overrides to ``params.yaml``, keeping its comments."""
+    with modify_yaml(repo / "params.yaml") as params:
+        for dotted, value in overrides.items():
+            *parents, key = dotted.split(".")
+            section = params
+            for name in parents:
+                section = section.setdefault(name, {})
+            section[key] = value
+
+
+def override_arguments(overrides: Mapping[str, Any]) -> list[str]:
+    """``{"train.lr": 0.001}`` -> ``["-S", "train.lr=0.001"]`` for ``dvc exp run``.
+
+    Keys follow DVC's (Hydra's) override grammar: ``+a.b`` adds a key that params.yaml lacks.
+    """
+    arguments = []
+    for key, value in overrides.items():
+        arguments += ["-S", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return arguments
+
+
+def metric_rows(metrics: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """``metrics.json`` as table rows: model, task, psnr, ssim."""
+    return [{"model": model, "task": task, "psnr": values["psnr"], "ssim": values["ssim"]}
+            for model, tasks in metrics.items() for task, values in tasks.items()]

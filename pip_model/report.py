@@ -1,0 +1,180 @@
+"""The ``report`` stage's logic: a self-contained HTML page with PNG figures.
+
+Contents: the per-task table of every model and baseline, a PSNR bar chart, the training
+curves, a restored-examples grid (one row per task), and the prompt-swap grid: one
+degraded image restored under each of the five degradation prompts, which shows how PIP
+decouples the degradation from the restoration.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from pip_model.classical import classical_restore  # noqa: E402
+from pip_model.data import to_array, to_tensor  # noqa: E402
+from pip_model.image_files import read_image  # noqa: E402
+from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``params.yaml: report``.
+
+    Attributes:
+        swap_tasks: tasks whose first test image gets a prompt-swap row.
+        dpi: resolution of the figures.
+    """
+
+    swap_tasks: tuple[str, ...] = ("derain", "dehaze", "lowlight")
+    dpi: int = 110
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name: str) -> pd.DataFrame:
+    """Tasks as rows, models as columns, for one metric (``psnr`` or ``ssim``)."""
+    table = pd.DataFrame({model: {task: values[name] for task, values in tasks.items()}
+                          for model, tasks in metrics.items()})
+    table.loc["mean"] = table.mean()
+    return table
+
+
+def _save(figure: plt.Figure, path: Path, dpi: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return path.name
+
+
+def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int) -> str:
+    figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(psnr)), 3.8))
+    psnr.plot.bar(ax=axis, width=0.8)
+    axis.set_ylabel("PSNR (dB)")
+    axis.set_title("PSNR per task")
+    axis.legend(fontsize=8, ncols=min(4, psnr.shape[1]))
+    axis.tick_params(axis="x", rotation=30)
+    axis.grid(axis="y", alpha=0.3)
+    return _save(figure, path, dpi)
+
+
+def curve_chart(curves: Mapping[str, pd.DataFrame], path: Path, dpi: int) -> str:
+    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, curve in curves.items():
+        smooth = curve.rolling(10, min_periods=1).mean()
+        loss_axis.plot(curve["step"], smooth["loss"], label=name)
+        psnr_axis.plot(curve["step"], smooth["psnr"], label=name)
+    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log", title="Loss (10-step mean)")
+    psnr_axis.set(xlabel="step", ylabel="training PSNR (dB)", title="Training PSNR (10-step mean)")
+    psnr_axis.legend(fontsize=8)
+    return _save(figure, path, dpi)
+
+
+def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], path: Path, dpi: int) -> str:
+    """A grid of images with a title over each column and a label beside each row."""
+    columns = max(len(cells) for _, cells in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(2.1 * columns, 2.2 * len(rows)), squeeze=False)
+    for r, (label, cells) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.axis("off")
+            if c < len(cells):
+                title, image = cells[c]
+                axis.imshow(np.clip(image, 0, 1))
+                axis.set_title(title, fontsize=8)
+        axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right",
+                        fontsize=9)
+    return _save(figure, path, dpi)
+
+
+def _psnr(restored: np.ndarray, clean: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(float(np.mean((restored - clean) ** 2)), 1e-12)))
+
+
+@torch.no_grad()
+def _restore(model: nn.Module, degraded: np.ndarray, weights: torch.Tensor | None) -> np.ndarray:
+    return to_array(model(to_tensor(degraded)[None], weights if getattr(model, "uses_prompts", False) else None)[0])
+
+
+def examples_grid(benchmark_dir: Path, models: Mapping[str, nn.Module], path: Path, dpi: int) -> str:
+    """Per task, the first test pair: degraded | each model | classical | clean, with PSNR in the titles."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    rows = []
+    for task, pairs in manifest[manifest["split"] == "test"].groupby("task", sort=False):
+        pair = pairs.iloc[0]
+        degraded = read_image(benchmark_dir / pair.degraded_path).rgb
+        clean = read_image(benchmark_dir / pair.clean_path).rgb
+        one_hot = torch.nn.functional.one_hot(torch.tensor([int(pair.class_id)]), NUM_CLASSES).float()
+        cells = [(f"degraded {_psnr(degraded, clean):.1f}", degraded)]
+        for name, model in models.items():
+            restored = _restore(model, degraded, one_hot)
+            cells.append((f"{name} {_psnr(restored, clean):.1f}", restored))
+        classical = classical_restore(degraded, int(pair.class_id))
+        cells += [(f"classical {_psnr(classical, clean):.1f}", classical), ("clean", clean)]
+        rows.append((task, cells))
+    return image_grid(rows, path, dpi)
+
+
+def prompt_swap_grid(benchmark_dir: Path, model: nn.Module, tasks: Sequence[str], path: Path, dpi: int) -> str:
+    """One degraded image per task, restored under each degradation prompt in turn."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    rows = []
+    for task in tasks:
+        pairs = manifest[(manifest["task"] == task) & (manifest["split"] == "test")]
+        if pairs.empty:
+            continue
+        pair = pairs.iloc[0]
+        degraded = read_image(benchmark_dir / pair.degraded_path).rgb
+        clean = read_image(benchmark_dir / pair.clean_path).rgb
+        cells = [("degraded", degraded)]
+        for class_id, name in enumerate(DEGRADATION_CLASSES):
+            restored = _restore(model, degraded, torch.nn.functional.one_hot(torch.tensor([class_id]), NUM_CLASSES)
+                                .float())
+            marker = " (true)" if class_id == int(pair.class_id) else ""
+            cells.append((f"{name} prompt{marker} {_psnr(restored, clean):.1f}", restored))
+        rows.append((task, cells + [("clean", clean)]))
+    return image_grid(rows, path, dpi)
+
+
+def write_report(
+    *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
+    config: ReportConfig, out_dir: Path,
+) -> Path:
+    """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path."""
+    metrics = json.loads(metrics_path.read_text())
+    psnr, ssim = metrics_table(metrics, "psnr"), metrics_table(metrics, "ssim")
+    figures = [("PSNR per task", bar_chart(psnr.drop(index="mean"), out_dir / "psnr_by_task.png", config.dpi))]
+    if curves:
+        figures.append(("Training curves", curve_chart(curves, out_dir / "training_curves.png", config.dpi)))
+    figures.append(("Restored examples (PSNR in dB)",
+                    examples_grid(benchmark_dir, models, out_dir / "examples.png", config.dpi)))
+    prompted = next((model for model in models.values() if getattr(model, "uses_prompts", False)), None)
+    if prompted is not None:
+        figures.append(("Prompt swap: one image under each degradation prompt",
+                        prompt_swap_grid(benchmark_dir, prompted, config.swap_tasks, out_dir / "prompt_swap.png",
+                                         config.dpi)))
+    best = psnr.drop(index="mean").idxmax(axis=1)
+    sections = [
+        "<h2>PSNR (dB)</h2>", psnr.round(2).to_html(), "<h2>SSIM</h2>", ssim.round(4).to_html(),
+        "<p>Best PSNR per task: " + ", ".join(f"{html.escape(t)}: <b>{html.escape(m)}</b>" for t, m in best.items())
+        + "</p>",
+    ]
+    sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>PIP report</title><style>"
+            "body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"
+            "<h1>PIP universal restoration: report</h1>" + "\n".join(sections) + "</body></html>")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "index.html").write_text(page)
+    (out_dir / "metrics_psnr.csv").write_text(psnr.to_csv())
+    return out_dir / "index.html"

@@ -1,0 +1,51 @@
+"""DVC stage `report`: metrics, curves and models -> reports/index.html with PNG figures, logged to MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pip_model.checkpoints import load_model_file
+from pip_model.config import ConfigError, load_section
+from pip_model.report import ReportConfig, write_report
+from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, tracking_uri
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--curves", type=Path, required=True, help="folder of training-curve CSVs")
+    parser.add_argument("--benchmark", type=Path, required=True)
+    parser.add_argument("--models", type=Path, nargs="+", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        config = load_section(ReportConfig, "report", args.params)
+        tracking = load_section(TrackingConfig, "tracking", args.params)
+    except ConfigError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 1
+    models = {}
+    for path in sorted(args.models, key=lambda p: not p.stem.startswith("pip_")):  # PIP models first
+        model, metadata = load_model_file(path)
+        models[metadata["model_name"]] = model
+    curves = {path.stem: pd.read_csv(path) for path in sorted(args.curves.glob("*.csv")) if path.stem in models}
+    page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
+                        config=config, out_dir=args.out)
+    print(f"report: wrote {page}")
+    try:
+        tracker = Tracker(uri=tracking_uri(tracking.uri, Path(args.params).resolve().parent),
+                          experiment=tracking.experiment, run_name="report", tags={"stage": "report", **tracking.tags})
+        tracker.log_artifact(args.out, "report")
+        tracker.finish()
+    except TrackingUnavailable as error:
+        print(f"report: written, but not logged to MLflow: {error}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
