@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import dvc, environment, metric_rows, set_params
 
-STAGES = ("prepare", "degrade", "train", "evaluate", "report")
+STAGES = ("prepare", "degrade", "train", "train_sensor", "evaluate", "report")
 
 
 @task(retries=2, retry_delay_seconds=10, task_run_name="dvc repro {stage}")

@@ -251,6 +251,11 @@ class PairBatch:
     class_ids: torch.Tensor
     tasks: list[str]
 
+    def slice(self, start: int, stop: int) -> PairBatch:
+        """Samples ``start`` to ``stop`` (a DDP rank's share of the global batch)."""
+        return PairBatch(self.degraded[start:stop], self.clean[start:stop], self.class_ids[start:stop],
+                         self.tasks[start:stop])
+
 
 class OnlinePairSampler:
     """Degrades random clean crops on the fly, on ``device``, seeded by (seed, step).

@@ -168,6 +168,10 @@ class OfflineBatches:
                          class_ids.to(self.device), tasks)
 
 
+PROGRESS_FORMATS = {"loss": "loss {:.4f}", "psnr": "psnr {:.2f} dB", "accuracy": "accuracy {:.3f}",
+                    "lr": "lr {:.2e}", "patches_per_s": "{:.1f} patches/s"}
+
+
 class Progress:
     """A progress bar on a terminal; plain periodic lines otherwise (CI, DVC, logs)."""
 
@@ -182,8 +186,8 @@ class Progress:
     def update(self, step: int, figures: Mapping[str, float]) -> None:
         if not self.enabled:
             return
-        text = (f"loss {figures['loss']:.4f} psnr {figures['psnr']:.2f} dB lr {figures['lr']:.2e} "
-                f"{figures['patches_per_s']:.1f} patches/s")
+        text = " ".join(PROGRESS_FORMATS[key].format(value) for key, value in figures.items()
+                        if key in PROGRESS_FORMATS)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(text)
@@ -306,9 +310,7 @@ def train(
     model.train()
     started, patches = time.perf_counter(), 0
     while step < config.steps:
-        full = data.batch(step)
-        batch = PairBatch(full.degraded[start_slice : start_slice + local], full.clean[start_slice : start_slice + local],
-                          full.class_ids[start_slice : start_slice + local], full.tasks[start_slice : start_slice + local])
+        batch = data.batch(step).slice(start_slice, start_slice + local)
         inputs = batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last else batch.degraded
         with torch.autocast(target.type, dtype=torch.bfloat16, enabled=on_cuda and config.bf16):
             restored = network(inputs, batch.class_ids)
@@ -355,3 +357,66 @@ def train(
         checkpoint_path.unlink(missing_ok=True)
     rate = patches / max(time.perf_counter() - started, 1e-9) if step > resumed_from else 0.0
     return TrainResult(model=model.eval(), curve=curve, patches_per_s=rate, resumed_from=resumed_from)
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """``params.yaml: sensor``.
+
+    Attributes:
+        model: registry name of the sensor (``sensor`` or ``sensor_tiny``).
+        tasks: tasks whose degradations it learns to tell apart.
+        steps: optimiser steps.
+        batch_size: images per step.
+        patch: side of the training crops.
+        lr: AdamW learning rate (cosine decay, no warm-up).
+        weight_decay: AdamW weight decay.
+        log_every: steps between progress lines and logged metrics.
+    """
+
+    model: str = "sensor_tiny"
+    tasks: tuple[str, ...] = TASKS
+    steps: int = 200
+    batch_size: int = 16
+    patch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        if model_spec(self.model).kind != "sensor":
+            raise ValueError(f"sensor.model must be a sensor (sensor, sensor_tiny), got {self.model!r}")
+
+
+def train_sensor(
+    config: SensorConfig, *, seed: int, device: str, prepared_dir: Path, ranges: DegradationRanges | None = None,
+    tracker: Any = None, progress: bool = True,
+) -> nn.Module:
+    """Trains the degradation classifier with cross-entropy on online degraded crops."""
+    torch.manual_seed(seed)
+    target = torch.device(device)
+    model = build_model(config.model).to(target).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
+    images = [image for _, image in load_split(prepared_dir, "train")]
+    data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
+                             seed=derive_seed(seed, "sensor"), device=target, ranges=ranges, augment=True)
+    bar = Progress(config.steps, 0, config.log_every, progress)
+    started = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        batch = data.batch(step)
+        logits = model.logits(batch.degraded)
+        loss = F.cross_entropy(logits, batch.class_ids)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        accuracy = float((logits.argmax(dim=1) == batch.class_ids).float().mean())
+        rate = step * config.batch_size / (time.perf_counter() - started)
+        bar.update(step, {"loss": float(loss.detach()), "accuracy": accuracy, "lr": scheduler.get_last_lr()[0],
+                          "patches_per_s": rate})
+        if tracker is not None and (step % config.log_every == 0 or step == config.steps):
+            tracker.log_metrics({"train_loss": float(loss.detach()), "train_accuracy": accuracy}, step=step)
+    bar.close()
+    return model.eval()

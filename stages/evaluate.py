@@ -67,7 +67,8 @@ def main() -> int:
     print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
     if sensor is not None:
         accuracy, confusion = sensor_report(args.benchmark, sensor)
-        print(f"evaluate: sensor accuracy {accuracy:.3f}\n{confusion}")
+        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor}: accuracy {accuracy:.3f}, "
+              f"confusion (true x predicted)\n{confusion}")
 
     root = Path(args.params).resolve().parent
     try:

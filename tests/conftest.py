@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,40 @@ def make_pipeline_repo(path: Path, updates: dict[str, dict]) -> Repo:
 def pipeline_repo(tmp_path) -> Callable[[dict[str, dict]], Repo]:
     """Makes a scratch pipeline repository with params updated."""
     return lambda updates: make_pipeline_repo(tmp_path / "repo", updates)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stops a process started in its own session, with every child it spawned."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], health_url: str, log_path: Path, env: dict[str, str]) -> Iterator[None]:
+    """Runs a server in its own process group until the block ends; waits until ``health_url`` answers."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(health_url, timeout=2).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{command[:4]} did not start:\n{log_path.read_text()}") from None
+                    time.sleep(0.5)
+            yield
+        finally:
+            stop_group(process)

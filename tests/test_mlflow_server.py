@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -19,47 +15,22 @@ from mlflow import MlflowClient
 from pip_model.corpus import PrepareConfig, prepare_corpus
 from pip_model.data import DegradeConfig, build_benchmark
 from pip_model.tasks import TASKS
+from tests.conftest import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes."""
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"),
-    )
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+               "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"]
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                os.killpg(process.pid, signal.SIGKILL)
-                raise RuntimeError(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.5)
-    yield uri
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    log.close()
+    with running_server(command, f"{uri}/health", tmp_path / "server.log",
+                        dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")):
+        yield uri
 
 
 def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path):

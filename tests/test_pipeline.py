@@ -6,28 +6,27 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import Repo, make_pipeline_repo
+from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stop_group
 
 TINY = {
     "degrade": {"benchmark_crop": 48, "crops_per_image": 1},
     "train": {"steps": 2, "batch_size": 2, "patch": 32, "warmup_steps": 1, "log_every": 1, "sample_every": 2,
               "checkpoint_every": 100},
+    "sensor": {"steps": 2, "batch_size": 4, "patch": 32},
     "report": {"dpi": 40},
     "tracking": {"system_metrics_interval": 1},
 }
-STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "evaluate", "report"]
+STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor", "evaluate",
+          "report"]
 
 
 def _ran(output: str) -> list[str]:
@@ -44,7 +43,9 @@ def repo(tmp_path_factory) -> Repo:
 
 def test_repro_from_clean_runs_every_stage(repo):
     metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
-    assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny"}
+    assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "pip_restormer_tiny_blind"}
+    assert set(json.loads((repo.path / "results" / "sensor.json").read_text())) == {"accuracy", "per_class",
+                                                                                     "confusion"}
     assert set(metrics["pip_restormer_tiny"]) == {"denoise_15", "denoise_25", "denoise_50", "derain", "dehaze",
                                                   "deblur", "lowlight"}
     page = (repo.path / "reports" / "index.html").read_text()
@@ -68,7 +69,7 @@ def test_metrics_show_prints_the_per_task_table(repo):
 def test_changing_lr_reruns_only_train_and_what_follows(repo):
     repo.set_params({"train": {"lr": 0.001}})
     output = repo.dvc("repro").stdout
-    assert _ran(output) == STAGES[2:], output
+    assert _ran(output) == ["train@pip_restormer_tiny", "train@restormer_tiny", "evaluate", "report"], output
     repo.run("git", "add", "-A")
     repo.run("git", "commit", "-qm", "lr 0.001")
 
@@ -80,51 +81,23 @@ def test_exp_run_is_listed_with_its_metrics(repo):
     assert row["train.steps"] == 3 and 0 < float(row["pip_restormer_tiny.derain.psnr"]) < 100
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory) -> dict[str, str]:
     """A real Prefect server on a loopback port, with its own PREFECT_HOME."""
     home = tmp_path_factory.mktemp("prefect")
-    port = _free_port()
-    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
-               PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                _stop(server)
-                raise RuntimeError((home / "server.log").read_text())
-            time.sleep(0.5)
-    yield {"PREFECT_HOME": str(home), "PREFECT_API_URL": env["PREFECT_API_URL"],
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    _stop(server)
-    log.close()
+    port = free_port()
+    settings = {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(command, f"http://127.0.0.1:{port}/api/health", home / "server.log",
+                        dict(os.environ, **settings)):
+        yield settings
 
 
 def test_pipeline_flow_after_repro_does_no_work_and_publishes(repo, prefect_api):
     done = repo.run(sys.executable, "-m", "flows.pipeline", env=prefect_api)
     logs = done.stdout + done.stderr
-    assert logs.count("up to date, nothing to do") == 5, logs
+    assert logs.count("up to date, nothing to do") == 6, logs
     table = repo.run(sys.executable, "-m", "prefect", "artifact", "inspect", "per-task-metrics",
                      env={**prefect_api, "COLUMNS": "400"}).stdout
     assert "pip_restormer_tiny" in table and "psnr" in table and "derain" in table
@@ -150,7 +123,7 @@ def test_deployment_served_and_triggered_on_a_real_server(repo, prefect_api):
                        "--watch-timeout", "240", env=prefect_api)
         assert "Completed" in run.stdout, run.stdout + run.stderr
     finally:
-        _stop(serving)
+        stop_group(serving)
 
 
 def test_sweep_runs_a_grid_of_experiments_into_one_table(repo, prefect_api):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +16,10 @@ import yaml
 
 from pip_model.checkpoints import load_model_file
 from pip_model.corpus import PrepareConfig, prepare_corpus
-from pip_model.data import DegradeConfig, write_offline_pairs
+from pip_model.data import DegradeConfig, OnlinePairSampler, load_split, write_offline_pairs
 from pip_model.registry import build_model
-from pip_model.training import TrainConfig, lr_factor, train
+from pip_model.training import SensorConfig, TrainConfig, lr_factor, train, train_sensor
+from tests.conftest import free_port
 from tests.workers.ddp_train import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,17 +147,23 @@ def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path):
     assert (ddp / "model.pt").exists() and len(pd.read_csv(ddp / "curve.csv")) == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_unreachable_tracking_server_fails_before_training(prepared, tmp_path):
     params = _stage_params(tmp_path / "config")
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{_free_port()}", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}", PYTHONPATH=str(ROOT))
     out = tmp_path / "run"
     started = time.monotonic()
     done = subprocess.run(_train_command(params, prepared, out), env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "does not answer" in done.stderr and "nothing was trained" in done.stderr
     assert not (out / "model.pt").exists() and time.monotonic() - started < 60
+
+
+def test_sensor_learns_to_tell_noise_from_haze(prepared):
+    config = SensorConfig(tasks=("denoise_50", "dehaze"), steps=40, batch_size=16, patch=32, lr=3e-3)
+    sensor = train_sensor(config, seed=0, device="cpu", prepared_dir=prepared, progress=False)
+    images = [image for _, image in load_split(prepared, "test")]
+    check = OnlinePairSampler(images, tasks=("denoise_50", "dehaze"), patch=32, batch_size=32, seed=99).batch(0)
+    with torch.no_grad():
+        predicted = sensor(check.degraded).argmax(dim=1)
+    assert (predicted == check.class_ids).float().mean() > 0.8
+    with pytest.raises(ValueError, match="sensor.model must be a sensor"):
+        SensorConfig(model="pip_restormer_tiny")

@@ -1,0 +1,255 @@
+"""Restore a user's own images: ``prompt-restore`` or ``python -m pip_model restore``.
+
+    prompt-restore INPUT... --out DIR [--task TASK | --task auto | --mix derain=0.7,dehaze=0.3]
+                   [--model PATH | --model models:/NAME@ALIAS] [--tile 512 --overlap 32] [--device cpu|cuda]
+
+Inputs are files or folders (searched recursively). Outputs keep the input's name as a
+PNG (16-bit for 16-bit inputs, alpha carried through), are written atomically, never
+replace an input, and are skipped when they exist unless ``--overwrite``. A file that
+cannot be read fails alone; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pip_model.checkpoints import load_model_file
+from pip_model.data import to_array, to_tensor
+from pip_model.evaluation import restore_tiled
+from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
+from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES, TASKS, task_class
+
+
+class RestoreError(ValueError):
+    """A command-line choice that cannot work; the message says what to do."""
+
+
+def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
+    """A restorer from a model file of ours, a published PIP-Restormer checkpoint, or an MLflow URI."""
+    if spec.startswith(("models:/", "runs:/")):
+        import mlflow.pytorch
+
+        loaded = mlflow.pytorch.load_model(spec, map_location=device)
+        return getattr(loaded, "model", loaded).to(device).eval(), f"MLflow model {spec}"
+    path = Path(spec)
+    try:
+        model, metadata = load_model_file(path)
+        return model.to(device), f"{path} ({metadata['model_name']}, step {metadata.get('step', '?')})"
+    except ValueError as error:
+        if "not a model file of this project" not in str(error):
+            raise RestoreError(str(error)) from None
+    from pip_model.reference import ReferenceCheckpointError, load_reference
+
+    try:
+        return load_reference(path).to(device), f"{path} (published PIP-Restormer checkpoint)"
+    except ReferenceCheckpointError as error:
+        raise RestoreError(f"{path} is neither a model file of this project nor a published checkpoint:\n{error}") \
+            from None
+
+
+def newest_model(root: Path) -> Path:
+    """The newest model the pipeline trained under ``root/models``, PIP models first."""
+    files = sorted((root / "models").glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not files:
+        raise RestoreError(f"no trained model in {root / 'models'}; run `dvc repro` first or pass --model")
+    prompted = [path for path in files if path.stem.startswith("pip_")]
+    return (prompted or files)[0]
+
+
+def newest_sensor(root: Path) -> Path:
+    files = sorted((root / "sensors").glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not files:
+        raise RestoreError(f"--task auto needs a trained sensor: none in {root / 'sensors'}; run "
+                           "`dvc repro train_sensor` or pass --sensor")
+    return files[0]
+
+
+def parse_mix(text: str) -> torch.Tensor:
+    """``derain=0.7,dehaze=0.3`` -> normalised prompt weights over the degradation classes.
+
+    Keys are task names (``denoise_25``...) or class names (``noise``, ``rain``...).
+    """
+    weights = torch.zeros(NUM_CLASSES)
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        try:
+            share = float(value)
+        except ValueError:
+            raise RestoreError(f"--mix: {item!r} is not NAME=WEIGHT") from None
+        if name in DEGRADATION_CLASSES:
+            class_id = DEGRADATION_CLASSES.index(name)
+        else:
+            try:
+                class_id = task_class(name)
+            except ValueError:
+                raise RestoreError(f"--mix: unknown name {name!r}; use tasks ({', '.join(TASKS)}) or classes "
+                                   f"({', '.join(DEGRADATION_CLASSES)})") from None
+        if share < 0:
+            raise RestoreError(f"--mix: weight of {name} is negative ({share})")
+        weights[class_id] += share
+    if weights.sum() <= 0:
+        raise RestoreError("--mix: the weights sum to zero")
+    return weights / weights.sum()
+
+
+def collect_inputs(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(file, path relative to its input root) for every input; missing inputs are reported."""
+    found, missing = [], []
+    for item in inputs:
+        if item.is_dir():
+            found += [(path, path.relative_to(item)) for path in sorted(item.rglob("*"))
+                      if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES]
+        elif item.is_file():
+            found.append((item, Path(item.name)))
+        else:
+            missing.append(f"{item}: no such file or folder")
+    return found, missing
+
+
+@dataclass
+class Summary:
+    """What a restore run did, file by file."""
+
+    restored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    predictions: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _progress(total: int):
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="image")
+    return None
+
+
+def run(arguments: argparse.Namespace) -> int:
+    device = arguments.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    root = Path.cwd()
+    spec = arguments.model or str(newest_model(root))
+    model, description = load_restorer(spec, device)
+    print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}", flush=True)
+    sensor = None
+    fixed: torch.Tensor | None = None
+    if arguments.mix:
+        fixed = parse_mix(arguments.mix)
+    elif arguments.task == "auto":
+        sensor_path = Path(arguments.sensor) if arguments.sensor else newest_sensor(root)
+        sensor = load_model_file(sensor_path)[0].to(device)
+        print(f"restore: degradation chosen per image by the sensor {sensor_path}", flush=True)
+    elif arguments.task:
+        fixed = torch.nn.functional.one_hot(torch.tensor(task_class(arguments.task)), NUM_CLASSES).float()
+    elif getattr(model, "uses_prompts", False):
+        raise RestoreError("this PIP model needs a prompt: pass --task TASK, --task auto or --mix NAME=WEIGHT,...")
+
+    out = Path(arguments.out)
+    files, missing = collect_inputs([Path(p) for p in arguments.inputs])
+    summary = Summary(failed=list(missing))
+    inputs = {path.resolve() for path, _ in files}
+    bar = _progress(len(files))
+    for number, (path, relative) in enumerate(files, start=1):
+        target = (out / relative).with_suffix(".png")
+        if bar is None:
+            print(f"restore: [{number}/{len(files)}] {path}", flush=True)
+        try:
+            if target.resolve() in inputs:
+                summary.skipped.append(f"{path}: its output {target} would replace an input")
+            elif target.exists() and not arguments.overwrite:
+                summary.skipped.append(f"{path}: {target} exists (use --overwrite)")
+            else:
+                _restore_one(path, target, model, sensor, fixed, arguments, device, summary)
+                summary.restored.append(str(target))
+        except (ImageFileError, OSError) as error:
+            summary.failed.append(str(error) if isinstance(error, ImageFileError) else f"{path}: {error}")
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "restore_summary.json").write_text(json.dumps(
+        {"model": description, "restored": summary.restored, "skipped": summary.skipped, "failed": summary.failed,
+         "predictions": summary.predictions}, indent=2) + "\n")
+    print(f"restore: {len(summary.restored)} restored, {len(summary.skipped)} skipped, {len(summary.failed)} failed")
+    for line in summary.skipped:
+        print(f"  skipped {line}")
+    for line in summary.failed:
+        print(f"  failed {line}")
+    return 1 if summary.failed else 0
+
+
+@torch.no_grad()
+def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module | None, fixed: torch.Tensor | None,
+                 arguments: argparse.Namespace, device: str, summary: Summary) -> None:
+    image = read_image(path)
+    degraded = to_tensor(image.rgb)[None]
+    weights = fixed[None] if fixed is not None else None
+    if sensor is not None:
+        small = torch.nn.functional.interpolate(degraded, scale_factor=min(1.0, 512 / max(image.size)),
+                                                mode="area") if max(image.size) > 512 else degraded
+        weights = sensor(small.to(device)).cpu()
+        probabilities = dict(zip(DEGRADATION_CLASSES, (round(float(p), 4) for p in weights[0])))
+        summary.predictions[str(path)] = probabilities
+        print(f"restore: {path.name}: {DEGRADATION_CLASSES[int(weights.argmax())]} "
+              + " ".join(f"{name} {p:.2f}" for name, p in probabilities.items()), flush=True)
+    degradation = weights.to(device) if weights is not None and getattr(model, "uses_prompts", False) else None
+    tiles = _progress(0) if max(image.size) > arguments.tile else None
+
+    def on_tile(done: int, total: int) -> None:
+        if tiles is not None:
+            tiles.total = total
+            tiles.update(1)
+
+    restored = restore_tiled(model, degraded, degradation, tile=arguments.tile, overlap=arguments.overlap,
+                             on_tile=on_tile)
+    if tiles is not None:
+        tiles.close()
+    result = to_array(restored[0].clamp(0, 1))
+    write_png(target, result, alpha=image.alpha, bit_depth=image.bit_depth)
+    if arguments.compare:
+        write_png(target.with_name(f"{target.stem}_compare.png"), np.concatenate([image.rgb, result], axis=1),
+                  bit_depth=image.bit_depth)
+
+
+def parser() -> argparse.ArgumentParser:
+    command = argparse.ArgumentParser(prog="prompt-restore", description=__doc__,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    command.add_argument("--out", required=True, help="output folder")
+    prompt = command.add_mutually_exclusive_group()
+    prompt.add_argument("--task", choices=[*TASKS, "auto"], help="the degradation to remove, or auto (the sensor)")
+    prompt.add_argument("--mix", help="prompt weights, e.g. derain=0.7,dehaze=0.3 (normalised)")
+    command.add_argument("--model", help="model file, published checkpoint, or MLflow URI (models:/NAME@ALIAS)")
+    command.add_argument("--sensor", help="sensor model file for --task auto (default: newest in sensors/)")
+    command.add_argument("--tile", type=int, default=512, help="tile side for large images")
+    command.add_argument("--overlap", type=int, default=32, help="overlap between tiles")
+    command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    command.add_argument("--compare", action="store_true", help="also write INPUT|RESTORED side by side")
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    if arguments.overlap >= arguments.tile // 2:
+        parser().error(f"--overlap ({arguments.overlap}) must be under half of --tile ({arguments.tile})")
+    try:
+        return run(arguments)
+    except RestoreError as error:
+        print(f"restore: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
