@@ -51,8 +51,8 @@ class TrackingUnavailable(RuntimeError):
 
 
 def tracking_uri(configured: str, root: Path) -> str:
-    """The tracking URI: ``MLFLOW_TRACKING_URI``, else ``params.yaml``'s, else SQLite at ``root``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    """The tracking URI: ``params.yaml``'s ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else SQLite at ``root``."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
