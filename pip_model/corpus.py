@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, LoadedImage, read_image, write_png
+from pip_model.image_files import ImageFileError, LoadedImage, read_image, write_png
 from pip_model.tasks import task_class
 
 SPLITS = ("train", "val", "test")

@@ -154,6 +154,13 @@ class Tracker:
         self.experiment_id = experiment_id
         self._monitor = None
 
+    @classmethod
+    def for_stage(cls, config: TrackingConfig, root: Path, *, run_name: str | None = None,
+                  tags: Mapping[str, str] | None = None, run_id: str | None = None) -> Tracker:
+        """A run in the pipeline's store and experiment, with ``config.tags`` added to new runs."""
+        return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment, run_name=run_name,
+                   tags=None if run_id else {**(tags or {}), **config.tags}, run_id=run_id)
+
     def _guard(self, what: str, call, *arguments, **keywords) -> Any:
         try:
             return call(*arguments, **keywords)

@@ -24,7 +24,7 @@ from pip_model.evaluation import (
     sensor_report,
 )
 from pip_model.image_files import write_png
-from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, tracking_uri
+from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable
 
 
 def main() -> int:
@@ -74,9 +74,8 @@ def main() -> int:
     try:
         for name, per_task in result.metrics.items():
             run_id = run_ids.get(name) or None
-            tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
-                              run_name=f"evaluate-{name}", run_id=run_id,
-                              tags=None if run_id else {"stage": "evaluate", "model": name, **tracking.tags})
+            tracker = Tracker.for_stage(tracking, root, run_name=f"evaluate-{name}", run_id=run_id,
+                                        tags={"stage": "evaluate", "model": name})
             tracker.log_metrics(run_metrics(per_task))
             tracker.log_artifact(args.per_image, "evaluation")
             if (args.examples / name).is_dir():

@@ -11,7 +11,7 @@ import pandas as pd
 from pip_model.checkpoints import load_model_file
 from pip_model.config import ConfigError, load_section
 from pip_model.report import ReportConfig, write_report
-from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, tracking_uri
+from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable
 
 
 def main() -> int:
@@ -38,8 +38,8 @@ def main() -> int:
                         config=config, out_dir=args.out)
     print(f"report: wrote {page}")
     try:
-        tracker = Tracker(uri=tracking_uri(tracking.uri, Path(args.params).resolve().parent),
-                          experiment=tracking.experiment, run_name="report", tags={"stage": "report", **tracking.tags})
+        tracker = Tracker.for_stage(tracking, Path(args.params).resolve().parent, run_name="report",
+                                    tags={"stage": "report"})
         tracker.log_artifact(args.out, "report")
         tracker.finish()
     except TrackingUnavailable as error:

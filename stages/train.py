@@ -25,7 +25,6 @@ from pip_model.tracking import (
     dvc_input_tags,
     git_tags,
     registered_name,
-    tracking_uri,
 )
 from pip_model.training import Distributed, TrainConfig, train
 
@@ -62,10 +61,9 @@ def main() -> int:
     tracker = None
     if distributed.is_main:
         try:
-            tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
-                              run_name=f"train-{config.model}",
-                              tags={"stage": "train", "model": config.model, **tracking.tags, **git_tags(root),
-                                    **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
+            tracker = Tracker.for_stage(tracking, root, run_name=f"train-{config.model}",
+                                        tags={"stage": "train", "model": config.model, **git_tags(root),
+                                              **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
         except TrackingUnavailable as error:
             print(f"train: {error}", file=sys.stderr)
             return 2

@@ -29,7 +29,6 @@ from pip_model.tracking import (  # noqa: E402
     TrackingUnavailable,
     git_tags,
     registered_name,
-    tracking_uri,
 )
 from pip_model.training import SensorConfig, train_sensor  # noqa: E402
 
@@ -66,9 +65,8 @@ def main() -> int:
         return 1
     root = Path(args.params).resolve().parent
     try:
-        tracker = Tracker(uri=tracking_uri(tracking.uri, root), experiment=tracking.experiment,
-                          run_name=f"train-{config.model}",
-                          tags={"stage": "train_sensor", "model": config.model, **tracking.tags, **git_tags(root)})
+        tracker = Tracker.for_stage(tracking, root, run_name=f"train-{config.model}",
+                                    tags={"stage": "train_sensor", "model": config.model, **git_tags(root)})
     except TrackingUnavailable as error:
         print(f"train_sensor: {error}", file=sys.stderr)
         return 2

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import kornia
-import numpy as np
 import pytest
 import skimage.data
 import torch

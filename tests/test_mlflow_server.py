@@ -68,5 +68,5 @@ def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path):
     assert version.run_id == trained["run_id"]
     artifacts = {a.path for a in client.list_artifacts(trained["run_id"])}
     assert {"curves", "evaluation"} <= artifacts
-    loaded = mlflow.pytorch.load_model(f"models:/pip-universal-pip_restormer_tiny@candidate")
+    loaded = mlflow.pytorch.load_model("models:/pip-universal-pip_restormer_tiny@candidate")
     assert loaded.model.uses_prompts
