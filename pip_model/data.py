@@ -6,7 +6,7 @@
 * :func:`write_offline_pairs` writes a fixed set of degraded training patches.
 * :class:`OnlinePairSampler` degrades random clean crops on the fly, on the training
   device, seeded per step (every DDP rank builds the same global batch and takes its slice).
-* :class:`OfflinePairDataset` with :func:`balanced_sampler` reads the offline patches.
+* :class:`OfflinePairDataset` reads the offline patches; its ``sample_weights`` balance tasks.
 
 Both training sources mix tasks in every batch, balanced by ``task_weights``.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset, WeightedRandomSampler
+from torch.utils.data import Dataset
 
 from pip_model.degradations import DegradationRanges, degrade, derive_seed
 from pip_model.image_files import read_image, write_png
@@ -326,13 +326,3 @@ class OfflinePairDataset(Dataset):
         """Per-pair weights that balance tasks as ``task_weights`` sets (equal by default)."""
         counts = self.manifest["task"].value_counts()
         return torch.tensor([float((task_weights or {}).get(t, 1.0)) / counts[t] for t in self.manifest["task"]])
-
-
-def balanced_sampler(
-    dataset: OfflinePairDataset, *, num_samples: int, seed: int, task_weights: Mapping[str, float] | None = None
-) -> WeightedRandomSampler:
-    """A sampler drawing offline pairs with tasks balanced by ``task_weights``."""
-    return WeightedRandomSampler(
-        dataset.sample_weights(task_weights), num_samples=num_samples, replacement=True,
-        generator=torch.Generator().manual_seed(seed),
-    )

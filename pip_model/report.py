@@ -25,6 +25,7 @@ from torch import nn  # noqa: E402
 
 from pip_model.classical import classical_restore  # noqa: E402
 from pip_model.data import to_array, to_tensor  # noqa: E402
+from pip_model.evaluation import image_metrics  # noqa: E402
 from pip_model.image_files import read_image  # noqa: E402
 from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES  # noqa: E402
 
@@ -98,7 +99,7 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], pat
 
 
 def _psnr(restored: np.ndarray, clean: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / max(float(np.mean((restored - clean) ** 2)), 1e-12)))
+    return image_metrics(to_tensor(restored)[None], to_tensor(clean)[None])[0]
 
 
 @torch.no_grad()

@@ -18,13 +18,13 @@ from pip_model.data import (
     OfflinePairDataset,
     OnlinePairSampler,
     augment,
-    balanced_sampler,
     balanced_tasks,
     build_benchmark,
     load_split,
     write_offline_pairs,
 )
 from pip_model.tasks import TASK_TO_CLASS, TASKS
+from pip_model.training import StepBatchSampler
 
 QUIET = {"progress": lambda message: None}
 
@@ -109,7 +109,8 @@ def test_offline_pairs_and_balanced_sampler(prepared, tmp_path):
     dataset = OfflinePairDataset(tmp_path / "pairs", patch=24)
     degraded, clean, class_id = dataset[0]
     assert degraded.shape == clean.shape == (3, 24, 24) and class_id == TASK_TO_CLASS[manifest["task"][0]]
-    drawn = list(balanced_sampler(dataset, num_samples=7000, seed=0, task_weights={"derain": 2.0}))
+    sampler = StepBatchSampler(dataset.sample_weights({"derain": 2.0}), batch_size=7, seed=0, start=0, steps=1000)
+    drawn = [index for batch in sampler for index in batch]
     counts = Counter(manifest["task"][i] for i in drawn)
     assert counts["derain"] == pytest.approx(2 * counts["dehaze"], rel=0.2)
     assert counts["dehaze"] == pytest.approx(counts["lowlight"], rel=0.2)
