@@ -1,4 +1,8 @@
-"""Loss terms beyond the pixel loss.
+"""Training losses: the pixel losses, and the prompt regularisers.
+
+The PSNR loss (as NAFNet trains) is the mean of ``log10(MSE)`` per image, so every image
+counts by its relative error: a mildly degraded image (a small blur) weighs as much as a
+heavily degraded one, which a plain L1 loss lets the large errors drown out.
 
 The prompt regularisers of the published code push the degradation prompts of different
 classes apart, so that each class keeps its own direction in prompt space.
@@ -6,6 +10,7 @@ classes apart, so that each class keeps its own direction in prompt space.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -14,8 +19,29 @@ from torch import nn
 
 from pip_model.pip import DegradationPrompt
 
+PixelLoss = Literal["l1", "smooth_l1", "psnr"]
 PromptRegularizer = Literal["cosine", "angle", "gram"]
 REGULARIZER_SCALE = 0.01  # the published code's fixed factor
+
+
+def psnr_loss(restored: torch.Tensor, clean: torch.Tensor, *, mse_floor: float = 1e-5) -> torch.Tensor:
+    """Negative mean PSNR over the batch, in units of 10 dB.
+
+    ``mse_floor`` (50 dB) keeps near-perfect images, such as black crops, from dominating.
+
+    Shape:
+        (B, C, H, W), (B, C, H, W) -> ()
+    """
+    mse = (restored - clean).pow(2).flatten(1).mean(dim=1)
+    return torch.log10(mse + mse_floor).mean()
+
+
+def pixel_loss(kind: PixelLoss) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The pixel loss ``(restored, clean) -> scalar`` called ``kind``."""
+    losses = {"l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss, "psnr": psnr_loss}
+    if kind not in losses:
+        raise ValueError(f"unknown pixel loss {kind!r}; expected one of {sorted(losses)}")
+    return losses[kind]
 
 
 def prompt_bank_penalty(bank: torch.Tensor, kind: PromptRegularizer) -> torch.Tensor:

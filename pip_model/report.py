@@ -75,7 +75,10 @@ def curve_chart(curves: Mapping[str, pd.DataFrame], path: Path, dpi: int) -> str
         smooth = curve.rolling(10, min_periods=1).mean()
         loss_axis.plot(curve["step"], smooth["loss"], label=name)
         psnr_axis.plot(curve["step"], smooth["psnr"], label=name)
-    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log", title="Loss (10-step mean)")
+    # The PSNR loss (log10 MSE) is negative; only an all-positive loss gets a log axis.
+    positive = all((curve["loss"] > 0).all() for curve in curves.values())
+    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log" if positive else "linear",
+                  title="Loss (10-step mean)")
     psnr_axis.set(xlabel="step", ylabel="training PSNR (dB)", title="Training PSNR (10-step mean)")
     psnr_axis.legend(fontsize=8)
     return _save(figure, path, dpi)

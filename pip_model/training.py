@@ -1,7 +1,7 @@
 """The training loop behind the ``train`` stage: one process, or many under ``torchrun``.
 
 The recipe is the paper's, scaled by ``params.yaml: train``: AdamW with linear warm-up and
-cosine decay, L1 (or smooth-L1) loss plus the prompt regulariser, gradient clipping, a
+cosine decay, a pixel loss (L1, smooth-L1 or PSNR) plus the prompt regulariser, gradient clipping, a
 fixed number of steps, seeded.
 
 The batch of step ``s`` is a pure function of (seed, s): every rank builds the same global
@@ -33,7 +33,7 @@ from torch import nn
 from pip_model.checkpoints import atomic_save, safe_load, save_model_file
 from pip_model.data import OfflinePairDataset, OnlinePairSampler, PairBatch, load_split
 from pip_model.degradations import DegradationRanges, derive_seed
-from pip_model.losses import prompt_regularization
+from pip_model.losses import PixelLoss, pixel_loss, prompt_regularization
 from pip_model.registry import build_model, model_spec
 from pip_model.tasks import TASKS, task_class
 
@@ -59,7 +59,7 @@ class TrainConfig:
         betas: AdamW betas.
         warmup_steps: linear warm-up from lr/10 to lr.
         min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
-        loss: ``l1`` or ``smooth_l1``.
+        loss: pixel loss, ``l1``, ``smooth_l1`` or ``psnr`` (see :mod:`pip_model.losses`).
         prompt_regularizer: ``cosine``, ``angle``, ``gram`` or ``none``.
         regularizer_weight: weight of the prompt regulariser in the loss.
         grad_clip: maximum gradient norm (0 disables clipping).
@@ -86,7 +86,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 20
     min_lr_ratio: float = 0.01
-    loss: Literal["l1", "smooth_l1"] = "l1"
+    loss: PixelLoss = "l1"
     prompt_regularizer: Literal["cosine", "angle", "gram", "none"] = "cosine"
     regularizer_weight: float = 0.1
     grad_clip: float = 1.0
@@ -305,7 +305,7 @@ def train(
                               batch_size=config.batch_size, seed=seed, start=step, steps=config.steps,
                               task_weights=config.task_weights, device=target)
 
-    pixel_loss = F.l1_loss if config.loss == "l1" else F.smooth_l1_loss
+    restoration_loss = pixel_loss(config.loss)
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
     model.train()
     started, patches = time.perf_counter(), 0
@@ -314,7 +314,7 @@ def train(
         inputs = batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last else batch.degraded
         with torch.autocast(target.type, dtype=torch.bfloat16, enabled=on_cuda and config.bf16):
             restored = network(inputs, batch.class_ids)
-            loss = pixel_loss(restored.float(), batch.clean)
+            loss = restoration_loss(restored.float(), batch.clean)
             if config.prompt_regularizer != "none":
                 loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
         optimizer.zero_grad(set_to_none=True)

@@ -134,3 +134,18 @@ def test_evaluate_stage_writes_every_row(tmp_path):
     # A new network is the identity, so it scores exactly like the input.
     assert metrics["nafnet_tiny"] == metrics["input"]
     assert (tmp_path / "examples" / "classical").is_dir()
+
+
+@pytest.mark.parametrize("losses", [[0.2, 0.1, 0.05], [-1.8, -2.2, -2.5]])
+def test_curve_chart_draws_positive_and_log_mse_losses_without_warnings(tmp_path, losses):
+    import warnings
+
+    import pandas as pd
+
+    from pip_model.report import curve_chart
+
+    curve = pd.DataFrame({"step": [1, 2, 3], "loss": losses, "psnr": [20.0, 21.0, 22.0], "lr": [1e-3] * 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = curve_chart({"pip_restormer_tiny": curve}, tmp_path / "curves.png", dpi=50)
+    assert (tmp_path / "curves.png").stat().st_size > 0 and path

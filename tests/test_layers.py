@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from pip_model import build_model, prompt_regularization
 from pip_model.layers import TOP_M_FRACTIONS, ChannelLayerNorm, CrossAttention, pad_to_multiple
-from pip_model.losses import prompt_bank_penalty
+from pip_model.losses import pixel_loss, prompt_bank_penalty, psnr_loss
 from pip_model.pip import DegradationPrompt, PromptToFeature, match_channels
 from pip_model.tasks import TASK_TO_CLASS, task_class
 
@@ -127,6 +127,24 @@ def test_regularisers_match_their_pairwise_definitions():
     assert prompt_bank_penalty(orthogonal, "angle").item() == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="unknown prompt regulariser 'l2'"):
         prompt_bank_penalty(bank, "l2")
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_and_weighs_images_by_relative_error():
+    torch.manual_seed(0)
+    clean = torch.rand(2, 3, 8, 8)
+    restored = clean + torch.stack([torch.full((3, 8, 8), 0.1), torch.full((3, 8, 8), 0.01)])
+    psnrs = [10 * torch.log10(1 / torch.tensor(e**2)) for e in (0.1, 0.01)]
+    expected = -sum(psnrs) / 2 / 10
+    assert psnr_loss(restored, clean, mse_floor=0.0).item() == pytest.approx(float(expected), rel=1e-4)
+    # Halving either image's error gains the same 6 dB, so the loss drops by the same amount.
+    halved_large = torch.stack([clean[0] + 0.05, restored[1]])
+    halved_small = torch.stack([restored[0], clean[1] + 0.005])
+    drop_large = psnr_loss(restored, clean) - psnr_loss(halved_large, clean)
+    drop_small = psnr_loss(restored, clean, mse_floor=0.0) - psnr_loss(halved_small, clean, mse_floor=0.0)
+    assert drop_large.item() == pytest.approx(drop_small.item(), rel=1e-2)
+    assert pixel_loss("l1") is F.l1_loss
+    with pytest.raises(ValueError, match="unknown pixel loss 'l2'"):
+        pixel_loss("l2")
 
 
 def test_prompt_regularization_sums_levels_and_trains_the_banks():
