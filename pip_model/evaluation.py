@@ -6,9 +6,10 @@ of YCbCr, as papers report both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kornia
 import numpy as np
@@ -179,20 +180,39 @@ class Evaluation:
     examples: dict[tuple[str, str], list[tuple[str, np.ndarray]]]
 
 
+@dataclass(frozen=True)
+class BenchmarkPair:
+    """One benchmark pair: its manifest row, and its images.
+
+    Shape:
+        degraded, clean: (1, 3, H, W), values in [0, 1]
+    """
+
+    row: Any
+    degraded: torch.Tensor
+    clean: torch.Tensor
+
+
+def load_benchmark(benchmark_dir: Path) -> list[BenchmarkPair]:
+    """Every pair that the ``degrade`` stage's ``manifest.csv`` lists, read once."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    return [BenchmarkPair(row, to_tensor(read_image(benchmark_dir / row.degraded_path).rgb)[None],
+                          to_tensor(read_image(benchmark_dir / row.clean_path).rgb)[None])
+            for row in manifest.itertuples()]
+
+
 def evaluate(
-    benchmark_dir: Path, contenders: list[Contender], config: EvaluateConfig,
+    pairs: Sequence[BenchmarkPair], contenders: list[Contender], config: EvaluateConfig,
     progress: Callable[[str], None] = print,
 ) -> Evaluation:
     """Runs every contender on every benchmark pair and aggregates PSNR/SSIM per task."""
-    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
-    pairs = [(row, to_tensor(read_image(benchmark_dir / row.degraded_path).rgb)[None],
-              to_tensor(read_image(benchmark_dir / row.clean_path).rgb)[None]) for row in manifest.itertuples()]
     rows, examples = [], {}
     for contender in contenders:
         progress(f"evaluate: {contender.name} on {len(pairs)} pairs")
-        for row, degraded, clean in pairs:
-            restored = contender.restore(degraded, int(row.class_id)).clamp(0, 1)
-            psnr, ssim = image_metrics(restored, clean, y_channel=config.y_channel)
+        for pair in pairs:
+            row = pair.row
+            restored = contender.restore(pair.degraded, int(row.class_id)).clamp(0, 1)
+            psnr, ssim = image_metrics(restored, pair.clean, y_channel=config.y_channel)
             rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
                          "psnr": psnr, "ssim": ssim})
             saved = examples.setdefault((contender.name, row.task), [])
@@ -221,12 +241,10 @@ def run_metrics(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]
 
 
 @torch.no_grad()
-def sensor_report(benchmark_dir: Path, sensor: nn.Module) -> tuple[float, np.ndarray]:
+def sensor_report(pairs: Sequence[BenchmarkPair], sensor: nn.Module) -> tuple[float, np.ndarray]:
     """Accuracy of the degradation sensor on the benchmark, and its confusion matrix (true x predicted)."""
-    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
     device = next(sensor.parameters()).device
-    for row in manifest.itertuples():
-        degraded = to_tensor(read_image(benchmark_dir / row.degraded_path).rgb)[None].to(device)
-        confusion[int(row.class_id), int(sensor(degraded).argmax(dim=1))] += 1
+    for pair in pairs:
+        confusion[int(pair.row.class_id), int(sensor(pair.degraded.to(device)).argmax(dim=1))] += 1
     return float(np.trace(confusion) / max(confusion.sum(), 1)), confusion

@@ -19,6 +19,7 @@ from pip_model.evaluation import (
     EvaluateConfig,
     baseline_contenders,
     evaluate,
+    load_benchmark,
     model_contender,
     run_metrics,
     sensor_report,
@@ -53,7 +54,8 @@ def main() -> int:
         run_ids[name] = metadata.get("run_id", "")
         if sensor is not None and model.uses_prompts:
             contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
-    result = evaluate(args.benchmark, contenders, config)
+    pairs = load_benchmark(args.benchmark)
+    result = evaluate(pairs, contenders, config)
 
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
@@ -66,7 +68,7 @@ def main() -> int:
                           for name, tasks in result.metrics.items()})
     print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
     if sensor is not None:
-        accuracy, confusion = sensor_report(args.benchmark, sensor)
+        accuracy, confusion = sensor_report(pairs, sensor)
         print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor}: accuracy {accuracy:.3f}, "
               f"confusion (true x predicted)\n{confusion}")
 

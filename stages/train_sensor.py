@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from pip_model.checkpoints import save_model_file  # noqa: E402
 from pip_model.config import BaseConfig, ConfigError, load_section  # noqa: E402
 from pip_model.data import DegradeConfig  # noqa: E402
-from pip_model.evaluation import sensor_report  # noqa: E402
+from pip_model.evaluation import load_benchmark, sensor_report  # noqa: E402
 from pip_model.tasks import DEGRADATION_CLASSES  # noqa: E402
 from pip_model.tracking import (  # noqa: E402
     Tracker,
@@ -75,7 +75,7 @@ def main() -> int:
                          ranges=ranges, tracker=tracker)
     save_model_file(args.out, model, model_name=config.model, step=config.steps, run_id=tracker.run_id)
 
-    accuracy, confusion = sensor_report(args.benchmark, model)
+    accuracy, confusion = sensor_report(load_benchmark(args.benchmark), model)
     totals = confusion.sum(axis=1)
     per_class = {name: float(confusion[i, i] / totals[i]) if totals[i] else None
                  for i, name in enumerate(DEGRADATION_CLASSES)}
