@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pip_model.image_files import atomic_write
 from pip_model.registry import build_model
 
 MODEL_FORMAT = "pip_model/1"
@@ -17,16 +17,7 @@ MODEL_FORMAT = "pip_model/1"
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            torch.save(obj, file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda file: torch.save(obj, file))
 
 
 def safe_load(path: str | os.PathLike) -> Any:
@@ -46,10 +37,19 @@ def save_model_file(path: str | os.PathLike, model: nn.Module, *, model_name: st
     atomic_save({"format": MODEL_FORMAT, "model_name": model_name, "state_dict": state, **metadata}, path)
 
 
+def is_model_content(content: Any) -> bool:
+    """Whether the loaded content of a file is one that :func:`save_model_file` wrote."""
+    return isinstance(content, dict) and content.get("format") == MODEL_FORMAT
+
+
 def load_model_file(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuilds a model written by :func:`save_model_file`; returns it in eval mode with its metadata."""
-    content = safe_load(path)
-    if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
+    return model_from_content(safe_load(path), path)
+
+
+def model_from_content(content: Any, path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_model_file` on content already read from ``path`` (named in errors)."""
+    if not is_model_content(content):
         raise ValueError(f"{path}: not a model file of this project (expected format {MODEL_FORMAT!r})")
     model = build_model(content["model_name"])
     model.load_state_dict(content["state_dict"])

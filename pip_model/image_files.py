@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import png
@@ -153,14 +155,28 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray, *, alpha: np.ndarray | N
     pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=-1)
     samples = _quantise(pixels, bit_depth)
     height, width, planes = samples.shape
+
+    def write(file: BinaryIO) -> None:
+        if bit_depth == 8:
+            Image.fromarray(samples).save(file, format="PNG")
+        else:
+            writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16)
+            writer.write(file, samples.reshape(height, width * planes))
+
+    atomic_write(path, write)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Calls ``write`` on a temporary file beside ``path``, then renames it: never a half-written file.
+
+    The folder of ``path`` is created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
-            if bit_depth == 8:
-                Image.fromarray(samples).save(file, format="PNG")
-            else:
-                writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16)
-                writer.write(file, samples.reshape(height, width * planes))
+            write(file)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

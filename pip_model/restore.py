@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pip_model.checkpoints import load_model_file
+from pip_model.checkpoints import is_model_content, load_model_file, model_from_content, safe_load
 from pip_model.data import to_array, to_tensor
 from pip_model.evaluation import restore_tiled
 from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
@@ -42,23 +42,28 @@ def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
         return getattr(loaded, "model", loaded).to(device).eval(), f"MLflow model {spec}"
     path = Path(spec)
     try:
-        model, metadata = load_model_file(path)
-        return model.to(device), f"{path} ({metadata['model_name']}, step {metadata.get('step', '?')})"
+        content = safe_load(path)  # read once: published checkpoints are large
+        if is_model_content(content):
+            model, metadata = model_from_content(content, path)
+            return model.to(device), f"{path} ({metadata['model_name']}, step {metadata.get('step', '?')})"
     except ValueError as error:
-        if "not a model file of this project" not in str(error):
-            raise RestoreError(str(error)) from None
+        raise RestoreError(str(error)) from None
     from pip_model.reference import ReferenceCheckpointError, load_reference
 
     try:
-        return load_reference(path).to(device), f"{path} (published PIP-Restormer checkpoint)"
+        return load_reference(content).to(device), f"{path} (published PIP-Restormer checkpoint)"
     except ReferenceCheckpointError as error:
         raise RestoreError(f"{path} is neither a model file of this project nor a published checkpoint:\n{error}") \
             from None
 
 
+def _newest_first(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
 def newest_model(root: Path) -> Path:
     """The newest model the pipeline trained under ``root/models``, PIP models first."""
-    files = sorted((root / "models").glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    files = _newest_first(root / "models")
     if not files:
         raise RestoreError(f"no trained model in {root / 'models'}; run `dvc repro` first or pass --model")
     prompted = [path for path in files if path.stem.startswith("pip_")]
@@ -66,7 +71,8 @@ def newest_model(root: Path) -> Path:
 
 
 def newest_sensor(root: Path) -> Path:
-    files = sorted((root / "sensors").glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """The newest sensor the pipeline trained under ``root/sensors``."""
+    files = _newest_first(root / "sensors")
     if not files:
         raise RestoreError(f"--task auto needs a trained sensor: none in {root / 'sensors'}; run "
                            "`dvc repro train_sensor` or pass --sensor")

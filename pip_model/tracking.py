@@ -151,7 +151,6 @@ class Tracker:
                 "MLFLOW_TRACKING_URI or params.yaml's tracking_uri; nothing was trained."
             ) from error
         self.run_id = run_id
-        self.experiment_id = experiment_id
         self._monitor = None
 
     @classmethod
@@ -176,10 +175,6 @@ class Tracker:
         items = [Param(key, value) for key, value in flatten(params).items()]
         for start in range(0, len(items), 100):
             self._guard("params", self.client.log_batch, self.run_id, params=items[start : start + 100])
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        for key, value in tags.items():
-            self._guard("tags", self.client.set_tag, self.run_id, key, value)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         import time

@@ -17,10 +17,8 @@ from pip_model.checkpoints import save_model_file
 from pip_model.corpus import PrepareConfig, prepare_corpus
 from pip_model.data import to_array
 from pip_model.image_files import read_image, write_png
-from pip_model.restore import main
+from pip_model.restore import RestoreError, load_restorer, main
 from pip_model.training import TrainConfig, train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +139,14 @@ def test_large_images_are_tiled(trained, tmp_path):
     assert main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(trained),
                  "--task", "denoise_25", "--tile", "128", "--overlap", "16"]) == 0
     assert read_image(tmp_path / "out" / "big.png").size == (300, 420)
+
+
+def test_model_files_and_other_checkpoints_are_told_apart(trained, tmp_path):
+    model, description = load_restorer(str(trained), "cpu")
+    assert "pip_nafnet_tiny" in description and model.uses_prompts
+    torch.save({"unrelated.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(RestoreError, match="neither a model file of this project nor a published checkpoint"):
+        load_restorer(str(tmp_path / "other.pth"), "cpu")
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RestoreError, match="broken.pt: not a readable weights-only checkpoint"):
+        load_restorer(str(tmp_path / "broken.pt"), "cpu")
