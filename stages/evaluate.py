@@ -45,17 +45,17 @@ def main() -> int:
         print(f"evaluate: {error}", file=sys.stderr)
         return 1
 
-    contenders, run_ids = baseline_contenders(config), {}
+    contenders = baseline_contenders(config)
     sensor = load_model_file(args.sensor)[0] if args.sensor and args.sensor.is_file() else None
     for path in args.models:
         model, metadata = load_model_file(path)
         name = metadata["model_name"]
         contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
-        run_ids[name] = metadata.get("run_id", "")
         if sensor is not None and model.uses_prompts:
             contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
     pairs = load_benchmark(args.benchmark)
     result = evaluate(pairs, contenders, config)
+    run_ids = {contender.name: contender.run_id for contender in contenders}
 
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from pip_model.config import BaseConfig, ConfigError, load_section, read_params
 from pip_model.data import DegradeConfig
-from pip_model.serving import PackedInputModel
+from pip_model.serving import PackedInputModel, pack
+from pip_model.tasks import NUM_CLASSES
 from pip_model.tracking import (
     Tracker,
     TrackingConfig,
@@ -84,9 +86,8 @@ def main() -> int:
         return 0
 
     tracker.log_artifact(args.curve, "curves")
-    example = np.random.default_rng(0).random((1, 3 + 5, 32, 32), dtype=np.float32)
-    example[:, 3:] = 0.0
-    example[:, 3] = 1.0  # the noise prompt
+    rgb = torch.from_numpy(np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32))
+    example = pack(rgb, F.one_hot(torch.tensor([0]), NUM_CLASSES).float()).numpy()  # the noise prompt
     version = tracker.log_model(PackedInputModel(result.model.cpu()), registered_name=registered_name(config.model),
                                 alias=tracking.alias, input_example=example)
     final = result.curve.iloc[-1]
