@@ -13,6 +13,8 @@ from typing import Any
 
 from dvc.utils.serialize import modify_yaml
 
+from pip_model.tracking import tracking_uri
+
 
 @dataclass(frozen=True)
 class FlowsConfig:
@@ -31,7 +33,7 @@ def environment(repo: Path) -> dict[str, str]:
     """The stages' environment: this interpreter's tools on PATH, MLflow at the repository's store."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{(repo / 'mlflow.db').resolve()}")
+    env.setdefault("MLFLOW_TRACKING_URI", tracking_uri("", repo))
     env.setdefault("DVC_NO_ANALYTICS", "1")
     return env
 

@@ -18,7 +18,9 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import dvc, environment, metric_rows, set_params
+from flows.common import dvc, metric_rows, set_params
+from pip_model.config import load_section
+from pip_model.tracking import TrackingConfig, tracking_uri
 
 STAGES = ("prepare", "degrade", "train", "train_sensor", "evaluate", "report")
 
@@ -42,10 +44,10 @@ def mlflow_links(repo: Path) -> list[tuple[str, str]]:
     """(run name, link) of the latest training run of each model, for the markdown artifact."""
     from mlflow import MlflowClient
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    uri = environment(repo)["MLFLOW_TRACKING_URI"]
+    config = load_section(TrackingConfig, "tracking", repo / "params.yaml")
+    uri = tracking_uri(config.uri, repo)  # the store the stages logged to
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(params.get("tracking", {}).get("experiment", "pip-universal"))
+    experiment = client.get_experiment_by_name(config.experiment)
     if experiment is None:
         return []
     base = uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
