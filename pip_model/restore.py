@@ -46,7 +46,7 @@ def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
         if is_model_content(content):
             model, metadata = model_from_content(content, path)
             return model.to(device), f"{path} ({metadata['model_name']}, step {metadata.get('step', '?')})"
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         raise RestoreError(str(error)) from None
     from pip_model.reference import ReferenceCheckpointError, load_reference
 

@@ -94,9 +94,10 @@ def main() -> int:
     tracker.log_metrics({"final_train_psnr": float(final["psnr"]), "final_train_loss": float(final["loss"])},
                         step=int(final["step"]))
     tracker.finish()
+    registered = (f"registered {registered_name(config.model)} v{version} @{tracking.alias}" if version is not None
+                  else "not registered in MLflow (logging failed)")
     print(f"train: {config.model} done: {int(final['step'])} steps, train PSNR {final['psnr']:.2f} dB, "
-          f"{result.patches_per_s:.1f} patches/s; registered {registered_name(config.model)} v{version} "
-          f"@{tracking.alias}", flush=True)
+          f"{result.patches_per_s:.1f} patches/s; {registered}", flush=True)
     if tracker.failures:
         print(f"train: {len(tracker.failures)} MLflow logging call(s) failed; the model file is complete:",
               file=sys.stderr)

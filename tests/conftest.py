@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary git + DVC repository made from this checkout."""
+"""Shared fixtures: the default corpus and benchmark, stage environments, servers, and a temporary
+git + DVC repository made from this checkout."""
 
 from __future__ import annotations
 
@@ -11,24 +12,63 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+from pip_model.corpus import PrepareConfig, prepare_corpus
+from pip_model.data import DegradeConfig, build_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model", "flows", ".dvcignore", ".gitignore")
 
 
-def _environment(repo: Path) -> dict[str, str]:
+QUIET = {"progress": lambda message: None}
+
+
+def stage_environment(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment a stage script runs in: this interpreter first on PATH, this checkout importable,
+    an MLflow SQLite store in ``folder`` (``extra`` overrides any of it)."""
     env = dict(os.environ)
     # Stage commands call `python`: make it this interpreter, which has pip_model installed.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost",
-               MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}", PYTHONPATH=str(ROOT))
+    env.update(DVC_NO_ANALYTICS="1", MLFLOW_TRACKING_URI=f"sqlite:///{folder / 'mlflow.db'}", PYTHONPATH=str(ROOT))
+    env.update(extra)
     return env
+
+
+def _environment(repo: Path) -> dict[str, str]:
+    return stage_environment(repo, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+                             GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
+
+
+def randomise_output(model: torch.nn.Module) -> torch.nn.Module:
+    """New restorers start as the identity (zero output conv); a random output layer shows what the body computes,
+    so a test never compares the identity with itself."""
+    for name in ("output", "ending"):
+        if hasattr(model, name):
+            torch.nn.init.normal_(getattr(model, name).weight, std=0.05)
+    return model
+
+
+@pytest.fixture(scope="session")
+def default_prepared(tmp_path_factory) -> Path:
+    """The ``prepare`` stage's output for the default corpus (scikit-image's photographs), made once."""
+    out = tmp_path_factory.mktemp("default") / "prepared"
+    prepare_corpus(PrepareConfig(), seed=0, out_dir=out, **QUIET)
+    return out
+
+
+@pytest.fixture(scope="session")
+def benchmark_48(default_prepared) -> Path:
+    """A small benchmark of the default corpus: one 48-px crop per val/test image and task."""
+    out = default_prepared.parent / "benchmark_48"
+    build_benchmark(default_prepared, DegradeConfig(benchmark_crop=48, crops_per_image=1), seed=0, out_dir=out,
+                    **QUIET)
+    return out
 
 
 class Repo:
@@ -73,12 +113,6 @@ def make_pipeline_repo(path: Path, updates: dict[str, dict]) -> Repo:
     return repo
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path) -> Callable[[dict[str, dict]], Repo]:
-    """Makes a scratch pipeline repository with params updated."""
-    return lambda updates: make_pipeline_repo(tmp_path / "repo", updates)
-
-
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as probe:
@@ -87,8 +121,9 @@ def free_port() -> int:
 
 
 def stop_group(process: subprocess.Popen) -> None:
-    """Stops a process started in its own session, with every child it spawned."""
-    os.killpg(process.pid, signal.SIGTERM)
+    """Stops a process started in its own session, with every child it spawned (a group already gone is fine)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -97,8 +132,11 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_server(command: list[str], health_url: str, log_path: Path, env: dict[str, str]) -> Iterator[None]:
-    """Runs a server in its own process group until the block ends; waits until ``health_url`` answers."""
+def running_server(command: list[str], health_url: str, log_path: Path,
+                   env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """Runs a server in its own process group until the block ends; waits until ``health_url`` answers.
+
+    Yields the server's process, the leader of its group, so a test may also kill the server itself."""
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -111,6 +149,6 @@ def running_server(command: list[str], health_url: str, log_path: Path, env: dic
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"{command[:4]} did not start:\n{log_path.read_text()}") from None
                     time.sleep(0.5)
-            yield
+            yield process
         finally:
             stop_group(process)

@@ -1,75 +1,243 @@
-"""Train and evaluate against a real `mlflow server`, then read the metrics back."""
+"""The pipeline against a real `mlflow server`: train and evaluate log to it, the registered model restores
+images (``prompt-restore --model models:/...`` and ``runs:/...``, MLflow's pyfunc in a clean process), and
+training outlives the server going away mid-run."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow import MlflowClient
 
-from pip_model.corpus import PrepareConfig, prepare_corpus
-from pip_model.data import DegradeConfig, build_benchmark
-from pip_model.tasks import TASKS
-from tests.conftest import free_port, running_server
+from pip_model import restore
+from pip_model.checkpoints import load_model_file
+from pip_model.data import to_tensor
+from pip_model.image_files import read_image, write_png
+from pip_model.serving import pack
+from pip_model.tasks import DEGRADATION_CLASSES, TASKS
+from tests.conftest import free_port, running_server, stage_environment, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
+REGISTERED = "pip-universal-pip_restormer_tiny"
+CANDIDATE = f"models:/{REGISTERED}@candidate"
+
+
+def server_command(folder: Path, port: int) -> list[str]:
+    """An `mlflow server` on loopback with a SQLite backend and proxied artifacts, both in ``folder``."""
+    return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"]
+
+
+def server_environment() -> dict[str, str]:
+    """The server's environment: this one, without telemetry."""
+    return dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers ``url``."""
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Server:
+    """A running server: its URI and its process (the leader of its own process group)."""
+
+    uri: str
+    process: subprocess.Popen
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
-    """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes."""
+def mlflow_server(tmp_path) -> Server:
+    """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes (a test may also
+    kill the whole group itself)."""
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-               "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"]
     uri = f"http://127.0.0.1:{port}"
-    with running_server(command, f"{uri}/health", tmp_path / "server.log",
-                        dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")):
-        yield uri
+    with running_server(server_command(tmp_path, port), f"{uri}/health", tmp_path / "server.log",
+                        server_environment()) as process:
+        yield Server(uri, process)
 
 
-def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path):
-    prepared, benchmark = tmp_path / "prepared", tmp_path / "benchmark"
-    prepare_corpus(PrepareConfig(), seed=0, out_dir=prepared, progress=lambda message: None)
-    build_benchmark(prepared, DegradeConfig(benchmark_crop=48, crops_per_image=1), seed=0, out_dir=benchmark,
-                    progress=lambda message: None)
+def write_params(folder: Path, **train: object) -> dict:
+    """Writes ``params.yaml`` in ``folder``: the repository's, with a tiny CPU training run.
+
+    Returns:
+        The params written.
+    """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(steps=4, batch_size=2, patch=32, warmup_steps=1, log_every=2, sample_every=2, threads=1)
+    params["train"].update(batch_size=2, patch=32, warmup_steps=1, threads=1, **train)
     params["evaluate"].update(classical=False)
     params["tracking"].update(system_metrics_interval=0.2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server, PYTHONPATH=str(ROOT))
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return params
 
-    def stage(name: str, *arguments: str) -> None:
-        subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), "--params", "params.yaml", *arguments],
-                       cwd=tmp_path, env=env, check=True, capture_output=True)
 
-    stage("train", "--model", "pip_restormer_tiny", "--prepared", str(prepared), "--pairs", "pairs",
-          "--out", "models/pip_restormer_tiny.pt", "--curve", "curves/pip.csv")
-    stage("evaluate", "--benchmark", str(benchmark), "--models", "models/pip_restormer_tiny.pt",
+def train_command(prepared: Path) -> list[str]:
+    """The train stage for ``pip_restormer_tiny``, writing under the working directory."""
+    return [sys.executable, str(ROOT / "stages" / "train.py"), "--params", "params.yaml",
+            "--model", "pip_restormer_tiny", "--prepared", str(prepared), "--pairs", "pairs",
+            "--out", "models/pip_restormer_tiny.pt", "--curve", "curves/pip.csv"]
+
+
+def assert_restores_like_the_model_file(run_id: str, photo: Path, folder: Path) -> None:
+    """``prompt-restore --model`` with the registry alias and with the run's model gives the image that the
+    model file of the train stage gives (within one 8-bit level), and that image is not the input."""
+    outputs = {}
+    for name, model in {"file": str(folder / "models" / "pip_restormer_tiny.pt"), "registry": CANDIDATE,
+                        "run": f"runs:/{run_id}/model"}.items():
+        code = restore.main([str(photo), "--out", str(folder / f"restored_{name}"), "--task", "derain",
+                             "--model", model, "--device", "cpu"])
+        assert code == 0, f"prompt-restore --model {model} exited {code}"
+        outputs[name] = read_image(folder / f"restored_{name}" / "rainy.png").rgb
+    assert np.abs(outputs["file"] - read_image(photo).rgb).max() > 2 / 255, "the trained model is the identity"
+    for name in ("registry", "run"):
+        difference = np.abs(outputs[name] - outputs["file"]).max()
+        assert difference <= 1 / 255 + 1e-6, f"--model {name} URI differs from the model file by {difference:.4f}"
+
+
+PYFUNC_SCRIPT = """
+import sys, numpy as np, mlflow.pyfunc
+model = mlflow.pyfunc.load_model(sys.argv[1])
+np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]))))
+print(sys.modules["pip_model"].__file__)
+"""
+
+
+def assert_pyfunc_predicts_like_the_model_file(uri: str, photo: Path, folder: Path) -> None:
+    """A fresh interpreter outside the repository loads the registered model as pyfunc; its prediction on a
+    packed input (image + one constant plane per prompt weight) equals the model file's model on the image and
+    the same prompt mixture."""
+    # 32 x 32: the logged signature fixes H and W to the train stage's input example (README: any H, W).
+    image = to_tensor(read_image(photo).rgb)[None][..., 8:40, 4:36]
+    weights = torch.zeros(1, len(DEGRADATION_CLASSES))
+    weights[0, DEGRADATION_CLASSES.index("rain")], weights[0, DEGRADATION_CLASSES.index("haze")] = 0.7, 0.3
+    clean = folder / "clean_process"
+    clean.mkdir()
+    np.save(clean / "packed.npy", pack(image, weights).numpy())
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", PYFUNC_SCRIPT, CANDIDATE, "packed.npy", "predicted.npy"],
+                          cwd=clean, env=dict(env, MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    package = Path(done.stdout.strip().splitlines()[-1])
+    # The package the model was logged with (its `code/` folder), not this checkout or an installed copy.
+    assert package.parent.parent.name == "code", f"pip_model was imported from {package}, not from the model"
+    model, _ = load_model_file(folder / "models" / "pip_restormer_tiny.pt")
+    with torch.no_grad():
+        expected = model(image, weights).numpy()
+    predicted = np.load(clean / "predicted.npy")
+    assert predicted.shape == expected.shape
+    np.testing.assert_allclose(predicted, expected, rtol=0, atol=1e-5)
+
+
+def test_train_evaluate_and_the_registered_model_through_a_real_server(
+    mlflow_server, tmp_path, default_prepared, benchmark_48, monkeypatch,
+):
+    """train and evaluate log to a real server; the model it registers restores like the model file, through
+    ``prompt-restore --model models:/...`` / ``runs:/...`` and as pyfunc in a clean process."""
+    uri = mlflow_server.uri
+    params = write_params(tmp_path, steps=4, log_every=2, sample_every=2)
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=uri)
+
+    def stage(*command: str) -> None:
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command[1]} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+    stage(*train_command(default_prepared))
+    stage(sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
+          "--benchmark", str(benchmark_48), "--models", "models/pip_restormer_tiny.pt",
           "--metrics", "results/metrics.json", "--per-image", "results/per_image.csv", "--examples", "results/ex")
 
-    mlflow.set_tracking_uri(mlflow_server)
-    runs = mlflow.search_runs(experiment_names=["pip-universal"])
-    trained = runs[runs["tags.mlflow.runName"] == "train-pip_restormer_tiny"].iloc[0]
-    for task in TASKS:
-        assert 0 < trained[f"metrics.psnr_{task}"] < 100 and 0 < trained[f"metrics.ssim_{task}"] <= 1
-    # The default PSNR loss is a log10 MSE: negative, but finite.
-    assert math.isfinite(trained["metrics.train_loss"]) and trained["metrics.train_psnr"] > 0
-    assert trained["params.train.lr"] == str(params["train"]["lr"])
-    assert "metrics.system/cpu_utilization_percentage" in runs.columns
-    baseline = runs[runs["tags.mlflow.runName"] == "evaluate-input"].iloc[0]
-    assert baseline["metrics.psnr_mean"] > 0
-    client = MlflowClient(mlflow_server)
-    version = client.get_model_version_by_alias("pip-universal-pip_restormer_tiny", "candidate")
-    assert version.run_id == trained["run_id"]
-    artifacts = {a.path for a in client.list_artifacts(trained["run_id"])}
-    assert {"curves", "evaluation"} <= artifacts
-    loaded = mlflow.pytorch.load_model("models:/pip-universal-pip_restormer_tiny@candidate")
-    assert loaded.model.uses_prompts
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)  # global, and written to os.environ: reset below
+    try:
+        runs = mlflow.search_runs(experiment_names=["pip-universal"])
+        trained = runs[runs["tags.mlflow.runName"] == "train-pip_restormer_tiny"].iloc[0]
+        for task in TASKS:
+            assert 0 < trained[f"metrics.psnr_{task}"] < 100 and 0 < trained[f"metrics.ssim_{task}"] <= 1
+        # The default PSNR loss is a log10 MSE: negative, but finite.
+        assert math.isfinite(trained["metrics.train_loss"]) and trained["metrics.train_psnr"] > 0
+        assert trained["params.train.lr"] == str(params["train"]["lr"])
+        assert "metrics.system/cpu_utilization_percentage" in runs.columns
+        baseline = runs[runs["tags.mlflow.runName"] == "evaluate-input"].iloc[0]
+        assert baseline["metrics.psnr_mean"] > 0
+        client = MlflowClient(uri)
+        version = client.get_model_version_by_alias(REGISTERED, "candidate")
+        assert version.run_id == trained["run_id"]
+        artifacts = {a.path for a in client.list_artifacts(trained["run_id"])}
+        assert {"curves", "evaluation"} <= artifacts
+        loaded = mlflow.pytorch.load_model(CANDIDATE)
+        assert loaded.model.uses_prompts
+
+        photo = tmp_path / "photos" / "rainy.png"
+        photo.parent.mkdir()
+        rainy = sorted((benchmark_48 / "derain").glob("*.png"))[0]
+        write_png(photo, read_image(rainy).rgb)
+        assert_restores_like_the_model_file(trained["run_id"], photo, tmp_path)
+        assert_pyfunc_predicts_like_the_model_file(uri, photo, tmp_path)
+    finally:
+        mlflow.set_tracking_uri(None)  # later tests must not inherit this server
+
+
+def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_path, default_prepared):
+    """The server's whole process group is killed while train logs every step: training goes on to the end,
+    the model file and the curve are complete, exit code 0, and the failed logging calls are reported."""
+    steps = 30
+    write_params(tmp_path, steps=steps, log_every=1, sample_every=5)
+    server = mlflow_server
+    # MLflow's HTTP client retries with backoff for minutes by default: one prompt try per call here.
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=server.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                            MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    stdout_path, stderr_path = tmp_path / "train.out", tmp_path / "train.err"
+    deadline = time.monotonic() + 240
+    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
+        train = subprocess.Popen(train_command(default_prepared), cwd=tmp_path, env=env, stdout=stdout,
+                                 stderr=stderr)
+        try:
+            while "train: step 1/" not in stdout_path.read_text():  # the run exists and logs steps
+                assert train.poll() is None, f"train ended before step 1:\n{stderr_path.read_text()}"
+                assert time.monotonic() < deadline, "train did not reach step 1 in time"
+                time.sleep(0.05)
+            # SIGKILL, not stop_group's SIGTERM: a graceful shutdown keeps serving the busy client for seconds.
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+            assert not answers(f"{server.uri}/health"), "the server still answers after its group was killed"
+            steps_before_outage = stdout_path.read_text().count("train: step ")
+            code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if train.poll() is None:
+                train.kill()
+                train.wait()
+    out, err = stdout_path.read_text(), stderr_path.read_text()
+    assert steps_before_outage < steps, "the server died only after training: the outage was not mid-run"
+    assert code == 0, f"train exited {code}:\n{out}\n{err}"
+
+    model, metadata = load_model_file(tmp_path / "models" / "pip_restormer_tiny.pt")
+    assert metadata["step"] == steps and model.uses_prompts
+    curve = pd.read_csv(tmp_path / "curves" / "pip.csv")
+    assert curve["step"].tolist() == list(range(1, steps + 1))
+    assert f"done: {steps} steps" in out and "not registered in MLflow" in out
+
+    reported = re.search(r"train: (\d+) MLflow logging call\(s\) failed; the model file is complete:\n  (\w+)", err)
+    assert reported, f"no report of the failed MLflow calls:\n{err}"
+    # Every step after the outage failed to log its metrics, and the first failure happened during training.
+    assert int(reported.group(1)) >= steps - steps_before_outage
+    assert reported.group(2) in {"metrics", "image"}

@@ -1,9 +1,11 @@
-"""The whole pipeline end to end on a tiny config: real `dvc repro`, DVC experiments, and
-the Prefect flows against a real `prefect server` on loopback."""
+"""The whole pipeline end to end on a tiny config: real `dvc repro` in a git repository, DVC
+experiments, and the Prefect flows and deployments against a real `prefect server` on loopback.
+
+One repository serves the whole module, so each check reuses the first `dvc repro` instead of
+running the pipeline again."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sqlite3
@@ -14,16 +16,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from pip_model.tasks import TASKS
 from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stop_group
 
 TINY = {
-    "degrade": {"benchmark_crop": 48, "crops_per_image": 1},
+    "degrade": {"benchmark_crop": 48, "crops_per_image": 1, "train_pairs_per_task": 2, "train_patch": 32},
     "train": {"steps": 2, "batch_size": 2, "patch": 32, "warmup_steps": 1, "log_every": 1, "sample_every": 2,
               "checkpoint_every": 100},
     "sensor": {"steps": 2, "batch_size": 4, "patch": 32},
     "report": {"dpi": 40},
     "tracking": {"system_metrics_interval": 1},
+    "flows": {"cron": "17 3 * * 1"},  # not the code's default, so the deployment must read params.yaml
 }
 STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor", "evaluate",
           "report"]
@@ -46,8 +51,11 @@ def test_repro_from_clean_runs_every_stage(repo):
     assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "pip_restormer_tiny_blind"}
     assert set(json.loads((repo.path / "results" / "sensor.json").read_text())) == {"accuracy", "per_class",
                                                                                      "confusion"}
-    assert set(metrics["pip_restormer_tiny"]) == {"denoise_15", "denoise_25", "denoise_50", "derain", "dehaze",
-                                                  "deblur", "lowlight"}
+    assert set(metrics["pip_restormer_tiny"]) == set(TASKS)
+    benchmark = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
+    assert set(benchmark["task"]) == set(TASKS)
+    assert all((repo.path / "data" / "benchmark" / path).is_file() for path in benchmark["degraded_path"])
+    assert len(pd.read_csv(repo.path / "data" / "train_pairs" / "manifest.csv")) == 2 * len(TASKS)
     page = (repo.path / "reports" / "index.html").read_text()
     for figure in ("psnr_by_task.png", "training_curves.png", "examples.png", "prompt_swap.png"):
         assert figure in page and (repo.path / "reports" / figure).stat().st_size > 1000
@@ -66,19 +74,21 @@ def test_metrics_show_prints_the_per_task_table(repo):
         assert column in shown
 
 
-def test_changing_lr_reruns_only_train_and_what_follows(repo):
-    repo.set_params({"train": {"lr": 0.001}})
-    output = repo.dvc("repro").stdout
-    assert _ran(output) == ["train@pip_restormer_tiny", "train@restormer_tiny", "evaluate", "report"], output
-    repo.run("git", "add", "-A")
-    repo.run("git", "commit", "-qm", "lr 0.001")
-
-
-def test_exp_run_is_listed_with_its_metrics(repo):
-    repo.dvc("exp", "run", "-n", "three-steps", "-S", "train.steps=3")
-    table = pd.read_csv(io.StringIO(repo.dvc("exp", "show", "--csv").stdout))
-    row = table[table["Experiment"] == "three-steps"].iloc[0]
-    assert row["train.steps"] == 3 and 0 < float(row["pip_restormer_tiny.derain.psnr"]) < 100
+@pytest.mark.parametrize(("section", "change", "expected"), [
+    ("degrade", {"crops_per_image": 2}, ["degrade"]),
+    ("train", {"lr": 0.001}, ["train@pip_restormer_tiny", "train@restormer_tiny"]),
+    ("sensor", {"lr": 0.001}, ["train_sensor"]),
+    ("evaluate", {"tile": 128}, ["evaluate"]),
+])
+def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, change, expected):
+    # A dry run lists the stages whose own params changed; the stages after them rerun when their inputs change,
+    # which the flow test below shows for real.
+    repo.set_params({section: change})
+    try:
+        output = repo.dvc("repro", "--dry").stdout
+        assert _ran(output) == expected, output
+    finally:
+        repo.run("git", "checkout", "params.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +104,16 @@ def prefect_api(tmp_path_factory) -> dict[str, str]:
         yield settings
 
 
-def test_pipeline_flow_after_repro_does_no_work_and_publishes(repo, prefect_api):
-    done = repo.run(sys.executable, "-m", "flows.pipeline", env=prefect_api)
+def test_pipeline_flow_applies_overrides_reruns_what_they_change_and_publishes(repo, prefect_api):
+    # The README's `python -m flows.pipeline KEY=VALUE`: the override lands in params.yaml, DVC reruns the stage
+    # that reads it and the one whose input that changed (the report); the others have nothing to do.
+    done = repo.run(sys.executable, "-m", "flows.pipeline", "evaluate.classical=false", env=prefect_api)
     logs = done.stdout + done.stderr
-    assert logs.count("up to date, nothing to do") == 6, logs
+    assert logs.count("up to date, nothing to do") == 4, logs
+    assert "evaluate: ran" in logs and "report: ran" in logs, logs
+    assert yaml.safe_load((repo.path / "params.yaml").read_text())["evaluate"]["classical"] is False
+    assert "classical" not in json.loads((repo.path / "results" / "metrics.json").read_text())
+    repo.run("git", "commit", "-qam", "no classical baselines")
     table = repo.run(sys.executable, "-m", "prefect", "artifact", "inspect", "per-task-metrics",
                      env={**prefect_api, "COLUMNS": "400"}).stdout
     assert "pip_restormer_tiny" in table and "psnr" in table and "derain" in table
@@ -106,34 +122,43 @@ def test_pipeline_flow_after_repro_does_no_work_and_publishes(repo, prefect_api)
     assert "train-pip_restormer_tiny" in links and "#/experiments/" in links
 
 
-def test_deployment_served_and_triggered_on_a_real_server(repo, prefect_api):
-    server_env = {**repo.env, **prefect_api}
-    serving = subprocess.Popen([sys.executable, "-m", "flows.deploy"], cwd=repo.path, env=server_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+def _trigger(repo: Repo, prefect_api: dict[str, str], deployment: str, **parameters) -> None:
+    """`prefect deployment run` with JSON parameters, waiting for the run to complete."""
+    arguments = [item for key, value in parameters.items() for item in ("-p", f"{key}={json.dumps(value)}")]
+    run = repo.run(sys.executable, "-m", "prefect", "deployment", "run", deployment, *arguments, "--watch",
+                   "--watch-timeout", "600", env=prefect_api)
+    assert "Completed" in run.stdout, run.stdout + run.stderr
+
+
+def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tmp_path):
+    """`python -m flows.deploy` serves `pipeline/nightly` on params.yaml's cron and `sweep/on-demand`; triggering
+    the sweep runs a grid of DVC experiments, gathered from `dvc exp show` into one table, their MLflow runs tagged."""
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        serving = subprocess.Popen([sys.executable, "-m", "flows.deploy"], cwd=repo.path,
+                                   env={**repo.env, **prefect_api}, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     try:
         deadline = time.monotonic() + 90
-        while "pipeline/nightly" not in repo.run(sys.executable, "-m", "prefect", "deployment", "ls",
-                                                 env=prefect_api).stdout:
-            assert serving.poll() is None and time.monotonic() < deadline, "deployments were not created"
+        while "sweep/on-demand" not in repo.run(sys.executable, "-m", "prefect", "deployment", "ls",
+                                                env={**prefect_api, "COLUMNS": "400"}).stdout:
+            assert serving.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "deployments were not created:\n" + log.read_text()
             time.sleep(1)
         schedule = repo.run(sys.executable, "-m", "prefect", "deployment", "inspect", "pipeline/nightly",
                             env=prefect_api).stdout
-        assert "0 2 * * *" in schedule
-        run = repo.run(sys.executable, "-m", "prefect", "deployment", "run", "pipeline/nightly", "--watch",
-                       "--watch-timeout", "240", env=prefect_api)
-        assert "Completed" in run.stdout, run.stdout + run.stderr
+        assert "17 3 * * 1" in schedule
+        _trigger(repo, prefect_api, "pipeline/nightly", stages=["report"])  # up to date: proves the served run
+        _trigger(repo, prefect_api, "sweep/on-demand", grid={"train.lr": [0.001, 0.003]})
     finally:
         stop_group(serving)
 
-
-def test_sweep_runs_a_grid_of_experiments_into_one_table(repo, prefect_api):
-    done = repo.run(sys.executable, "-m", "flows.sweep", "train.lr=0.001,0.003", env=prefect_api)
-    csv = next(line.split("table at ")[1].strip() for line in (done.stdout + done.stderr).splitlines()
-               if "table at " in line)
-    table = pd.read_csv(csv)
+    tables = list((repo.path / "results" / "sweeps").glob("*.csv"))
+    assert len(tables) == 1, log.read_text()
+    table = pd.read_csv(tables[0])
     assert len(table) == 2 and sorted(table["train.lr"]) == [0.001, 0.003]
     assert table["pip_restormer_tiny.derain.psnr"].between(0, 100).all()
-    sweep_id = Path(csv).stem
+    sweep_id = tables[0].stem
     with sqlite3.connect(repo.path / "mlflow.db") as store:
         tagged = store.execute("select count(distinct run_uuid) from tags where key='sweep' and value=?",
                                (sweep_id,)).fetchone()[0]

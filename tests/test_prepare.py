@@ -55,7 +55,10 @@ def test_user_folder_keeps_good_images_and_explains_the_rest(messy_folder, tmp_p
     assert manifest["hash"].is_unique and manifest["id"].is_unique
     assert set(manifest["split"]) == {"train", "val", "test"}
     for row in manifest.itertuples():
-        assert Image.open(out / row.path).mode == "RGB" and row.size == f"{row.width}x{row.height}"
+        written = Image.open(out / row.path)
+        # Every source is 48 wide and 40 high: the manifest must say so, and so must the written file.
+        assert written.mode == "RGB" and written.size == (row.width, row.height) == (48, 40)
+        assert row.size == "48x40"
     assert len(pd.read_csv(out / "rejects.csv")) == 5
 
 
@@ -86,12 +89,11 @@ def test_too_few_usable_images_fail_clearly_and_keep_the_rejects(tmp_path):
     assert "bad.png" in (tmp_path / "out" / "rejects.csv").read_text()
 
 
-def test_default_corpus_is_scikit_image_photographs(tmp_path):
-    result = prepare_corpus(PrepareConfig(), seed=0, out_dir=tmp_path / "prepared", **QUIET)
-    origins = set(result.manifest["origin"])
+def test_default_corpus_is_scikit_image_photographs(default_prepared):
+    manifest = pd.read_csv(default_prepared / "manifest.csv")
     assert {"skimage.data.astronaut", "skimage.data.chelsea", "skimage.data.coffee", "skimage.data.rocket",
-            "skimage.data.motorcycle_left", "skimage.data.motorcycle_right"} <= origins
-    assert result.rejects.empty and set(result.manifest["split"]) == {"train", "val", "test"}
+            "skimage.data.motorcycle_left", "skimage.data.motorcycle_right"} <= set(manifest["origin"])
+    assert pd.read_csv(default_prepared / "rejects.csv").empty and set(manifest["split"]) == {"train", "val", "test"}
 
 
 def _pair(degraded: Path, clean: Path, seed: int, size=(32, 32)) -> None:

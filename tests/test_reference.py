@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from pip_model import build_model, load_reference
+from pip_model.data import to_array, to_tensor
+from pip_model.image_files import read_image, write_png
 from pip_model.reference import ReferenceCheckpointError
+from pip_model.restore import main
 from tests.reference_weights import reference_dir, reference_layout, reference_state_dict
 
 REFERENCE = reference_dir()
@@ -26,10 +31,16 @@ def reference_state() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def loaded(reference_state, tmp_path_factory) -> torch.nn.Module:
+def published_file(reference_state, tmp_path_factory) -> Path:
+    """The published weights as the published implementation saves them: a bare state dict in a .pth."""
     path = tmp_path_factory.mktemp("ckpt") / "published.pth"
     torch.save(reference_state, path)
-    return load_reference(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(published_file) -> torch.nn.Module:
+    return load_reference(published_file)
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +98,17 @@ def test_missing_file_names_the_path(tmp_path):
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(ReferenceCheckpointError, match="corrupt.pth"):
         load_reference(corrupt)
+
+
+def test_restore_command_runs_a_published_checkpoint(published_file, loaded, tmp_path):
+    """``prompt-restore --model FILE.pth`` restores with a published checkpoint exactly as the loaded model does."""
+    photo = tmp_path / "photo.png"
+    write_png(photo, np.random.default_rng(0).random((24, 32, 3), dtype=np.float32))  # small: 27M parameters
+    assert main([str(photo), "--out", str(tmp_path / "out"), "--model", str(published_file),
+                 "--task", "derain", "--device", "cpu"]) == 0
+    with torch.no_grad():
+        expected = loaded(to_tensor(read_image(photo).rgb)[None], torch.tensor([1]))[0].clamp(0, 1)  # 1: rain
+    restored = read_image(tmp_path / "out" / "photo.png").rgb
+    assert np.abs(restored - to_array(expected)).max() <= 0.5 / 255 + 1e-5  # 8-bit rounding only
+    summary = json.loads((tmp_path / "out" / "restore_summary.json").read_text())
+    assert summary["model"].removeprefix(f"{published_file} ") == "(published PIP-Restormer checkpoint)"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +15,43 @@ import skimage.data
 import torch
 
 from pip_model import build_model, degrade
-from pip_model.checkpoints import save_model_file
-from pip_model.corpus import PrepareConfig, prepare_corpus
-from pip_model.data import to_array
+from pip_model.checkpoints import load_model_file, save_model_file
+from pip_model.data import to_array, to_tensor
+from pip_model.evaluation import restore_tiled
 from pip_model.image_files import read_image, write_png
-from pip_model.restore import RestoreError, load_restorer, main
+from pip_model.restore import RestoreError, load_restorer, main, parse_mix
+from pip_model.tasks import DEGRADATION_CLASSES, TASKS
 from pip_model.training import TrainConfig, train
+from tests.conftest import randomise_output
+
+# What 8-bit PNG rounding can move a pixel by, between a float result and the file (0.5/255), or between two
+# files of almost equal floats (1/255).
+QUANTISATION = 1 / 255 + 1e-6
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(default_prepared, tmp_path_factory) -> Path:
     """A PIP model trained briefly on denoise_25 only."""
     folder = tmp_path_factory.mktemp("trained")
-    prepare_corpus(PrepareConfig(), seed=0, out_dir=folder / "prepared", progress=lambda message: None)
     config = TrainConfig(model="pip_nafnet_tiny", tasks=("denoise_25",), steps=40, batch_size=8, patch=48,
                          lr=2e-3, warmup_steps=2)
-    train(config, seed=0, device="cpu", prepared_dir=folder / "prepared", pairs_dir=None,
+    train(config, seed=0, device="cpu", prepared_dir=default_prepared, pairs_dir=None,
           model_path=folder / "model.pt", curve_path=folder / "curve.csv", checkpoint_path=folder / "ckpt.pt",
           progress=False)
     return folder / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def random_pip(tmp_path_factory) -> Path:
+    """An untrained PIP model file with a random output layer, for tests of the command's plumbing.
+
+    Its result moves with the prompt, unlike ``trained``'s (one task only, its prompts change ~1/255 at most),
+    and it needs no training.
+    """
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("random_pip") / "pip_nafnet_tiny.pt"
+    save_model_file(path, randomise_output(build_model("pip_nafnet_tiny")).eval(), model_name="pip_nafnet_tiny")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +64,26 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
+
+
+def _summary(out: Path) -> dict:
+    """The ``restore_summary.json`` a run wrote into ``out``."""
+    return json.loads((out / "restore_summary.json").read_text())
+
+
+def _rain_sensor() -> torch.nn.Module:
+    """A sensor that is sure (p > 0.9) the noisy coffee crop shows rain, by an amount that depends on the image.
+
+    A fresh sensor is near uniform. Its random classifier, scaled up 60 times, keeps its image-dependent
+    preferences (rain a little over haze on this crop) but states them confidently; a bias of 1 towards rain
+    adds some margin.
+    """
+    torch.manual_seed(0)
+    sensor = build_model("sensor_tiny").eval()
+    with torch.no_grad():
+        sensor.classifier.weight *= 60
+        sensor.classifier.bias.zero_()[DEGRADATION_CLASSES.index("rain")] = 1.0
+    return sensor
 
 
 def test_restoring_a_noisy_photo_brings_it_closer_to_the_clean_one(trained, scene, tmp_path):
@@ -66,22 +106,97 @@ def test_mix_of_a_single_class_equals_its_task(trained, scene, tmp_path):
     assert (tmp_path / "blend" / "noisy.png").read_bytes() != (tmp_path / "task" / "noisy.png").read_bytes()
 
 
-def test_auto_uses_the_sensor_and_records_its_probabilities(trained, scene, tmp_path):
-    torch.manual_seed(0)
-    sensor = build_model("sensor_tiny").eval()
+def test_mix_weights_are_normalised_and_task_names_map_to_classes():
+    """``--mix`` takes task or class names, adds weights that name one class, and normalises the sum to 1."""
+    assert parse_mix("derain=0.7,dehaze=0.3").tolist() == pytest.approx([0, 0.7, 0.3, 0, 0])
+    # denoise_15 and noise name the same class: their weights add up.
+    assert parse_mix("denoise_15=1, noise=1,blur=2").tolist() == pytest.approx([0.5, 0, 0, 0.5, 0])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("derain", "--mix: 'derain' is not NAME=WEIGHT"),
+    ("derain=0.5,dehaze=lots", "--mix: 'dehaze=lots' is not NAME=WEIGHT"),
+    ("fog=1", f"--mix: unknown name 'fog'; use tasks ({', '.join(TASKS)}) or classes "
+              f"({', '.join(DEGRADATION_CLASSES)})"),
+    ("rain=-0.5,haze=1", "--mix: weight of rain is negative (-0.5)"),
+    ("rain=0,haze=0", "--mix: the weights sum to zero"),
+], ids=["no-weight", "weight-not-a-number", "unknown-name", "negative-weight", "all-zero"])
+def test_a_bad_mix_is_explained(text, message):
+    """Each malformed ``--mix`` is refused with the message that says what is wrong."""
+    with pytest.raises(RestoreError) as error:
+        parse_mix(text)
+    assert str(error.value) == message
+
+
+def test_auto_uses_the_sensor_and_records_its_probabilities(random_pip, scene, tmp_path, capsys):
+    """``--task auto`` records and prints the sensor's own probabilities and prompts the model with them."""
+    sensor = _rain_sensor()
     save_model_file(tmp_path / "sensor.pt", sensor, model_name="sensor_tiny")
-    write_png(tmp_path / "in" / "noisy.png", scene[1])
-    assert main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(trained),
-                 "--task", "auto", "--sensor", str(tmp_path / "sensor.pt")]) == 0
-    summary = json.loads((tmp_path / "out" / "restore_summary.json").read_text())
-    probabilities = summary["predictions"][str(tmp_path / "in" / "noisy.png")]
-    assert set(probabilities) == {"noise", "rain", "haze", "blur", "lowlight"}
-    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
-    weights = torch.tensor([list(probabilities.values())])
-    main([str(tmp_path / "in"), "--out", str(tmp_path / "mixed"), "--model", str(trained),
-          "--mix", ",".join(f"{k}={v}" for k, v in probabilities.items())])
-    difference = np.abs(read_image(tmp_path / "out" / "noisy.png").rgb - read_image(tmp_path / "mixed" / "noisy.png").rgb)
-    assert difference.max() <= 2 / 255 and weights.shape == (1, 5)
+    photo = tmp_path / "in" / "noisy.png"
+    write_png(photo, scene[1])
+    with torch.no_grad():
+        expected = sensor(to_tensor(read_image(photo).rgb)[None])[0]
+        on_the_clean_photo = sensor(to_tensor(scene[0])[None])[0]
+    # The sensor is confident, and its answer depends on the image: no other probabilities pass for its own.
+    assert expected[DEGRADATION_CLASSES.index("rain")] > 0.9
+    assert (expected - on_the_clean_photo).abs().max() > 0.01
+
+    def restore(out: str, *prompt: str) -> np.ndarray:
+        assert main([str(photo), "--out", str(tmp_path / out), "--model", str(random_pip), *prompt]) == 0
+        return read_image(tmp_path / out / "noisy.png").rgb
+
+    auto = restore("auto", "--task", "auto", "--sensor", str(tmp_path / "sensor.pt"))
+    recorded = _summary(tmp_path / "auto")["predictions"][str(photo)]
+    assert list(recorded) == list(DEGRADATION_CLASSES)
+    np.testing.assert_allclose(list(recorded.values()), expected.numpy(), atol=1e-3)
+    assert "noisy.png: rain " in capsys.readouterr().out  # the predicted class is printed
+
+    # The restoration is the one those probabilities prompt for ...
+    mixed = restore("mixed", "--mix", ",".join(f"{name}={p}" for name, p in recorded.items()))
+    assert np.abs(auto - mixed).max() <= QUANTISATION
+    # ... and not what a near-uniform sensor or the noise prompt would give. Measured: 3.6/255 and 2.6/255 per
+    # pixel on average; rounding alone cannot move a pixel by more than 1/255.
+    uniform = restore("uniform", "--mix", "noise=1,rain=1,haze=1,blur=1,lowlight=1")
+    noise = restore("noise", "--task", "denoise_25")
+    assert np.abs(auto - uniform).mean() > 1 / 255
+    assert np.abs(auto - noise).mean() > 1 / 255
+
+
+def test_auto_finds_the_trained_sensor_or_says_how_to_get_one(random_pip, scene, tmp_path, monkeypatch, capsys):
+    """Without ``--sensor``, ``--task auto`` uses the sensor in ``./sensors``, or explains how to get one."""
+    write_png(tmp_path / "in" / "photo.png", scene[1])
+    monkeypatch.chdir(tmp_path)
+    arguments = ["in", "--out", "out", "--model", str(random_pip), "--task", "auto"]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert "--task auto needs a trained sensor: none in" in error
+    assert "run `dvc repro train_sensor` or pass --sensor" in error
+    assert not (tmp_path / "out").exists()
+
+    save_model_file(tmp_path / "sensors" / "sensor_tiny.pt", _rain_sensor(), model_name="sensor_tiny")
+    assert main(arguments) == 0
+    announced = [line for line in capsys.readouterr().out.splitlines() if "by the sensor" in line]
+    sensor = Path.cwd() / "sensors" / "sensor_tiny.pt"
+    assert announced == [f"restore: degradation chosen per image by the sensor {sensor}"]
+    assert list(_summary(tmp_path / "out")["predictions"]) == [str(Path("in") / "photo.png")]
+
+
+def test_without_model_the_newest_pip_model_here_is_used(scene, tmp_path, monkeypatch, capsys):
+    """Without ``--model``, the newest PIP model in ``./models`` restores (even if a plain one is newer), and the
+    command says so."""
+    now = time.time()
+    # Oldest first. The plain model is the newest file, but PIP models come first.
+    for age, name, model_name in ((300, "pip_older", "pip_nafnet_tiny"), (200, "pip_newer", "pip_nafnet_tiny"),
+                                  (100, "nafnet_newest", "nafnet_tiny")):
+        path = tmp_path / "models" / f"{name}.pt"
+        save_model_file(path, build_model(model_name), model_name=model_name)
+        os.utime(path, (now - age, now - age))
+    write_png(tmp_path / "in" / "photo.png", scene[1])
+    monkeypatch.chdir(tmp_path)
+    assert main(["in", "--out", "out", "--task", "denoise_25"]) == 0
+    used = _summary(tmp_path / "out")["model"]  # "PATH (pip_nafnet_tiny, step ?)"
+    assert Path(used.split(" (")[0]).name == "pip_newer.pt"
+    assert "pip_newer.pt (pip_nafnet_tiny, step ?) (newest trained here)" in capsys.readouterr().out
 
 
 def test_rgba_and_16_bit_inputs_keep_alpha_and_depth(trained, scene, tmp_path):
@@ -106,8 +221,20 @@ def test_a_corrupt_file_fails_alone(trained, scene, tmp_path):
                  "--task", "denoise_25"])
     assert code == 1
     assert (tmp_path / "out" / "good.png").is_file() and (tmp_path / "out" / "nested" / "also_good.png").is_file()
-    summary = json.loads((tmp_path / "out" / "restore_summary.json").read_text())
+    summary = _summary(tmp_path / "out")
     assert len(summary["restored"]) == 2 and len(summary["failed"]) == 1 and "broken.jpg" in summary["failed"][0]
+
+
+def test_a_missing_input_fails_alone(random_pip, scene, tmp_path):
+    """An input that does not exist is reported as failed (exit code 1); the other inputs are still restored."""
+    write_png(tmp_path / "in" / "photo.png", scene[1])
+    missing = tmp_path / "not_there.png"
+    code = main([str(tmp_path / "in"), str(missing), "--out", str(tmp_path / "out"), "--model", str(random_pip),
+                 "--task", "denoise_25"])
+    assert code == 1
+    summary = _summary(tmp_path / "out")
+    assert summary["restored"] == [str(tmp_path / "out" / "photo.png")]
+    assert summary["failed"] == [f"{missing}: no such file or folder"]
 
 
 def test_existing_outputs_and_inputs_are_never_overwritten(trained, scene, tmp_path):
@@ -133,12 +260,35 @@ def test_a_pip_model_without_a_prompt_is_explained(trained, scene, tmp_path):
     assert done.returncode == 2 and "needs a prompt: pass --task" in done.stderr
 
 
-def test_large_images_are_tiled(trained, tmp_path):
-    image = np.random.default_rng(0).random((300, 420, 3), dtype=np.float32)
-    write_png(tmp_path / "in" / "big.png", image)
-    assert main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(trained),
-                 "--task", "denoise_25", "--tile", "128", "--overlap", "16"]) == 0
-    assert read_image(tmp_path / "out" / "big.png").size == (300, 420)
+def test_large_images_are_tiled(random_pip, tmp_path):
+    """An image larger than ``--tile`` is restored tile by tile with ``--overlap``, not in one pass."""
+    photo = tmp_path / "in" / "big.png"
+    write_png(photo, np.random.default_rng(0).random((100, 150, 3), dtype=np.float32))
+    assert main([str(photo), "--out", str(tmp_path / "out"), "--model", str(random_pip), "--device", "cpu",
+                 "--task", "denoise_25", "--tile", "64", "--overlap", "16"]) == 0
+    restored = read_image(tmp_path / "out" / "big.png").rgb
+    assert restored.shape == (100, 150, 3)
+
+    model = load_model_file(random_pip)[0]
+    degraded = to_tensor(read_image(photo).rgb)[None]
+    noise = torch.tensor([[1.0, 0, 0, 0, 0]])  # the prompt --task denoise_25 gives
+    with torch.no_grad():
+        tiled = to_array(restore_tiled(model, degraded, noise, tile=64, overlap=16)[0].clamp(0, 1))
+        whole = to_array(model(degraded, noise)[0].clamp(0, 1))
+    assert np.abs(restored - tiled).max() <= QUANTISATION
+    # Tiles see zero padding at their borders and pool over themselves only: the one-pass result differs by
+    # ~10/255 per pixel on average here, far above rounding.
+    assert np.abs(restored - whole).mean() > 3 / 255
+
+
+@pytest.mark.parametrize("tile, overlap", [(128, 64), (32, 100)])
+def test_an_overlap_of_half_the_tile_or_more_is_refused(tile, overlap, tmp_path, monkeypatch, capsys):
+    """``--overlap`` must be under half of ``--tile``: a usage error (exit code 2) that names both values."""
+    monkeypatch.chdir(tmp_path)  # no models here: a run that got past the check would fail otherwise
+    with pytest.raises(SystemExit) as exit_:
+        main(["in", "--out", "out", "--task", "denoise_25", "--tile", str(tile), "--overlap", str(overlap)])
+    assert exit_.value.code == 2
+    assert f"--overlap ({overlap}) must be under half of --tile ({tile})" in capsys.readouterr().err
 
 
 def test_model_files_and_other_checkpoints_are_told_apart(trained, tmp_path):
@@ -150,3 +300,5 @@ def test_model_files_and_other_checkpoints_are_told_apart(trained, tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RestoreError, match="broken.pt: not a readable weights-only checkpoint"):
         load_restorer(str(tmp_path / "broken.pt"), "cpu")
+    with pytest.raises(RestoreError, match="missing.pt: no such checkpoint file"):
+        load_restorer(str(tmp_path / "missing.pt"), "cpu")

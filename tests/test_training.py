@@ -15,21 +15,20 @@ import torch
 import yaml
 
 from pip_model.checkpoints import load_model_file
-from pip_model.corpus import PrepareConfig, prepare_corpus
 from pip_model.data import DegradeConfig, OnlinePairSampler, load_split, write_offline_pairs
 from pip_model.registry import build_model
+from pip_model.config import load_section
+from pip_model.image_files import read_image, write_png
 from pip_model.training import SensorConfig, TrainConfig, lr_factor, train, train_sensor
-from tests.conftest import free_port
+from tests.conftest import QUIET, free_port, stage_environment
 from tests.workers.ddp_train import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("prepared")
-    prepare_corpus(PrepareConfig(), seed=0, out_dir=out, progress=lambda message: None)
-    return out
+def prepared(default_prepared) -> Path:
+    return default_prepared
 
 
 def test_warmup_then_cosine_schedule():
@@ -55,14 +54,24 @@ def test_train_writes_a_loadable_model_and_its_curve(prepared, tmp_path):
 
 
 def test_offline_training_draws_the_written_pairs(prepared, tmp_path):
-    write_offline_pairs(prepared, DegradeConfig(train_pairs_per_task=2, train_patch=32), seed=0,
-                        out_dir=tmp_path / "pairs", progress=lambda message: None)
-    config = TrainConfig(model="nafnet_tiny", source="offline", steps=3, batch_size=4, patch=32, warmup_steps=1,
-                         threads=1)
-    result = train(config, seed=0, device="cpu", prepared_dir=prepared, pairs_dir=tmp_path / "pairs",
-                   model_path=tmp_path / "model.pt", curve_path=tmp_path / "curve.csv",
-                   checkpoint_path=tmp_path / "ckpt.pt", progress=False)
-    assert result.curve["step"].tolist() == [1, 2, 3] and result.curve["loss"].gt(0).all()
+    manifest = write_offline_pairs(prepared, DegradeConfig(train_pairs_per_task=2, train_patch=32), seed=0,
+                                   out_dir=tmp_path / "pairs", **QUIET)
+    # Make every written pair clean -> clean: a new network is the identity, so its first L1 loss is exactly 0 on
+    # these pairs, and only on these pairs (online data, or any other source, would give a positive loss).
+    for row in manifest.itertuples():
+        write_png(tmp_path / "pairs" / row.degraded_path, read_image(tmp_path / "pairs" / row.clean_path).rgb)
+
+    def first_losses(source: str) -> list[float]:
+        config = TrainConfig(model="nafnet_tiny", source=source, steps=2, batch_size=4, patch=32, warmup_steps=1,
+                             loss="l1", threads=1)
+        result = train(config, seed=0, device="cpu", prepared_dir=prepared, pairs_dir=tmp_path / "pairs",
+                       model_path=tmp_path / source / "model.pt", curve_path=tmp_path / source / "curve.csv",
+                       checkpoint_path=tmp_path / source / "ckpt.pt", progress=False)
+        assert result.curve["step"].tolist() == [1, 2]
+        return result.curve["loss"].tolist()
+
+    assert first_losses("offline")[0] == 0.0
+    assert first_losses("online")[0] > 0.01
 
 
 def _stage_params(folder: Path, **train_overrides) -> Path:
@@ -81,50 +90,61 @@ def _train_command(params: Path, prepared: Path, out: Path) -> list[str]:
             "--checkpoint", str(out / "checkpoint.pt")]
 
 
-def _environment(tmp_path: Path) -> dict[str, str]:
-    return dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PYTHONPATH=str(ROOT))
+def _kill_at_first_checkpoint(command: list[str], out: Path, env: dict[str, str]) -> None:
+    """Starts the train stage and kills it (SIGKILL, whole group) as soon as it writes its first checkpoint."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not (out / "checkpoint.pt").exists():
+            assert process.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (out / "model.pt").exists()
+
+
+def _train_in_process(params: Path, prepared: Path, out: Path):
+    """What the stage computes with ``params``, trained uninterrupted in this process."""
+    config = load_section(TrainConfig, "train", params)
+    ranges = load_section(DegradeConfig, "degrade", params).ranges
+    return train(config, seed=0, device="cpu", prepared_dir=prepared, pairs_dir=None, model_path=out / "model.pt",
+                 curve_path=out / "curve.csv", checkpoint_path=out / "ckpt.pt", ranges=ranges, progress=False)
 
 
 def test_a_killed_run_resumes_to_the_same_weights(prepared, tmp_path):
-    env = _environment(tmp_path)
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    env = stage_environment(tmp_path)
+    interrupted = tmp_path / "interrupted"
     params = _stage_params(tmp_path / "config")
-    subprocess.run(_train_command(params, prepared, straight), env=env, check=True, capture_output=True)
-
-    process = subprocess.Popen(_train_command(params, prepared, interrupted), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not (interrupted / "checkpoint.pt").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (interrupted / "model.pt").exists()
+    _kill_at_first_checkpoint(_train_command(params, prepared, interrupted), interrupted, env)
 
     resumed = subprocess.run(_train_command(params, prepared, interrupted), env=env, check=True,
                              capture_output=True, text=True)
     assert "resuming from" in resumed.stdout
     final, _ = load_model_file(interrupted / "model.pt")
-    reference, _ = load_model_file(straight / "model.pt")
-    for key, value in reference.state_dict().items():
+    straight = _train_in_process(params, prepared, tmp_path / "straight")
+    for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(final.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
-    assert len(pd.read_csv(interrupted / "curve.csv")) == 12
+    curve = pd.read_csv(interrupted / "curve.csv")
+    assert curve["step"].tolist() == list(range(1, 13))
+    pd.testing.assert_series_equal(curve["loss"], straight.curve["loss"], rtol=1e-5)
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(prepared, tmp_path):
-    env = _environment(tmp_path)
+    env = stage_environment(tmp_path)
     out = tmp_path / "run"
     first = _stage_params(tmp_path / "a", steps=6, checkpoint_every=3)
-    process = subprocess.Popen(_train_command(first, prepared, out), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    while not (out / "checkpoint.pt").exists():
-        assert process.poll() is None, "training ended before its first checkpoint"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    _kill_at_first_checkpoint(_train_command(first, prepared, out), out, env)
     changed = _stage_params(tmp_path / "b", steps=6, checkpoint_every=3, lr=0.001)
     done = subprocess.run(_train_command(changed, prepared, out), env=env, check=True, capture_output=True, text=True)
     assert "written with other settings" in done.stdout and "resuming" not in done.stdout
+    # Started over: the whole curve is that of the changed settings from step 1, not the first run's steps 1-3.
+    straight = _train_in_process(changed, prepared, tmp_path / "straight")
+    curve = pd.read_csv(out / "curve.csv")
+    assert curve["step"].tolist() == list(range(1, 7))
+    pd.testing.assert_series_equal(curve["loss"], straight.curve["loss"], rtol=1e-5)
 
 
 def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path):
@@ -149,7 +169,7 @@ def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path):
 
 def test_unreachable_tracking_server_fails_before_training(prepared, tmp_path):
     params = _stage_params(tmp_path / "config")
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}", PYTHONPATH=str(ROOT))
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
     out = tmp_path / "run"
     started = time.monotonic()
     done = subprocess.run(_train_command(params, prepared, out), env=env, capture_output=True, text=True)
