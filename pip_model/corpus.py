@@ -8,14 +8,16 @@ Splits are drawn per image from a hash of the seed and the image's pixels, so th
 stable when images are added, and an image (duplicates are kept once) is never in two
 splits.
 
-Paired datasets (real degraded/clean pairs such as Rain100L, SOTS, GoPro or LOL) are
-matched by name; see :func:`pair_files` for the rule.
+Paired datasets (real degraded/clean pairs such as Rain100L, SOTS, GoPro or LOL) come from
+``prepare.datasets_root``, where :mod:`pip_model.datasets` recognises the paper's datasets in
+their published layouts (clean sets such as BSD400 and BSD68 keep the split their role gives
+them), or from ``prepare.paired`` folders matched by name (see :func:`pair_files`). Every pair
+gets an id of its own, even when two sources hold the same file names.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pip_model.datasets import discover, unique_id
+from pip_model.datasets.base import slug
 from pip_model.image_files import ImageFileError, LoadedImage, read_image, write_png
 from pip_model.tasks import task_class
 
@@ -73,10 +77,13 @@ class PrepareConfig:
         val_fraction: expected share of images in the validation split.
         test_fraction: expected share of images in the test split.
         min_per_split: every split needs at least this many images.
-        paired: real paired datasets to add.
+        datasets_root: a folder holding the paper's datasets (see :mod:`pip_model.datasets`); its clean sets
+            replace the default photographs, its pairs join the benchmark (test) or training (train).
+        paired: real paired datasets to add, folder by folder.
     """
 
     source: str = ""
+    datasets_root: str = ""
     min_side: int = 128
     val_fraction: float = 0.15
     test_fraction: float = 0.25
@@ -102,6 +109,7 @@ class Candidate:
     name: str
     origin: str
     load: Callable[[], LoadedImage]
+    split: str | None = None  # fixed by its dataset (BSD400 trains, BSD68 tests); None: drawn by hash
 
 
 def skimage_candidates() -> list[Candidate]:
@@ -143,11 +151,6 @@ def pixel_hash(image: LoadedImage) -> str:
     """SHA-256 of the 8-bit RGB pixels and the size: equal for duplicate images."""
     pixels = np.round(image.rgb * 255).astype(np.uint8)
     return hashlib.sha256(str(pixels.shape).encode() + pixels.tobytes()).hexdigest()
-
-
-def _slug(name: str) -> str:
-    stem = re.sub(r"\.[A-Za-z0-9]+$", "", name)
-    return re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_").lower() or "image"
 
 
 def _unit_score(seed: int, digest: str) -> float:
@@ -264,40 +267,72 @@ def pair_files(degraded_dir: Path, clean_dir: Path) -> tuple[list[tuple[Path, Pa
     return pairs, unpaired
 
 
-def _prepare_pairs(
-    sources: tuple[PairedSource, ...], out_dir: Path, rejects: list[dict[str, str]]
-) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class PairJob:
+    """A degraded/clean file pair to check and write, with the base of its id."""
+
+    task: str
+    split: str
+    degraded: Path
+    clean: Path
+    id_base: str
+
+
+def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> list[PairJob]:
+    degraded_dir, clean_dir = Path(source.degraded_dir), Path(source.clean_dir)
+    for folder in (degraded_dir, clean_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"prepare.paired ({source.task}): {folder} is not a folder")
+    pairs, unpaired = pair_files(degraded_dir, clean_dir)
+    for path in unpaired:
+        _reject(rejects, str(path), f"paired {source.task}: no clean image matches this name in {clean_dir}")
+    return [PairJob(source.task, source.split, degraded, clean,
+                    f"{source.task}-{slug(str(degraded.relative_to(degraded_dir)))}") for degraded, clean in pairs]
+
+
+def _write_pairs(jobs: list[PairJob], out_dir: Path, rejects: list[dict[str, str]],
+                 progress: Callable[[str], None]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for source in sources:
-        degraded_dir, clean_dir = Path(source.degraded_dir), Path(source.clean_dir)
-        for folder in (degraded_dir, clean_dir):
-            if not folder.is_dir():
-                raise FileNotFoundError(f"prepare.paired ({source.task}): {folder} is not a folder")
-        pairs, unpaired = pair_files(degraded_dir, clean_dir)
-        for path in unpaired:
-            _reject(rejects, str(path), f"paired {source.task}: no clean image matches this name in {clean_dir}")
-        for degraded_path, clean_path in pairs:
-            try:
-                degraded, clean = read_image(degraded_path), read_image(clean_path)
-            except ImageFileError as error:
-                _reject(rejects, str(error.path), f"paired {source.task}: {error.reason}")
-                continue
-            if degraded.size != clean.size:
-                _reject(rejects, str(degraded_path), f"paired {source.task}: size {degraded.size[::-1]} differs from "
-                        f"its clean image {clean_path} {clean.size[::-1]}")
-                continue
-            pair_id = f"{source.task}-{_slug(str(degraded_path.relative_to(degraded_dir)))}"
-            paths = {}
-            for role, image in (("degraded", degraded), ("clean", clean)):
-                relative = Path("pairs") / source.task / f"{pair_id}_{role}.png"
-                write_png(out_dir / relative, image.rgb)
-                paths[role] = relative.as_posix()
-            rows.append({
-                "id": pair_id, "task": source.task, "class_id": task_class(source.task), "split": source.split,
-                "degraded_path": paths["degraded"], "clean_path": paths["clean"],
-                "degraded_origin": str(degraded_path), "clean_origin": str(clean_path),
-            })
+    used: set[str] = set()
+    for number, job in enumerate(jobs, start=1):
+        if number % 100 == 0 or number == len(jobs):
+            progress(f"prepare: pairs [{number}/{len(jobs)}]")
+        try:
+            degraded, clean = read_image(job.degraded), read_image(job.clean)
+        except ImageFileError as error:
+            _reject(rejects, str(error.path), f"paired {job.task}: {error.reason}")
+            continue
+        if degraded.size != clean.size:
+            _reject(rejects, str(job.degraded), f"paired {job.task}: size {degraded.size[::-1]} differs from "
+                    f"its clean image {job.clean} {clean.size[::-1]}")
+            continue
+        pair_id = unique_id(job.id_base, job.degraded, used)  # same names from two sources never collide
+        paths = {}
+        for role, image in (("degraded", degraded), ("clean", clean)):
+            relative = Path("pairs") / job.task / f"{pair_id}_{role}.png"
+            write_png(out_dir / relative, image.rgb)
+            paths[role] = relative.as_posix()
+        rows.append({
+            "id": pair_id, "task": job.task, "class_id": task_class(job.task), "split": job.split,
+            "degraded_path": paths["degraded"], "clean_path": paths["clean"],
+            "degraded_origin": str(job.degraded), "clean_origin": str(job.clean),
+        })
     return rows
+
+
+def dataset_sources(root: Path, rejects: list[dict[str, str]],
+                    progress: Callable[[str], None]) -> tuple[list[Candidate], list[PairJob]]:
+    """The clean images (with their fixed split) and the pairs that the datasets under ``root`` hold."""
+    found = discover(root)
+    for line in found.summary():
+        progress(f"prepare: {root}: {line}")
+    for path, reason in found.skipped:
+        _reject(rejects, path, reason)
+    candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path),
+                            load=lambda path=image.path: read_image(path), split=image.split) for image in found.clean]
+    jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
+                    f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}") for pair in found.pairs]
+    return candidates, jobs
 
 
 def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print) -> PreparedCorpus:
@@ -309,8 +344,15 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     Raises:
         NotEnoughImagesError: too few usable images for the splits.
     """
-    candidates = folder_candidates(Path(config.source)) if config.source else skimage_candidates()
     rejects: list[dict[str, str]] = []
+    dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress)
+                                if config.datasets_root else ([], []))
+    for source in config.paired:
+        jobs += _paired_source_jobs(source, rejects)
+    # The default photographs stand in only when no clean images are given.
+    candidates = folder_candidates(Path(config.source)) if config.source else \
+        [] if dataset_candidates else skimage_candidates()
+    candidates += dataset_candidates
     kept: list[tuple[Candidate, LoadedImage, str]] = []
     seen: dict[str, str] = {}
     for number, candidate in enumerate(candidates, start=1):
@@ -328,22 +370,19 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Written now as well, so that the table explains a run that stops for lack of images.
     pd.DataFrame(rejects, columns=["path", "reason"]).to_csv(out_dir / "rejects.csv", index=False)
-    splits = assign_splits(
-        [digest for *_, digest in kept],
-        seed=seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        min_per_split=config.min_per_split,
-    )
+    free = [digest for candidate, _, digest in kept if candidate.split is None]
+    drawn = iter(assign_splits(free, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                               min_per_split=config.min_per_split) if free or not kept else [])
+    splits = [candidate.split or next(drawn) for candidate, *_ in kept]
     rows = []
     for (candidate, image, digest), split in zip(kept, splits):
-        image_id = f"{_slug(candidate.name)}-{digest[:8]}"
+        image_id = f"{slug(candidate.name)}-{digest[:8]}"
         relative = Path("images") / f"{image_id}.png"
         write_png(out_dir / relative, image.rgb)
         height, width = image.size
         rows.append({"id": image_id, "path": relative.as_posix(), "size": f"{width}x{height}", "width": width,
                      "height": height, "hash": digest, "split": split, "origin": candidate.origin})
-    pair_rows = _prepare_pairs(config.paired, out_dir, rejects)
+    pair_rows = _write_pairs(jobs, out_dir, rejects, progress)
 
     result = PreparedCorpus(
         manifest=pd.DataFrame(rows, columns=["id", "path", "size", "width", "height", "hash", "split", "origin"]),

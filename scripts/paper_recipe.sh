@@ -1,22 +1,14 @@
 #!/usr/bin/env bash
 # The paper-scale recipe as one DVC experiment (for a GPU machine):
 #   bash scripts/paper_recipe.sh [DATASETS_DIR]
-# DATASETS_DIR may hold Rain100L/, SOTS/outdoor/{hazy,gt}, GoPro/test/ and LOL/eval15/{low,high}; the ones
-# found join the benchmark. Extra arguments after the folder go to `dvc exp run`.
+# DATASETS_DIR is prepare.datasets_root: the paper's datasets in their published layouts (BSD400, WED, BSD68,
+# Rain100L, OTS, SOTS, GoPro, LOL...; see the README), each found by its folder name. Extra arguments after the
+# folder go to `dvc exp run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" DVC_NO_ANALYTICS=1
 data=${1:-}
 [ $# -gt 0 ] && shift
-paired="[]"
-if [ -n "$data" ]; then
-  entries=()
-  [ -d "$data/Rain100L" ] && entries+=("{task: derain, degraded_dir: '$data/Rain100L', clean_dir: '$data/Rain100L'}")
-  [ -d "$data/SOTS/outdoor/hazy" ] && entries+=("{task: dehaze, degraded_dir: '$data/SOTS/outdoor/hazy', clean_dir: '$data/SOTS/outdoor/gt'}")
-  [ -d "$data/GoPro/test" ] && entries+=("{task: deblur, degraded_dir: '$data/GoPro/test', clean_dir: '$data/GoPro/test'}")
-  [ -d "$data/LOL/eval15/low" ] && entries+=("{task: lowlight, degraded_dir: '$data/LOL/eval15/low', clean_dir: '$data/LOL/eval15/high'}")
-  paired="[$(IFS=,; echo "${entries[*]:-}")]"
-fi
 dvc exp run -n paper-recipe \
   -S "train.models=[pip_restormer,restormer]" \
   -S train.steps=150000 -S train.batch_size=8 -S train.patch=128 \
@@ -24,4 +16,4 @@ dvc exp run -n paper-recipe \
   -S train.loss=smooth_l1 -S 'train.task_weights={}' -S train.prompt_regularizer=cosine -S train.checkpoint_every=2000 \
   -S train.log_every=100 -S train.sample_every=2000 -S train.compile=true \
   -S degrade.benchmark_crop=256 -S degrade.crops_per_image=4 -S evaluate.tile=512 \
-  -S base.device=cuda -S "prepare.paired=$paired" "$@"
+  -S base.device=cuda -S "prepare.datasets_root=$data" "$@"
