@@ -1,7 +1,9 @@
 """The ``evaluate`` stage's logic: tiled restoration, metrics, and the per-task benchmark table.
 
-PSNR and SSIM come from Kornia (``kornia.metrics``), on RGB in [0, 1] or on the Y channel
-of YCbCr, as papers report both.
+PSNR and SSIM come from Kornia (``kornia.metrics``, SSIM with an 11x11 Gaussian window) or,
+with ``evaluate.metrics: paper``, from scikit-image at its defaults (SSIM with a 7x7 uniform
+window), as the published PIP and PromptIR test code computes them; on RGB in [0, 1] or on
+the Y channel of YCbCr, as papers report both.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import kornia
 import numpy as np
@@ -31,6 +33,8 @@ class EvaluateConfig:
         tile: side of the tiles for images larger than this (bounded memory).
         overlap: overlap of neighbouring tiles, blended linearly.
         y_channel: compute PSNR/SSIM on the Y channel instead of RGB.
+        metrics: ``kornia`` (11x11 Gaussian SSIM) or ``paper`` (scikit-image's PSNR and SSIM at their defaults,
+            as the published test code: compare with the paper's tables only this way).
         classical: also evaluate the classical restorers.
         examples_per_task: restored examples saved per task and model.
     """
@@ -38,6 +42,7 @@ class EvaluateConfig:
     tile: int = 256
     overlap: int = 32
     y_channel: bool = False
+    metrics: Literal["kornia", "paper"] = "kornia"
     classical: bool = True
     examples_per_task: int = 1
 
@@ -115,8 +120,14 @@ def restore_tiled(
     return output / weights
 
 
-def image_metrics(restored: torch.Tensor, clean: torch.Tensor, *, y_channel: bool = False) -> tuple[float, float]:
-    """PSNR (dB) and SSIM of one image pair, by Kornia, on RGB or on Y.
+def image_metrics(
+    restored: torch.Tensor, clean: torch.Tensor, *, y_channel: bool = False,
+    metrics: Literal["kornia", "paper"] = "kornia",
+) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of one image pair, on RGB or on Y, by Kornia or as the published test code.
+
+    ``paper`` is scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity`` at their
+    defaults (7x7 uniform window, mean over channels) with ``data_range=1``.
 
     Shape:
         (1, 3, H, W), (1, 3, H, W) -> (psnr, ssim)
@@ -124,6 +135,12 @@ def image_metrics(restored: torch.Tensor, clean: torch.Tensor, *, y_channel: boo
     restored, clean = restored.clamp(0, 1).float(), clean.clamp(0, 1).float()
     if y_channel:
         restored, clean = kornia.color.rgb_to_ycbcr(restored)[:, :1], kornia.color.rgb_to_ycbcr(clean)[:, :1]
+    if metrics == "paper":
+        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+        ours, theirs = to_array(restored[0]).astype(np.float64), to_array(clean[0]).astype(np.float64)
+        return (float(peak_signal_noise_ratio(theirs, ours, data_range=1)),
+                float(structural_similarity(theirs, ours, data_range=1, channel_axis=-1)))
     psnr = float(kornia.metrics.psnr(restored, clean, 1.0))
     ssim = float(kornia.metrics.ssim(restored, clean, 11).mean())
     return psnr, ssim
@@ -212,7 +229,7 @@ def evaluate(
         for pair in pairs:
             row = pair.row
             restored = contender.restore(pair.degraded, int(row.class_id)).clamp(0, 1)
-            psnr, ssim = image_metrics(restored, pair.clean, y_channel=config.y_channel)
+            psnr, ssim = image_metrics(restored, pair.clean, y_channel=config.y_channel, metrics=config.metrics)
             rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
                          "psnr": psnr, "ssim": ssim})
             saved = examples.setdefault((contender.name, row.task), [])

@@ -109,6 +109,22 @@ def test_metrics_are_kornias_on_rgb_or_y():
     assert abs(y_psnr - psnr) > 0.5
 
 
+def test_paper_metrics_are_scikit_images_at_their_defaults():
+    """The published test code's numbers: scikit-image PSNR and SSIM (7x7 uniform window) on RGB in [0, 1]."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    clean = _photo_crop()
+    noisy, _ = degrade(clean, "denoise_25", seed=0)
+    psnr, ssim = image_metrics(noisy, clean, metrics="paper")
+    expected_clean, expected_noisy = (to_array(image[0]).astype("float64") for image in (clean, noisy))
+    assert psnr == pytest.approx(peak_signal_noise_ratio(expected_clean, expected_noisy, data_range=1), abs=1e-4)
+    assert ssim == pytest.approx(structural_similarity(expected_clean, expected_noisy, data_range=1, channel_axis=-1),
+                                 abs=1e-4)
+    # Same PSNR formula as Kornia's; a different SSIM window, so a different SSIM.
+    kornia_psnr, kornia_ssim = image_metrics(noisy, clean)
+    assert psnr == pytest.approx(kornia_psnr, abs=1e-3) and abs(ssim - kornia_ssim) > 0.002
+
+
 def _photo_crop() -> torch.Tensor:
     image = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255
     return image[..., 60:188, 150:278]
