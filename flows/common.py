@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from dvc.utils.serialize import modify_yaml
 
 from pip_model.tracking import tracking_uri
@@ -65,7 +66,9 @@ def override_arguments(overrides: Mapping[str, Any]) -> list[str]:
     """
     arguments = []
     for key, value in overrides.items():
-        arguments += ["-S", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        # A string that YAML would read as something else ("35498153", "true") is quoted to stay a string.
+        plain = isinstance(value, str) and isinstance(yaml.safe_load(value), str)
+        arguments += ["-S", f"{key}={value if plain else json.dumps(value)}"]
     return arguments
 
 

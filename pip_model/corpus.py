@@ -110,6 +110,7 @@ class Candidate:
     origin: str
     load: Callable[[], LoadedImage]
     split: str | None = None  # fixed by its dataset (BSD400 trains, BSD68 tests); None: drawn by hash
+    referenced: bool = False  # listed where it lies (a dataset under datasets_root) instead of copied as a PNG
 
 
 def skimage_candidates() -> list[Candidate]:
@@ -290,8 +291,25 @@ def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> 
                     f"{source.task}-{slug(str(degraded.relative_to(degraded_dir)))}") for degraded, clean in pairs]
 
 
-def _write_pairs(jobs: list[PairJob], out_dir: Path, rejects: list[dict[str, str]],
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes: the manifest's record of exactly which file was seen."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+REAL_PAIR_COLUMNS = ["id", "task", "class_id", "split", "degraded_path", "clean_path", "width", "height",
+                "degraded_bytes", "clean_bytes", "degraded_sha256", "clean_sha256"]
+
+
+def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]],
                  progress: Callable[[str], None]) -> list[dict[str, object]]:
+    """Checks every pair (both files decode, same size) and lists it where it lies, with sizes and hashes.
+
+    Nothing is copied: the datasets stay where they are, one image pair in memory at a time.
+    """
     rows: list[dict[str, object]] = []
     used: set[str] = set()
     for number, job in enumerate(jobs, start=1):
@@ -306,16 +324,14 @@ def _write_pairs(jobs: list[PairJob], out_dir: Path, rejects: list[dict[str, str
             _reject(rejects, str(job.degraded), f"paired {job.task}: size {degraded.size[::-1]} differs from "
                     f"its clean image {job.clean} {clean.size[::-1]}")
             continue
-        pair_id = unique_id(job.id_base, job.degraded, used)  # same names from two sources never collide
-        paths = {}
-        for role, image in (("degraded", degraded), ("clean", clean)):
-            relative = Path("pairs") / job.task / f"{pair_id}_{role}.png"
-            write_png(out_dir / relative, image.rgb)
-            paths[role] = relative.as_posix()
+        height, width = degraded.size
         rows.append({
-            "id": pair_id, "task": job.task, "class_id": task_class(job.task), "split": job.split,
-            "degraded_path": paths["degraded"], "clean_path": paths["clean"],
-            "degraded_origin": str(job.degraded), "clean_origin": str(job.clean),
+            "id": unique_id(job.id_base, job.degraded, used),  # same names from two sources never collide
+            "task": job.task, "class_id": task_class(job.task), "split": job.split,
+            "degraded_path": str(job.degraded.resolve()), "clean_path": str(job.clean.resolve()),
+            "width": width, "height": height,
+            "degraded_bytes": job.degraded.stat().st_size, "clean_bytes": job.clean.stat().st_size,
+            "degraded_sha256": file_digest(job.degraded), "clean_sha256": file_digest(job.clean),
         })
     return rows
 
@@ -328,18 +344,22 @@ def dataset_sources(root: Path, rejects: list[dict[str, str]],
         progress(f"prepare: {root}: {line}")
     for path, reason in found.skipped:
         _reject(rejects, path, reason)
-    candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path),
-                            load=lambda path=image.path: read_image(path), split=image.split) for image in found.clean]
+    candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path.resolve()),
+                            load=lambda path=image.path: read_image(path), split=image.split, referenced=True)
+                  for image in found.clean]
     jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
                     f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}") for pair in found.pairs]
     return candidates, jobs
 
 
 def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print) -> PreparedCorpus:
-    """Collects, checks, deduplicates, splits and writes the clean images.
+    """Collects, checks, deduplicates, splits and lists the clean images and the real pairs.
 
-    Writes ``images/<id>.png``, ``manifest.csv`` (id, path, size, hash, split, origin),
-    ``rejects.csv`` (path, reason) and ``pairs.csv`` under ``out_dir``.
+    Writes ``manifest.csv`` (id, path, size, hash, split, origin), ``rejects.csv`` (path, reason)
+    and ``pairs.csv`` (see ``REAL_PAIR_COLUMNS``) under ``out_dir``. Default photographs and
+    ``prepare.source`` images are written as ``images/<id>.png``; the images and pairs of
+    ``datasets_root`` are listed where they lie (absolute paths), never copied. One image is
+    in memory at a time.
 
     Raises:
         NotEnoughImagesError: too few usable images for the splits.
@@ -353,7 +373,9 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     candidates = folder_candidates(Path(config.source)) if config.source else \
         [] if dataset_candidates else skimage_candidates()
     candidates += dataset_candidates
-    kept: list[tuple[Candidate, LoadedImage, str]] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    fixed_splits: list[str | None] = []
     seen: dict[str, str] = {}
     for number, candidate in enumerate(candidates, start=1):
         progress(f"prepare: [{number}/{len(candidates)}] {candidate.origin}")
@@ -365,30 +387,30 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
             _reject(rejects, candidate.origin, f"duplicate of {seen[digest]} (same pixels)")
             continue
         seen[digest] = candidate.origin
-        kept.append((candidate, image, digest))
+        image_id = f"{slug(candidate.name)}-{digest[:8]}"
+        if candidate.referenced:
+            path = candidate.origin
+        else:
+            path = (Path("images") / f"{image_id}.png").as_posix()
+            write_png(out_dir / path, image.rgb)
+        height, width = image.size
+        rows.append({"id": image_id, "path": path, "size": f"{width}x{height}", "width": width, "height": height,
+                     "hash": digest, "split": "", "origin": candidate.origin})
+        fixed_splits.append(candidate.split)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     # Written now as well, so that the table explains a run that stops for lack of images.
     pd.DataFrame(rejects, columns=["path", "reason"]).to_csv(out_dir / "rejects.csv", index=False)
-    free = [digest for candidate, _, digest in kept if candidate.split is None]
+    free = [row["hash"] for row, split in zip(rows, fixed_splits) if split is None]
     drawn = iter(assign_splits(free, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                               min_per_split=config.min_per_split) if free or not kept else [])
-    splits = [candidate.split or next(drawn) for candidate, *_ in kept]
-    rows = []
-    for (candidate, image, digest), split in zip(kept, splits):
-        image_id = f"{slug(candidate.name)}-{digest[:8]}"
-        relative = Path("images") / f"{image_id}.png"
-        write_png(out_dir / relative, image.rgb)
-        height, width = image.size
-        rows.append({"id": image_id, "path": relative.as_posix(), "size": f"{width}x{height}", "width": width,
-                     "height": height, "hash": digest, "split": split, "origin": candidate.origin})
-    pair_rows = _write_pairs(jobs, out_dir, rejects, progress)
+                               min_per_split=config.min_per_split) if free or not rows else [])
+    for row, split in zip(rows, fixed_splits):
+        row["split"] = split or next(drawn)
+    pair_rows = _index_pairs(jobs, rejects, progress)
 
     result = PreparedCorpus(
         manifest=pd.DataFrame(rows, columns=["id", "path", "size", "width", "height", "hash", "split", "origin"]),
         rejects=pd.DataFrame(rejects, columns=["path", "reason"]),
-        pairs=pd.DataFrame(pair_rows, columns=["id", "task", "class_id", "split", "degraded_path", "clean_path",
-                                               "degraded_origin", "clean_origin"]),
+        pairs=pd.DataFrame(pair_rows, columns=REAL_PAIR_COLUMNS),
     )
     result.manifest.to_csv(out_dir / "manifest.csv", index=False)
     result.rejects.to_csv(out_dir / "rejects.csv", index=False)

@@ -5,7 +5,10 @@
   task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too.
 * :func:`write_offline_pairs` writes a fixed set of degraded training patches.
 * :class:`OnlinePairSampler` degrades random clean crops on the fly, on the training
-  device, seeded per step (every DDP rank builds the same global batch and takes its slice).
+  device, seeded per step (every DDP rank builds the same global batch and takes its slice),
+  and mixes in crops of real training pairs; :class:`OnlineBatches` reads and cuts them
+  ahead in DataLoader workers. Clean images are read from disk (:class:`ImageFiles`), so
+  memory does not grow with the dataset.
 * :class:`OfflinePairDataset` reads the offline patches; its ``sample_weights`` balance tasks.
 
 Both training sources mix tasks in every batch, balanced by ``task_weights``.
@@ -14,6 +17,7 @@ Both training sources mix tasks in every batch, balanced by ``task_weights``.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +71,51 @@ def to_array(image: torch.Tensor) -> np.ndarray:
     return image.detach().float().cpu().permute(1, 2, 0).numpy()
 
 
+class ImageFiles(Sequence[torch.Tensor]):
+    """Clean images read from disk when indexed, so memory does not grow with the dataset.
+
+    The last ``cache`` images decoded are kept (a small corpus then stays in memory, a large one
+    costs at most ``cache`` images).
+
+    Shape:
+        each item (3, H, W), values in [0, 1]
+    """
+
+    def __init__(self, paths: Sequence[Path], *, cache: int = 64) -> None:
+        self.paths, self.cache = list(paths), cache
+        self._decoded: OrderedDict[int, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:  # type: ignore[override]
+        if index in self._decoded:
+            self._decoded.move_to_end(index)
+            return self._decoded[index]
+        image = to_tensor(read_image(self.paths[index]).rgb)
+        if self.cache:
+            self._decoded[index] = image
+            if len(self._decoded) > self.cache:
+                self._decoded.popitem(last=False)
+        return image
+
+
+def split_files(prepared_dir: Path, split: str, *, cache: int = 64) -> ImageFiles:
+    """The clean images of one split of the ``prepare`` output, read lazily (see :class:`ImageFiles`)."""
+    manifest = pd.read_csv(prepared_dir / "manifest.csv")
+    return ImageFiles([prepared_dir / path for path in manifest.loc[manifest["split"] == split, "path"]], cache=cache)
+
+
+def real_training_pairs(prepared_dir: Path) -> dict[str, list[tuple[Path, Path]]]:
+    """(degraded, clean) files of every ``split: train`` real pair of ``prepare``'s ``pairs.csv``, by task."""
+    pairs_file = prepared_dir / "pairs.csv"
+    pairs = pd.read_csv(pairs_file) if pairs_file.is_file() else pd.DataFrame(columns=["task", "split"])
+    by_task: dict[str, list[tuple[Path, Path]]] = {}
+    for pair in pairs[pairs["split"] == "train"].itertuples():
+        by_task.setdefault(pair.task, []).append((Path(pair.degraded_path), Path(pair.clean_path)))
+    return by_task
+
+
 def load_split(prepared_dir: Path, split: str) -> list[tuple[str, torch.Tensor]]:
     """(id, image) of every clean image of one split of the ``prepare`` output.
 
@@ -103,6 +152,17 @@ def random_crops(
     return torch.stack(crops)
 
 
+CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+
+
+def _augment_one(crop: torch.Tensor, draw: int) -> torch.Tensor:
+    """One of 48 rearrangements (channel order, quarter turns, mirror) of a (3k, P, P) crop; with k images
+    stacked, each gets the same one."""
+    order = [3 * image + channel for image in range(crop.shape[0] // 3) for channel in CHANNEL_ORDERS[draw % 6]]
+    crop = torch.rot90(crop[order], k=(draw // 6) % 4, dims=(-2, -1))
+    return crop.flip(-1) if draw >= 24 else crop
+
+
 def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random flips, 90-degree rotations and colour-channel orders, one draw per crop.
 
@@ -112,13 +172,7 @@ def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         (B, 3, P, P) -> (B, 3, P, P)
     """
     draws = torch.randint(0, 48, (crops.shape[0],), generator=generator).tolist()
-    orders = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
-    out = []
-    for crop, draw in zip(crops, draws):
-        crop = crop[list(orders[draw % 6])]
-        crop = torch.rot90(crop, k=(draw // 6) % 4, dims=(-2, -1))
-        out.append(crop.flip(-1) if draw >= 24 else crop)
-    return torch.stack(out)
+    return torch.stack([_augment_one(crop, draw) for crop, draw in zip(crops, draws)])
 
 
 def build_benchmark(
@@ -128,7 +182,7 @@ def build_benchmark(
     """Writes the evaluation benchmark and its ``manifest.csv`` under ``out_dir``.
 
     Synthetic pairs come from the val and test images; real pairs of ``split: test`` from
-    the ``prepare`` stage's ``pairs.csv`` join their task.
+    the ``prepare`` stage's ``pairs.csv`` join their task, listed by their absolute paths.
     """
     rows: list[dict[str, object]] = []
     for split in ("val", "test"):
@@ -152,30 +206,27 @@ def build_benchmark(
                                  "class_id": task_class(task), "split": split, "source": "synthetic",
                                  "seed": task_seed, "degraded_path": relative.as_posix(),
                                  "clean_path": clean_paths[k].as_posix(), "params": json.dumps(record)})
-    rows += _real_pairs(prepared_dir, config, out_dir)
+    rows += _real_pairs(prepared_dir, config)
     manifest = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     return manifest
 
 
-def _real_pairs(prepared_dir: Path, config: DegradeConfig, out_dir: Path) -> list[dict[str, object]]:
+def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, object]]:
+    """The ``split: test`` pairs of ``prepare``'s ``pairs.csv``, listed where they lie (never copied).
+
+    Their file hashes go into the benchmark's manifest, so an edited dataset file changes it.
+    """
     pairs_file = prepared_dir / "pairs.csv"
     if not pairs_file.is_file():
         return []
     pairs = pd.read_csv(pairs_file)
-    rows = []
-    for pair in pairs[(pairs["split"] == "test") & pairs["task"].isin(config.tasks)].itertuples():
-        paths = {}
-        for role in ("degraded", "clean"):
-            relative = Path("paired") / pair.task / Path(getattr(pair, f"{role}_path")).name
-            (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-            (out_dir / relative).write_bytes((prepared_dir / getattr(pair, f"{role}_path")).read_bytes())
-            paths[role] = relative.as_posix()
-        rows.append({"id": f"{pair.task}/{pair.id}", "image_id": pair.id, "task": pair.task,
-                     "class_id": pair.class_id, "split": "test", "source": "paired", "seed": -1,
-                     "degraded_path": paths["degraded"], "clean_path": paths["clean"], "params": "{}"})
-    return rows
+    return [{"id": f"{pair.task}/{pair.id}", "image_id": pair.id, "task": pair.task, "class_id": pair.class_id,
+             "split": "test", "source": "paired", "seed": -1, "degraded_path": pair.degraded_path,
+             "clean_path": pair.clean_path,
+             "params": json.dumps({"degraded_sha256": pair.degraded_sha256, "clean_sha256": pair.clean_sha256})}
+            for pair in pairs[(pairs["split"] == "test") & pairs["task"].isin(config.tasks)].itertuples()]
 
 
 def write_offline_pairs(
@@ -207,8 +258,8 @@ def write_offline_pairs(
         pairs = pd.read_csv(pairs_file)
         for pair in pairs[(pairs["split"] == "train") & pairs["task"].isin(config.tasks)].itertuples():
             rows.append({"id": f"{pair.task}/{pair.id}", "image_id": pair.id, "task": pair.task,
-                         "class_id": pair.class_id, "degraded_path": str((prepared_dir / pair.degraded_path).resolve()),
-                         "clean_path": str((prepared_dir / pair.clean_path).resolve()), "params": "{}"})
+                         "class_id": pair.class_id, "degraded_path": pair.degraded_path,
+                         "clean_path": pair.clean_path, "params": "{}"})
     manifest = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     return manifest
@@ -257,43 +308,133 @@ class PairBatch:
                          self.tasks[start:stop])
 
 
-class OnlinePairSampler:
-    """Degrades random clean crops on the fly, on ``device``, seeded by (seed, step).
+@dataclass
+class StepCrops:
+    """The CPU half of an online batch: crops read and cut, not yet degraded.
 
-    With ``augment``, crops are randomly flipped, rotated and channel-permuted first.
+    Attributes:
+        step: the training step they belong to.
+        tasks: task name of each slot.
+        clean: clean crops (B, 3, P, P).
+        degraded: degraded crops of real pairs (B, 3, P, P); zeros where ``real`` is False.
+        real: slots filled from real training pairs (B,).
+    """
+
+    step: int
+    tasks: list[str]
+    clean: torch.Tensor
+    degraded: torch.Tensor
+    real: torch.Tensor
+
+
+class OnlinePairSampler:
+    """Training batches degraded on the fly, on ``device``, seeded by (seed, step).
+
+    Random crops of the clean images (a sequence of tensors, or :class:`ImageFiles` that reads
+    them from disk) are degraded by this project's degradations. With ``real_pairs`` and
+    ``real_share``, that share of a task's slots is instead a crop of one of its real
+    training pairs (the same window of the degraded and the clean file, read from disk).
+    With ``augment``, crops are randomly flipped, rotated and channel-permuted first (a pair's
+    two crops alike).
 
     ``batch(step)`` is a pure function of its arguments, so a resumed run sees the same
-    batches as an uninterrupted one.
+    batches as an uninterrupted one. It is ``finish(crops(step))``: the file reading and
+    cutting of ``crops`` can run in DataLoader workers (:class:`OnlineBatches`), the
+    degradation of ``finish`` on the training device.
     """
 
     def __init__(
         self, images: Sequence[torch.Tensor], *, tasks: Sequence[str], patch: int, batch_size: int, seed: int,
         device: str | torch.device = "cpu", task_weights: Mapping[str, float] | None = None,
         ranges: DegradationRanges | None = None, augment: bool = False,
+        real_pairs: Mapping[str, Sequence[tuple[Path, Path]]] | None = None,
+        real_share: Mapping[str, float] | None = None,
     ) -> None:
-        if not images:
+        if not len(images):
             raise ValueError("online training needs at least one clean training image")
-        self.images, self.tasks, self.patch, self.batch_size = list(images), list(tasks), patch, batch_size
+        self.images, self.tasks, self.patch, self.batch_size = images, list(tasks), patch, batch_size
         self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
         self.augment = augment
+        self.real_share = {task: share for task, share in (real_share or {}).items() if share > 0}
+        self.real_pairs = {task: list((real_pairs or {}).get(task, ())) for task in self.real_share}
+        missing = [task for task, pairs in self.real_pairs.items() if not pairs]
+        if missing:
+            raise ValueError(f"train.real_pairs asks for real training pairs of {', '.join(missing)}, but prepare "
+                             "found none (see prepare.datasets_root and data/prepared/pairs.csv)")
 
-    def batch(self, step: int) -> PairBatch:
+    def crops(self, step: int) -> StepCrops:
+        """Reads and cuts the crops of step ``step`` (CPU only; safe in a DataLoader worker)."""
         generator = torch.Generator().manual_seed(derive_seed(self.seed, "online", step))
         tasks = balanced_tasks(self.tasks, self.task_weights, self.batch_size, generator)
         clean = random_crops(self.images, self.batch_size, self.patch, generator)
         if self.augment:
             clean = augment(clean, generator)
+        degraded, real = torch.zeros_like(clean), torch.zeros(self.batch_size, dtype=torch.bool)
+        if self.real_share:  # its own generator: the synthetic draws stay those of a run without real pairs
+            draws = torch.Generator().manual_seed(derive_seed(self.seed, "real-pairs", step))
+            for slot, task in enumerate(tasks):
+                if float(torch.rand(1, generator=draws)) >= self.real_share.get(task, 0.0):
+                    continue
+                options = self.real_pairs[task]
+                degraded_path, clean_path = options[int(torch.randint(len(options), (1,), generator=draws))]
+                both = torch.cat([to_tensor(read_image(degraded_path).rgb), to_tensor(read_image(clean_path).rgb)])
+                crop = random_crops([both], 1, self.patch, draws, which=[0])[0]
+                if self.augment:
+                    crop = _augment_one(crop, int(torch.randint(0, 48, (1,), generator=draws)))
+                degraded[slot], clean[slot], real[slot] = crop[:3], crop[3:], True
+        return StepCrops(step=step, tasks=tasks, clean=clean, degraded=degraded, real=real)
+
+    def finish(self, crops: StepCrops) -> PairBatch:
+        """Moves the crops to the device and degrades the synthetic slots, one batched call per task."""
+        clean, degraded = crops.clean, crops.degraded
         if self.device.type == "cuda":
-            clean = clean.pin_memory()
+            clean, degraded = clean.pin_memory(), degraded.pin_memory()
         clean = clean.to(self.device, non_blocking=True)
-        degraded = torch.empty_like(clean)
-        for task in dict.fromkeys(tasks):  # one batched call per task present
-            chosen = torch.tensor([t == task for t in tasks], device=self.device)
-            degraded[chosen], _ = degrade(clean[chosen], task, seed=derive_seed(self.seed, step, task),
-                                          ranges=self.ranges)
-        class_ids = torch.tensor([task_class(task) for task in tasks], device=self.device)
-        return PairBatch(degraded=degraded, clean=clean, class_ids=class_ids, tasks=tasks)
+        degraded = degraded.to(self.device, non_blocking=True)
+        synthetic = (~crops.real).tolist()
+        for task in dict.fromkeys(crops.tasks):
+            chosen = [i for i, (t, fake) in enumerate(zip(crops.tasks, synthetic)) if t == task and fake]
+            if chosen:
+                degraded[chosen], _ = degrade(clean[chosen], task, seed=derive_seed(self.seed, crops.step, task),
+                                              ranges=self.ranges)
+        class_ids = torch.tensor([task_class(task) for task in crops.tasks], device=self.device)
+        return PairBatch(degraded=degraded, clean=clean, class_ids=class_ids, tasks=crops.tasks)
+
+    def batch(self, step: int) -> PairBatch:
+        return self.finish(self.crops(step))
+
+
+class _StepCropsDataset(Dataset):
+    """Step ``s`` -> ``sampler.crops(s)``, for DataLoader workers."""
+
+    def __init__(self, sampler: OnlinePairSampler) -> None:
+        self.sampler = sampler
+
+    def __getitem__(self, step: int) -> StepCrops:
+        return self.sampler.crops(step)
+
+
+def _as_is(crops: StepCrops) -> StepCrops:
+    return crops
+
+
+class OnlineBatches:
+    """One online batch per step; with ``workers``, its files are read and cut ahead in worker processes."""
+
+    def __init__(self, sampler: OnlinePairSampler, *, start: int, steps: int, workers: int) -> None:
+        self.sampler, self.crops = sampler, None
+        if workers > 0:
+            loader = torch.utils.data.DataLoader(_StepCropsDataset(sampler), sampler=range(start, steps),
+                                                 batch_size=None, num_workers=workers, prefetch_factor=2,
+                                                 collate_fn=_as_is)
+            self.crops = iter(loader)
+
+    def batch(self, step: int) -> PairBatch:
+        crops = next(self.crops) if self.crops is not None else self.sampler.crops(step)
+        if crops.step != step:
+            raise RuntimeError(f"online batches out of order: step {step} got the crops of step {crops.step}")
+        return self.sampler.finish(crops)
 
 
 class OfflinePairDataset(Dataset):

@@ -31,7 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pip_model.checkpoints import atomic_save, safe_load, save_model_file
-from pip_model.data import OfflinePairDataset, OnlinePairSampler, PairBatch, load_split
+from pip_model.data import (
+    OfflinePairDataset,
+    OnlineBatches,
+    OnlinePairSampler,
+    PairBatch,
+    real_training_pairs,
+    split_files,
+)
 from pip_model.degradations import DegradationRanges, derive_seed
 from pip_model.losses import PixelLoss, pixel_loss, prompt_regularization
 from pip_model.registry import build_model, model_spec
@@ -70,6 +77,10 @@ class TrainConfig:
         bf16: bf16 autocast on CUDA.
         channels_last: channels-last memory format on CUDA.
         threads: CPU threads (0: all cores).
+        workers: DataLoader worker processes that read and cut training crops ahead (0: the training process).
+        real_pairs: share of each task's batch slots filled with crops of its real training pairs (``prepare``'s
+            ``pairs.csv``, ``split: train``) instead of synthetic degradations, e.g. ``{derain: 1.0}``.
+        image_cache: decoded clean images kept per process (the rest are read from disk when cropped).
     """
 
     models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny")
@@ -97,12 +108,20 @@ class TrainConfig:
     bf16: bool = True
     channels_last: bool = True
     threads: int = 0
+    workers: int = 2
+    real_pairs: dict[str, float] = field(default_factory=dict)
+    image_cache: int = 64
 
     def __post_init__(self) -> None:
         for name in (*self.models, self.model):
             model_spec(name)
-        for task in (*self.tasks, *self.task_weights):
+        for task in (*self.tasks, *self.task_weights, *self.real_pairs):
             task_class(task)
+        for task, share in self.real_pairs.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"train.real_pairs.{task} must be a share in [0, 1], got {share}")
+        if self.workers < 0 or self.image_cache < 0:
+            raise ValueError(f"train.workers ({self.workers}) and train.image_cache ({self.image_cache}) must be >= 0")
         if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
             raise ValueError(f"train: steps ({self.steps}) and batch_size ({self.batch_size}) must be >= 1, "
                              f"patch ({self.patch}) >= 8")
@@ -294,10 +313,12 @@ def train(
         network = torch.compile(network)
 
     if config.source == "online":
-        images = [image for _, image in load_split(prepared_dir, "train")]
-        data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
-                                 seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
-                                 augment=config.augment)
+        sampler = OnlinePairSampler(
+            split_files(prepared_dir, "train", cache=config.image_cache), tasks=config.tasks, patch=config.patch,
+            batch_size=config.batch_size, seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
+            augment=config.augment, real_pairs=real_training_pairs(prepared_dir) if config.real_pairs else None,
+            real_share=config.real_pairs)
+        data = OnlineBatches(sampler, start=step, steps=config.steps, workers=config.workers)
     else:
         if pairs_dir is None:
             raise ValueError("train.source is offline but no training-pairs folder was given")
@@ -399,8 +420,7 @@ def train_sensor(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
-    images = [image for _, image in load_split(prepared_dir, "train")]
-    data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
+    data = OnlinePairSampler(split_files(prepared_dir, "train"), tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
                              seed=derive_seed(seed, "sensor"), device=target, ranges=ranges, augment=True)
     bar = Progress(config.steps, 0, config.log_every, progress)
     started = time.perf_counter()

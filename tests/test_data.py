@@ -16,13 +16,17 @@ from pip_model.corpus import PairedSource, PrepareConfig, prepare_corpus
 from pip_model.data import (
     DegradeConfig,
     OfflinePairDataset,
+    OnlineBatches,
     OnlinePairSampler,
     augment,
     balanced_tasks,
     build_benchmark,
     load_split,
+    real_training_pairs,
+    split_files,
     write_offline_pairs,
 )
+from pip_model.image_files import write_png
 from pip_model.tasks import TASK_TO_CLASS, TASKS
 from pip_model.training import StepBatchSampler
 
@@ -129,3 +133,74 @@ def test_augment_only_rearranges_pixels():
         assert torch.equal(before.flatten().sort().values, after.flatten().sort().values)
     assert not torch.equal(crops, augmented)
     assert torch.equal(augmented, augment(crops, torch.Generator().manual_seed(1)))
+
+
+def test_images_are_read_from_disk_with_a_bounded_cache(prepared):
+    files = split_files(prepared, "train", cache=2)
+    in_memory = [image for _, image in load_split(prepared, "train")]
+    assert len(files) == len(in_memory) >= 3
+    for index in [0, 1, 2, 0, 2, 1]:
+        assert torch.equal(files[index], in_memory[index])
+        assert len(files._decoded) <= 2  # memory stays flat however many images the split holds
+    sampler = dict(tasks=TASKS, patch=24, batch_size=7, seed=0, augment=True)
+    # Reading lazily changes nothing: the same batch as from images held in memory.
+    lazy, held = OnlinePairSampler(files, **sampler).batch(3), OnlinePairSampler(in_memory, **sampler).batch(3)
+    assert torch.equal(lazy.degraded, held.degraded) and lazy.tasks == held.tasks
+
+
+def test_worker_processes_give_the_batches_of_the_training_process(prepared):
+    sampler = OnlinePairSampler(split_files(prepared, "train"), tasks=TASKS, patch=24, batch_size=7, seed=0,
+                                augment=True)
+    ahead = OnlineBatches(sampler, start=2, steps=5, workers=2)
+    for step in range(2, 5):
+        expected, got = sampler.batch(step), ahead.batch(step)
+        assert torch.equal(got.degraded, expected.degraded) and torch.equal(got.clean, expected.clean)
+        assert got.tasks == expected.tasks
+
+
+def _inverted_pairs(folder: Path, count: int) -> list[tuple[Path, Path]]:
+    """Real pairs whose degraded image is the clean one inverted: no synthetic degradation gives that."""
+    pairs = []
+    for i in range(count):
+        clean = np.random.default_rng(i).random((40, 50, 3), dtype=np.float32)
+        pairs.append((folder / f"rain-{i}.png", folder / f"norain-{i}.png"))
+        write_png(pairs[-1][1], clean)
+        write_png(pairs[-1][0], 1 - np.round(clean * 255) / 255)
+    return pairs
+
+
+def test_real_training_pairs_fill_their_share_of_a_task(prepared, tmp_path):
+    real = {"derain": _inverted_pairs(tmp_path, 3)}
+    images = split_files(prepared, "train")
+
+    def real_slots(share: float, steps: range) -> tuple[int, int]:
+        sampler = OnlinePairSampler(images, tasks=["derain", "dehaze"], patch=24, batch_size=8, seed=0, augment=True,
+                                    real_pairs=real, real_share={"derain": share})
+        found = total = 0
+        for step in steps:
+            batch = sampler.batch(step)
+            inverted = ((batch.degraded - (1 - batch.clean)).abs().flatten(1).amax(dim=1) < 1e-5).tolist()
+            for task, is_real in zip(batch.tasks, inverted):
+                assert not (is_real and task != "derain")  # only derain slots are filled from its pairs
+                total += task == "derain"
+                found += is_real
+        return found, total
+
+    found, total = real_slots(1.0, range(4))
+    assert found == total == 16  # every derain slot: a window of a real pair, the same in both images
+    found, total = real_slots(0.5, range(20))
+    assert 0.3 * total < found < 0.7 * total
+    with pytest.raises(ValueError, match="real training pairs of dehaze, but prepare found none"):
+        OnlinePairSampler(images, tasks=["dehaze"], patch=24, batch_size=2, seed=0, real_pairs=real,
+                          real_share={"dehaze": 1.0})
+
+
+def test_the_training_pairs_of_prepare_are_listed_by_task(prepared):
+    pairs = real_training_pairs(prepared)
+    assert pairs == {}  # the module's corpus has test pairs only
+    listed = pd.read_csv(prepared / "pairs.csv")
+    listed.loc[0, "split"] = "train"
+    (prepared.parent / "with_train").mkdir(exist_ok=True)
+    listed.to_csv(prepared.parent / "with_train" / "pairs.csv", index=False)
+    found = real_training_pairs(prepared.parent / "with_train")
+    assert found == {"derain": [(Path(listed.loc[0, "degraded_path"]), Path(listed.loc[0, "clean_path"]))]}

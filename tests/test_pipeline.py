@@ -91,6 +91,22 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
         repo.run("git", "checkout", "params.yaml")
 
 
+def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
+    """What `dvc exp run -S` makes of the sweep's overrides: a sweep id of digits stays a string tag."""
+    from dvc.utils.hydra import apply_overrides
+
+    from flows.common import override_arguments
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"train": {"lr": 0.002, "models": ["x"]}, "tracking": {"tags": {}}}))
+    arguments = override_arguments({"train.lr": 0.001, "+tracking.tags.sweep": "35498153",
+                                    "+tracking.tags.note": "plain words", "train.models": ["a", "b"]})
+    apply_overrides(params, arguments[1::2])
+    applied = yaml.safe_load(params.read_text())
+    assert applied["train"] == {"lr": 0.001, "models": ["a", "b"]}
+    assert applied["tracking"]["tags"] == {"sweep": "35498153", "note": "plain words"}
+
+
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory) -> dict[str, str]:
     """A real Prefect server on a loopback port, with its own PREFECT_HOME."""

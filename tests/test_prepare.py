@@ -128,7 +128,7 @@ def test_pairing_rules_for_the_paper_datasets(tmp_path):
     assert names(pairs) == [("LOL/low/1.png", "LOL/high/1.png")] and [p.name for p in unpaired] == ["2.png"]
 
 
-def test_paired_datasets_are_written_and_listed(tmp_path):
+def test_paired_datasets_are_listed_where_they_lie(tmp_path):
     rain = tmp_path / "Rain100L"
     _pair(rain / "rain-1.png", rain / "norain-1.png", 1)
     _pair(rain / "rain-2.png", rain / "norain-2.png", 2, size=(32, 32))
@@ -141,7 +141,8 @@ def test_paired_datasets_are_written_and_listed(tmp_path):
                            paired=(PairedSource(task="derain", degraded_dir=str(rain), clean_dir=str(rain)),))
     result = prepare_corpus(config, seed=0, out_dir=tmp_path / "out", **QUIET)
     assert list(result.pairs["task"]) == ["derain", "derain"] and set(result.pairs["class_id"]) == {1}
-    assert all((tmp_path / "out" / p).is_file() for p in result.pairs["degraded_path"])
+    assert sorted(Path(p).name for p in result.pairs["degraded_path"]) == ["rain-1.png", "rain-2.png"]
+    assert not (tmp_path / "out" / "pairs").exists()  # listed, not copied
     assert result.rejects["reason"].str.contains("differs from its clean image").any()
 
 
