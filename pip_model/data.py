@@ -185,10 +185,12 @@ def build_benchmark(
     the ``prepare`` stage's ``pairs.csv`` join their task, listed by their absolute paths.
     """
     rows: list[dict[str, object]] = []
+    manifest = pd.read_csv(prepared_dir / "manifest.csv")
     for split in ("val", "test"):
-        images = load_split(prepared_dir, split)
-        for number, (image_id, image) in enumerate(images, start=1):
-            progress(f"degrade: benchmark {split} [{number}/{len(images)}] {image_id}")
+        listed = manifest[manifest["split"] == split]
+        for number, (image_id, path) in enumerate(zip(listed["id"], listed["path"]), start=1):
+            progress(f"degrade: benchmark {split} [{number}/{len(listed)}] {image_id}")
+            image = to_tensor(read_image(prepared_dir / path).rgb)  # one image in memory at a time
             generator = torch.Generator().manual_seed(derive_seed(seed, image_id, "crop"))
             crops = random_crops([image], config.crops_per_image, config.benchmark_crop, generator,
                                  which=[0] * config.crops_per_image)
@@ -237,7 +239,7 @@ def write_offline_pairs(
 
     Real pairs of ``split: train`` from ``prepare`` are listed too (whole images).
     """
-    images = [image for _, image in load_split(prepared_dir, "train")]
+    images = split_files(prepared_dir, "train")
     rows: list[dict[str, object]] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for task in config.tasks if config.train_pairs_per_task else ():

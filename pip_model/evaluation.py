@@ -199,23 +199,31 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class BenchmarkPair:
-    """One benchmark pair: its manifest row, and its images.
+    """One benchmark pair: its manifest row; its images are read from disk when asked for.
+
+    Only the pair being evaluated is in memory, so a benchmark of full-resolution test sets
+    (GoPro's alone is about 24 GB as float32) costs no more RAM than its largest image.
 
     Shape:
         degraded, clean: (1, 3, H, W), values in [0, 1]
     """
 
     row: Any
-    degraded: torch.Tensor
-    clean: torch.Tensor
+    benchmark_dir: Path
+
+    @property
+    def degraded(self) -> torch.Tensor:
+        return to_tensor(read_image(self.benchmark_dir / self.row.degraded_path).rgb)[None]
+
+    @property
+    def clean(self) -> torch.Tensor:
+        return to_tensor(read_image(self.benchmark_dir / self.row.clean_path).rgb)[None]
 
 
 def load_benchmark(benchmark_dir: Path) -> list[BenchmarkPair]:
-    """Every pair that the ``degrade`` stage's ``manifest.csv`` lists, read once."""
+    """Every pair that the ``degrade`` stage's ``manifest.csv`` lists (its images are read when used)."""
     manifest = pd.read_csv(benchmark_dir / "manifest.csv")
-    return [BenchmarkPair(row, to_tensor(read_image(benchmark_dir / row.degraded_path).rgb)[None],
-                          to_tensor(read_image(benchmark_dir / row.clean_path).rgb)[None])
-            for row in manifest.itertuples()]
+    return [BenchmarkPair(row, benchmark_dir) for row in manifest.itertuples()]
 
 
 def evaluate(
