@@ -59,16 +59,41 @@ def set_params(repo: Path, overrides: Mapping[str, Any]) -> None:
             section[key] = value
 
 
+def parse_overrides(arguments: list[str]) -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` pairs -> ``{KEY: value}``, each value read as YAML (``train.lr=0.001``)."""
+    pairs = [item.split("=", 1) for item in arguments]
+    bad = [item for item, pair in zip(arguments, pairs) if len(pair) != 2]
+    if bad:
+        raise SystemExit(f"expected KEY=VALUE, got {' '.join(bad)}")
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
+def hydra_value(value: Any) -> str:
+    """A params value written in the override grammar of `dvc exp run -S` (Hydra's): dict keys bare, and a string
+    that YAML would read as something else ("35498153", "true") quoted so that it stays a string."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key}: {hydra_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(hydra_value(item) for item in value) + "]"
+    if isinstance(value, str) and isinstance(yaml.safe_load(value), str):
+        return value
+    return json.dumps(value)
+
+
 def override_arguments(overrides: Mapping[str, Any]) -> list[str]:
     """``{"train.lr": 0.001}`` -> ``["-S", "train.lr=0.001"]`` for ``dvc exp run``.
 
-    Keys follow DVC's (Hydra's) override grammar: ``+a.b`` adds a key that params.yaml lacks.
+    Keys follow DVC's (Hydra's) override grammar: ``+a.b`` adds a key that params.yaml lacks. A mapping sets
+    each of its entries (``{"train.real_pairs": {"derain": 1.0}}`` -> ``++train.real_pairs.derain=1.0``); an
+    empty one empties the key.
     """
     arguments = []
     for key, value in overrides.items():
-        # A string that YAML would read as something else ("35498153", "true") is quoted to stay a string.
-        plain = isinstance(value, str) and isinstance(yaml.safe_load(value), str)
-        arguments += ["-S", f"{key}={value if plain else json.dumps(value)}"]
+        if isinstance(value, Mapping) and value:
+            # Hydra cannot replace a mapping by one with other keys: set each entry, adding it where missing.
+            arguments += override_arguments({f"++{key.lstrip('+')}.{name}": item for name, item in value.items()})
+        else:
+            arguments += ["-S", f"{key}={hydra_value(value)}"]
     return arguments
 
 

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import dvc, metric_rows, set_params
+from flows.common import dvc, metric_rows, parse_overrides, set_params
 from pip_model.config import load_section
 from pip_model.tracking import TrackingConfig, tracking_uri
 
@@ -92,9 +91,5 @@ def pipeline(repo_dir: str = ".", overrides: dict[str, Any] | None = None,
     return publish_results(repo_dir)
 
 
-def _parse(arguments: list[str]) -> dict[str, Any]:
-    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in arguments)}
-
-
 if __name__ == "__main__":
-    pipeline(repo_dir=str(Path.cwd()), overrides=_parse(sys.argv[1:]) or None)
+    pipeline(repo_dir=str(Path.cwd()), overrides=parse_overrides(sys.argv[1:]) or None)

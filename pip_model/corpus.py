@@ -1,8 +1,10 @@
 """The ``prepare`` stage's logic: collect clean images, reject bad ones, split, and pair datasets.
 
-Clean images come from scikit-image's bundled photographs (nothing is downloaded) or from
-a user folder. Every usable image is written as an 8-bit RGB PNG and listed in a manifest;
-every unusable file is listed with its reason in a rejects table, and the run goes on.
+Clean images come from scikit-image's bundled photographs (nothing is downloaded), from a
+user folder, or from the clean sets under ``prepare.datasets_root``. The first two are
+written as 8-bit RGB PNGs; dataset images are listed where they lie. Every usable image is
+listed in a manifest; every unusable file is listed with its reason in a rejects table, and
+the run goes on.
 
 Splits are drawn per image from a hash of the seed and the image's pixels, so they are
 stable when images are added, and an image (duplicates are kept once) is never in two
@@ -270,7 +272,7 @@ def pair_files(degraded_dir: Path, clean_dir: Path) -> tuple[list[tuple[Path, Pa
 
 @dataclass(frozen=True)
 class PairJob:
-    """A degraded/clean file pair to check and write, with the base of its id."""
+    """A degraded/clean file pair to check and list, with the base of its id."""
 
     task: str
     split: str
@@ -301,7 +303,7 @@ def file_digest(path: Path) -> str:
 
 
 REAL_PAIR_COLUMNS = ["id", "task", "class_id", "split", "degraded_path", "clean_path", "width", "height",
-                "degraded_bytes", "clean_bytes", "degraded_sha256", "clean_sha256"]
+                     "degraded_bytes", "clean_bytes", "degraded_sha256", "clean_sha256"]
 
 
 def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]],

@@ -42,14 +42,17 @@ class DegradeConfig:
 
     Attributes:
         tasks: the tasks of the benchmark and of offline training pairs.
-        benchmark_crop: side of the square benchmark crops.
-        crops_per_image: benchmark crops per val/test image and task.
+        real_only: tasks benchmarked on real test pairs only (no synthetic pairs): the paper tests rain and haze
+            on Rain100L and SOTS, and only noise on the clean test images.
+        benchmark_crop: side of the square benchmark crops; 0 keeps whole images (the paper's full resolution).
+        crops_per_image: benchmark crops per val/test image and task (one with whole images).
         train_pairs_per_task: offline training patches per task (0: online training only).
         train_patch: side of the offline training patches.
         ranges: sampling ranges of the degradations.
     """
 
     tasks: tuple[str, ...] = TASKS
+    real_only: tuple[str, ...] = ()
     benchmark_crop: int = 128
     crops_per_image: int = 2
     train_pairs_per_task: int = 0
@@ -57,7 +60,7 @@ class DegradeConfig:
     ranges: DegradationRanges = field(default_factory=DegradationRanges)
 
     def __post_init__(self) -> None:
-        for task in self.tasks:
+        for task in (*self.tasks, *self.real_only):
             task_class(task)
 
 
@@ -192,13 +195,15 @@ def build_benchmark(
             progress(f"degrade: benchmark {split} [{number}/{len(listed)}] {image_id}")
             image = to_tensor(read_image(prepared_dir / path).rgb)  # one image in memory at a time
             generator = torch.Generator().manual_seed(derive_seed(seed, image_id, "crop"))
-            crops = random_crops([image], config.crops_per_image, config.benchmark_crop, generator,
-                                 which=[0] * config.crops_per_image)
-            clean_paths = []
-            for k, crop in enumerate(crops):
-                clean_paths.append(Path("clean") / f"{image_id}_c{k}.png")
-                write_png(out_dir / clean_paths[-1], to_array(crop))
-            for task in config.tasks:
+            if config.benchmark_crop == 0:  # whole images: the clean side is the prepared image itself
+                crops, clean_paths = image[None], [(prepared_dir / path).resolve()]
+            else:
+                crops = random_crops([image], config.crops_per_image, config.benchmark_crop, generator,
+                                     which=[0] * config.crops_per_image)
+                clean_paths = [Path("clean") / f"{image_id}_c{k}.png" for k in range(len(crops))]
+                for crop, clean_path in zip(crops, clean_paths):
+                    write_png(out_dir / clean_path, to_array(crop))
+            for task in (task for task in config.tasks if task not in config.real_only):
                 task_seed = derive_seed(seed, image_id, task)
                 degraded, records = degrade(crops.to(device), task, seed=task_seed, ranges=config.ranges)
                 for k, (image_degraded, record) in enumerate(zip(degraded, records)):

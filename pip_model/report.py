@@ -41,6 +41,43 @@ class ReportConfig:
 
     swap_tasks: tuple[str, ...] = ("derain", "dehaze", "lowlight")
     dpi: int = 110
+    protocol: str = ""
+
+    def __post_init__(self) -> None:
+        if self.protocol and self.protocol not in PUBLISHED:
+            raise ValueError(f"report.protocol must be '' or one of {', '.join(PUBLISHED)}, got {self.protocol!r}")
+
+
+# The paper's published figures (PIP, Li et al., arXiv 2312.05038), PSNR per task and (PSNR, SSIM) on average.
+PUBLISHED: dict[str, dict[str, dict[str, float | tuple[float, float]]]] = {
+    "3task": {"PIP-Restormer (paper)": {"denoise_15": 34.24, "denoise_25": 31.60, "denoise_50": 28.35,
+                                        "derain": 38.29, "dehaze": 32.09, "average": (32.91, 0.920)}},
+    "5task": {"PIP-Restormer (paper)": {"average": (30.81, 0.901)}},
+}
+PROTOCOL_TASKS = {"3task": ("denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"),
+                  "5task": ("denoise_25", "derain", "dehaze", "deblur", "lowlight")}
+PROTOCOL_TEST_SETS = {"denoise_15": "BSD68 s15", "denoise_25": "BSD68 s25", "denoise_50": "BSD68 s50",
+                      "derain": "Rain100L", "dehaze": "SOTS", "deblur": "GoPro", "lowlight": "LOL"}
+
+
+def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
+    """The paper's table layout: one row per method (the published ones, then ours), ``PSNR/SSIM`` per test set
+    and on average; a published cell the paper gives without SSIM shows the PSNR alone, and an unknown one "-".
+    """
+    tasks = PROTOCOL_TASKS[protocol]
+    columns = [PROTOCOL_TEST_SETS[task] for task in tasks] + ["average"]
+    rows: dict[str, list[str]] = {}
+    for method, figures in PUBLISHED[protocol].items():
+        cells = [figures.get(task) for task in (*tasks, "average")]
+        rows[method] = ["-" if cell is None else f"{cell:.2f}" if isinstance(cell, float)
+                        else f"{cell[0]:.2f}/{cell[1]:.3f}" for cell in cells]
+    for model, per_task in metrics.items():
+        if not all(task in per_task for task in tasks):
+            continue
+        values = [(per_task[task]["psnr"], per_task[task]["ssim"]) for task in tasks]
+        average = (float(np.mean([v[0] for v in values])), float(np.mean([v[1] for v in values])))
+        rows[model] = [f"{psnr:.2f}/{ssim:.3f}" for psnr, ssim in (*values, average)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name: str) -> pd.DataFrame:
@@ -168,7 +205,13 @@ def write_report(
                         prompt_swap_grid(benchmark_dir, prompted, config.swap_tasks, out_dir / "prompt_swap.png",
                                          config.dpi)))
     best = psnr.drop(index="mean").idxmax(axis=1)
-    sections = [
+    sections = []
+    if config.protocol:
+        paper = paper_table(metrics, config.protocol)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paper.to_csv(out_dir / "paper_table.csv")
+        sections += [f"<h2>The paper's {html.escape(config.protocol)} table (PSNR/SSIM)</h2>", paper.to_html()]
+    sections += [
         "<h2>PSNR (dB)</h2>", psnr.round(2).to_html(), "<h2>SSIM</h2>", ssim.round(4).to_html(),
         "<p>Best PSNR per task: " + ", ".join(f"{html.escape(t)}: <b>{html.escape(m)}</b>" for t, m in best.items())
         + "</p>",

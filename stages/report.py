@@ -37,6 +37,9 @@ def main() -> int:
     page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
                         config=config, out_dir=args.out)
     print(f"report: wrote {page}")
+    if config.protocol:
+        table = pd.read_csv(args.out / "paper_table.csv", index_col=0)
+        print(f"report: the paper's {config.protocol} table (PSNR/SSIM)\n{table.to_string()}")
     try:
         tracker = Tracker.for_stage(tracking, Path(args.params).resolve().parent, run_name="report",
                                     tags={"stage": "report"})

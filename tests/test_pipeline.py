@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pip_model.image_files import read_image
 from pip_model.tasks import TASKS
 from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stop_group
 
@@ -92,18 +93,21 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
 
 
 def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
-    """What `dvc exp run -S` makes of the sweep's overrides: a sweep id of digits stays a string tag."""
+    """What `dvc exp run -S` makes of the flows' overrides: a sweep id of digits stays a string tag, and lists
+    and mappings keep their structure."""
     from dvc.utils.hydra import apply_overrides
 
     from flows.common import override_arguments
 
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"train": {"lr": 0.002, "models": ["x"]}, "tracking": {"tags": {}}}))
+    params.write_text(yaml.safe_dump({"train": {"lr": 0.002, "models": ["x"], "real_pairs": {}},
+                                      "tracking": {"tags": {}}}))
     arguments = override_arguments({"train.lr": 0.001, "+tracking.tags.sweep": "35498153",
-                                    "+tracking.tags.note": "plain words", "train.models": ["a", "b"]})
+                                    "+tracking.tags.note": "plain words", "train.models": ["a", "b"],
+                                    "train.real_pairs": {"derain": 1.0, "dehaze": 0.5}})
     apply_overrides(params, arguments[1::2])
     applied = yaml.safe_load(params.read_text())
-    assert applied["train"] == {"lr": 0.001, "models": ["a", "b"]}
+    assert applied["train"] == {"lr": 0.001, "models": ["a", "b"], "real_pairs": {"derain": 1.0, "dehaze": 0.5}}
     assert applied["tracking"]["tags"] == {"sweep": "35498153", "note": "plain words"}
 
 
@@ -179,3 +183,38 @@ def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tm
         tagged = store.execute("select count(distinct run_uuid) from tags where key='sweep' and value=?",
                                (sweep_id,)).fetchone()[0]
     assert tagged >= 2 * 2  # two trained models per experiment
+
+
+def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
+    """`python -m flows.paper 3task DATASETS` on stand-ins of the paper's datasets with a tiny CPU budget: one DVC
+    experiment that trains on the real pairs, benchmarks noise on the clean test sets and rain and haze on their real
+    test pairs at full resolution, and prints the paper's table. It runs in the workspace, so it comes last."""
+    from pip_model.datasets.standins import write_standins
+
+    datasets = repo.path.parent / "datasets"
+    write_standins(datasets, count=2, size=40)
+    tiny = ["base.device=cpu", "prepare.min_side=32", "train.models=[pip_restormer_tiny,restormer_tiny]",
+            "train.steps=2", "train.batch_size=2", "train.patch=32", "train.warmup_steps=1", "train.compile=false",
+            "train.workers=0", "train.checkpoint_every=100", "train.log_every=1", "train.sample_every=2",
+            "sensor.steps=2", "evaluate.tile=256"]
+    done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), *tiny, env=prefect_api)
+    assert "PSNR/SSIM in the paper's layout" in done.stdout + done.stderr
+
+    protocol = ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"]
+    metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
+    assert list(metrics["pip_restormer_tiny"]) == protocol
+    benchmark = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
+    sources = benchmark.groupby("task")["source"].agg(set).to_dict()
+    assert sources == {**{task: {"synthetic"} for task in protocol[:3]}, "derain": {"paired"}, "dehaze": {"paired"}}
+    # Noise on the whole clean test images (BSD68, Urban100, Kodak24 stand-ins): 3 sets x 2 images, full size.
+    noisy = benchmark[benchmark["task"] == "denoise_25"]
+    assert len(noisy) == 6
+    assert all(read_image(repo.path / "data" / "benchmark" / path).size == (40, 40) for path in noisy["degraded_path"])
+
+    table = pd.read_csv(repo.path / "reports" / "paper_table.csv", index_col=0)
+    assert list(table.columns) == ["BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average"]
+    assert table.loc["PIP-Restormer (paper)", "BSD68 s15"] == "34.24"
+    assert table.loc["PIP-Restormer (paper)", "average"] == "32.91/0.920"
+    psnr, ssim = (float(v) for v in table.loc["pip_restormer_tiny", "Rain100L"].split("/"))
+    assert psnr == pytest.approx(metrics["pip_restormer_tiny"]["derain"]["psnr"], abs=0.01) and 0 < ssim <= 1
+    assert "paper-3task" in repo.dvc("exp", "show", "--csv").stdout
