@@ -219,17 +219,28 @@ class Progress:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    # Batches and degradations come from their own (seed, step) generators; the CUDA generators are never used, and
+    # saving one state per visible GPU would stop a resume on a machine with fewer GPUs.
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
 
 
 def _set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((3, tuple(state["python"]), None))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# Settings that change how a run is executed or reported, not what it computes: a checkpoint written under other
+# values of these still resumes.
+RESUME_NEUTRAL = frozenset({"models", "compile", "threads", "workers", "image_cache", "log_every", "sample_every",
+                            "checkpoint_every"})
+
+
+def resume_mismatch(saved: Mapping[str, Any] | None, config: TrainConfig) -> list[str]:
+    """The settings (``name old -> new``) that stop a checkpoint written with ``saved`` from resuming ``config``."""
+    current = asdict(config)
+    saved = saved or {}
+    return [f"{name} {saved.get(name)!r} -> {value!r}" for name, value in current.items()
+            if name not in RESUME_NEUTRAL and saved.get(name) != value]
 
 
 def sample_grid(batch: PairBatch, restored: torch.Tensor, rows: int = 4) -> np.ndarray:
@@ -292,9 +303,13 @@ def train(
                                           floor=config.min_lr_ratio))
     step, curve_rows = 0, []
     state = safe_load(checkpoint_path) if checkpoint_path.is_file() else None
-    if state is not None and (state.get("config") != asdict(config) or state.get("seed") != seed):
+    mismatch = [] if state is None else resume_mismatch(state.get("config"), config)
+    if state is not None and state.get("seed") != seed:
+        mismatch.append(f"base.seed {state.get('seed')!r} -> {seed!r}")
+    if mismatch:
         if distributed.is_main and progress:
-            print(f"train: ignoring {checkpoint_path}: it was written with other settings", flush=True)
+            print(f"train: ignoring {checkpoint_path}: it was written with other settings ({', '.join(mismatch)})",
+                  flush=True)
         state = None
     if state is not None:
         model.load_state_dict(state["model"])

@@ -139,12 +139,33 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(prepared, tmp_path):
     _kill_at_first_checkpoint(_train_command(first, prepared, out), out, env)
     changed = _stage_params(tmp_path / "b", steps=6, checkpoint_every=3, lr=0.001)
     done = subprocess.run(_train_command(changed, prepared, out), env=env, check=True, capture_output=True, text=True)
-    assert "written with other settings" in done.stdout and "resuming" not in done.stdout
+    assert "written with other settings (lr 0.002 -> 0.001)" in done.stdout and "resuming" not in done.stdout
     # Started over: the whole curve is that of the changed settings from step 1, not the first run's steps 1-3.
     straight = _train_in_process(changed, prepared, tmp_path / "straight")
     curve = pd.read_csv(out / "curve.csv")
     assert curve["step"].tolist() == list(range(1, 7))
     pd.testing.assert_series_equal(curve["loss"], straight.curve["loss"], rtol=1e-5)
+
+
+def test_a_checkpoint_resumes_after_harmless_changes_and_on_fewer_gpus(prepared, tmp_path):
+    """How often to log or checkpoint, workers and threads do not change what is computed: the run resumes. A
+    checkpoint holds no CUDA generator states (one per GPU), so one written on more GPUs resumes too."""
+    env = stage_environment(tmp_path)
+    out = tmp_path / "run"
+    first = _stage_params(tmp_path / "a", steps=6, checkpoint_every=3)
+    _kill_at_first_checkpoint(_train_command(first, prepared, out), out, env)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert set(state["rng"]) == {"torch", "python"}
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 8  # as an 8-GPU machine's older checkpoint had
+    torch.save(state, out / "checkpoint.pt")
+    changed = _stage_params(tmp_path / "b", steps=6, checkpoint_every=2, log_every=2, sample_every=3, workers=1,
+                            image_cache=4)
+    done = subprocess.run(_train_command(changed, prepared, out), env=env, check=True, capture_output=True, text=True)
+    assert "resuming from" in done.stdout and "at step 3" in done.stdout
+    final, _ = load_model_file(out / "model.pt")
+    straight = _train_in_process(first, prepared, tmp_path / "straight")
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(final.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
 
 
 def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path):
