@@ -112,7 +112,9 @@ def split_files(prepared_dir: Path, split: str, *, cache: int = 64) -> ImageFile
 def real_training_pairs(prepared_dir: Path) -> dict[str, list[tuple[Path, Path]]]:
     """(degraded, clean) files of every ``split: train`` real pair of ``prepare``'s ``pairs.csv``, by task."""
     pairs_file = prepared_dir / "pairs.csv"
-    pairs = pd.read_csv(pairs_file) if pairs_file.is_file() else pd.DataFrame(columns=["task", "split"])
+    if not pairs_file.is_file():
+        return {}
+    pairs = pd.read_csv(pairs_file)
     by_task: dict[str, list[tuple[Path, Path]]] = {}
     for pair in pairs[pairs["split"] == "train"].itertuples():
         by_task.setdefault(pair.task, []).append((Path(pair.degraded_path), Path(pair.clean_path)))

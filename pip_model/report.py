@@ -54,8 +54,6 @@ PUBLISHED: dict[str, dict[str, dict[str, float | tuple[float, float]]]] = {
                                         "derain": 38.29, "dehaze": 32.09, "average": (32.91, 0.920)}},
     "5task": {"PIP-Restormer (paper)": {"average": (30.81, 0.901)}},
 }
-PROTOCOL_TASKS = {"3task": ("denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"),
-                  "5task": ("denoise_25", "derain", "dehaze", "deblur", "lowlight")}
 PROTOCOL_TEST_SETS = {"denoise_15": "BSD68 s15", "denoise_25": "BSD68 s25", "denoise_50": "BSD68 s50",
                       "derain": "Rain100L", "dehaze": "SOTS", "deblur": "GoPro", "lowlight": "LOL"}
 
@@ -63,9 +61,11 @@ PROTOCOL_TEST_SETS = {"denoise_15": "BSD68 s15", "denoise_25": "BSD68 s25", "den
 def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
     """The paper's table layout: one row per method (the published ones, then ours), ``PSNR/SSIM`` per test set
     and on average; a published cell the paper gives without SSIM shows the PSNR alone, and an unknown one "-".
+
+    The columns are the benchmark's tasks (``params.yaml: protocols`` sets them), in its order.
     """
-    tasks = PROTOCOL_TASKS[protocol]
-    columns = [PROTOCOL_TEST_SETS[task] for task in tasks] + ["average"]
+    tasks = list(next(iter(metrics.values())))
+    columns = [PROTOCOL_TEST_SETS.get(task, task) for task in tasks] + ["average"]
     rows: dict[str, list[str]] = {}
     for method, figures in PUBLISHED[protocol].items():
         cells = [figures.get(task) for task in (*tasks, "average")]

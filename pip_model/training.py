@@ -435,8 +435,9 @@ def train_sensor(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
-    data = OnlinePairSampler(split_files(prepared_dir, "train"), tasks=config.tasks, patch=config.patch, batch_size=config.batch_size,
-                             seed=derive_seed(seed, "sensor"), device=target, ranges=ranges, augment=True)
+    data = OnlinePairSampler(split_files(prepared_dir, "train"), tasks=config.tasks, patch=config.patch,
+                             batch_size=config.batch_size, seed=derive_seed(seed, "sensor"), device=target,
+                             ranges=ranges, augment=True)
     bar = Progress(config.steps, 0, config.log_every, progress)
     started = time.perf_counter()
     for step in range(1, config.steps + 1):

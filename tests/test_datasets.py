@@ -108,9 +108,10 @@ def test_prepare_reads_a_datasets_root_with_roles_and_a_corrupt_file(standins, t
     result = prepare_corpus(config, seed=0, out_dir=tmp_path / "out", **QUIET)
 
     # The clean sets keep their roles (no scikit-image photographs, no val split drawn from BSD68).
-    splits = Counter(Path(origin).relative_to(standins.resolve()).parts[0] for origin in result.manifest["origin"])
+    dataset_of = [Path(origin).relative_to(standins.resolve()).parts[0] for origin in result.manifest["origin"]]
+    splits = Counter(dataset_of)
     assert splits == {"BSD400": COUNT, "WED": COUNT, "BSD68": COUNT, "Urban100": COUNT, "Kodak24": COUNT}
-    by_set = result.manifest.assign(dataset=[Path(o).relative_to(standins.resolve()).parts[0] for o in result.manifest["origin"]])
+    by_set = result.manifest.assign(dataset=dataset_of)
     assert set(by_set.query("dataset in ['BSD400', 'WED']")["split"]) == {"train"}
     assert set(by_set.query("dataset not in ['BSD400', 'WED']")["split"]) == {"test"}
 
@@ -155,8 +156,9 @@ def test_two_sources_with_the_same_names_never_overwrite_each_other(tmp_path):
     for i in range(3):
         write_png(corpus / f"{i}.png", procedural_image(100 + i, 40))
     config = PrepareConfig(source=str(corpus), min_side=16, paired=tuple(
-        PairedSource(task="derain", degraded_dir=str(tmp_path / m / "Rain100L"), clean_dir=str(tmp_path / m / "Rain100L"))
-        for m in ("mirror_a", "mirror_b")))
+        PairedSource(task="derain", degraded_dir=str(tmp_path / mirror / "Rain100L"),
+                     clean_dir=str(tmp_path / mirror / "Rain100L"))
+        for mirror in ("mirror_a", "mirror_b")))
     result = prepare_corpus(config, seed=0, out_dir=tmp_path / "out", **QUIET)
     assert len(result.pairs) == 4 and result.pairs["id"].is_unique
     # Each id points at its own source's files, whose hashes differ.

@@ -108,8 +108,9 @@ def test_blur_of_a_mixed_size_batch_equals_kornia_per_image(photos):
     }
     blurred = add_motion_blur(photos, params)
     for i in range(3):
-        expected = kornia.filters.motion_blur(photos[i : i + 1], int(params["kernel_size"][i]), params["angle"][i : i + 1],
-                                              params["direction"][i : i + 1], border_type="replicate", mode="bilinear")
+        expected = kornia.filters.motion_blur(photos[i : i + 1], int(params["kernel_size"][i]),
+                                              params["angle"][i : i + 1], params["direction"][i : i + 1],
+                                              border_type="replicate", mode="bilinear")
         torch.testing.assert_close(blurred[i : i + 1], expected.clamp(0, 1))
 
 

@@ -156,7 +156,8 @@ def test_summary_and_run_metrics():
 
 def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
     torch.manual_seed(0)
-    models = {"pip_nafnet_tiny": randomise_output(build_model("pip_nafnet_tiny")), "nafnet_tiny": build_model("nafnet_tiny")}
+    models = {"pip_nafnet_tiny": randomise_output(build_model("pip_nafnet_tiny")),
+              "nafnet_tiny": build_model("nafnet_tiny")}
     for name, model in models.items():
         save_model_file(tmp_path / "models" / f"{name}.pt", model, model_name=name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -89,14 +89,13 @@ def split_of(path: Path, default: Split) -> Split:
 
 
 def pair_by_folders(
-    dataset: str, task: str, folder: Path, root: Path, *, degraded: str | tuple[str, ...], clean: tuple[str, ...],
+    dataset: str, task: str, folder: Path, root: Path, *, degraded: tuple[str, ...], clean: tuple[str, ...],
     clean_stem: Callable[[str], str], default: Split,
 ) -> Discovery:
     """Pairs every image in a ``degraded`` role folder under ``folder`` with the file of stem ``clean_stem(stem)``
     in a sibling ``clean`` role folder (any suffix). Unmatched degraded files are skipped with the reason."""
     found = Discovery()
-    degraded_names = (degraded,) if isinstance(degraded, str) else degraded
-    for role_dir in sorted(d for d in folder.rglob("*") if d.is_dir() and d.name.lower() in degraded_names):
+    for role_dir in sorted(d for d in folder.rglob("*") if d.is_dir() and d.name.lower() in degraded):
         partners = [role_dir.parent / name for name in _siblings(role_dir.parent, clean)]
         by_stem = {p.stem.lower(): p for partner in partners for p in image_files(partner)}
         for path in image_files(role_dir):
@@ -143,25 +142,22 @@ class Adapter:
     collect: Callable[[Path, Path], Discovery]
 
 
-def discover(root: Path, adapters: Iterable[Adapter] | None = None) -> Discovery:
-    """Walks ``root`` and lets each dataset family read the folders it recognises.
+def discover(root: Path) -> Discovery:
+    """Walks ``root`` and lets each dataset family of the registry read the folders it recognises.
 
     A claimed folder is not searched further by other adapters. Raises ``FileNotFoundError``
     if ``root`` is not a folder.
     """
+    from pip_model.datasets.registry import ADAPTERS  # the registry imports the adapters, which import this module
+
     if not root.is_dir():
         raise FileNotFoundError(f"prepare.datasets_root: {root} is not a folder")
-    if adapters is None:
-        from pip_model.datasets.registry import ADAPTERS
-
-        adapters = ADAPTERS
-    adapters = list(adapters)
     found = Discovery()
     pending = [root]
     while pending:
         folder = pending.pop(0)
         for child in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            adapter = next((a for a in adapters if a.claims(child.name.lower())), None)
+            adapter = next((a for a in ADAPTERS if a.claims(child.name.lower())), None)
             if adapter is None:
                 pending.append(child)
             else:

@@ -20,7 +20,7 @@ def scene_id(stem: str) -> str:
 
 def collect(folder: Path, root: Path) -> Discovery:
     found = Discovery()
-    found.extend(pair_by_folders(folder.name, "dehaze", folder, root, degraded="synthetic", clean=("original",),
+    found.extend(pair_by_folders(folder.name, "dehaze", folder, root, degraded=("synthetic",), clean=("original",),
                                  clean_stem=scene_id, default="train"))
     found.extend(pair_by_folders(folder.name, "dehaze", folder, root, degraded=("hazy", "input"),
                                  clean=("gt", "clear", "target"), clean_stem=scene_id, default="test"))

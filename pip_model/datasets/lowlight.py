@@ -12,7 +12,7 @@ def claims(name: str) -> bool:
 
 
 def collect(folder: Path, root: Path) -> Discovery:
-    return pair_by_folders(folder.name, "lowlight", folder, root, degraded="low", clean=("high", "normal"),
+    return pair_by_folders(folder.name, "lowlight", folder, root, degraded=("low",), clean=("high", "normal"),
                            clean_stem=lambda stem: stem, default="test")
 
 

@@ -20,7 +20,7 @@ def collect(folder: Path, root: Path) -> Discovery:
     found = Discovery()
     found.extend(pair_by_folders(folder.name, "derain", folder, root, degraded=("rainy", "rain"),
                                  clean=("gt", "norain", "clean"), clean_stem=_norain, default="train"))
-    found.extend(pair_by_folders(folder.name, "derain", folder, root, degraded="input", clean=("target",),
+    found.extend(pair_by_folders(folder.name, "derain", folder, root, degraded=("input",), clean=("target",),
                                  clean_stem=lambda stem: stem, default="test"))
     # Flat: rain-N.png beside norain-N.png in one folder (the role folders above are already read).
     seen = {pair.degraded for pair in found.pairs} | {Path(path) for path, _ in found.skipped}
