@@ -23,7 +23,7 @@ class FlowsConfig:
 
     Attributes:
         cron: schedule of the ``pipeline`` deployment.
-        sweep_parallel: DVC experiments a sweep runs at once.
+        sweep_parallel: DVC experiments a sweep runs at once (on CUDA, at most one per GPU).
     """
 
     cron: str = "0 2 * * *"
@@ -39,9 +39,10 @@ def environment(repo: Path) -> dict[str, str]:
     return env
 
 
-def dvc(repo: Path, *arguments: str) -> str:
-    """Runs a DVC command in ``repo``; raises with its output when it fails."""
-    done = subprocess.run([sys.executable, "-m", "dvc", *arguments], cwd=repo, env=environment(repo),
+def dvc(repo: Path, *arguments: str, env: dict[str, str] | None = None) -> str:
+    """Runs a DVC command in ``repo`` (with ``env`` added to its environment); raises with its output when it
+    fails."""
+    done = subprocess.run([sys.executable, "-m", "dvc", *arguments], cwd=repo, env={**environment(repo), **(env or {})},
                           capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"dvc {' '.join(arguments)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

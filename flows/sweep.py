@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from flows.common import FlowsConfig, dvc, override_arguments
-from pip_model.config import load_section
+from pip_model.config import BaseConfig, load_section
 
 
 @task(retries=1, retry_delay_seconds=10, task_run_name="experiment {name}")
-def run_experiment(repo_dir: str, name: str, overrides: dict[str, Any]) -> str:
-    """Runs one grid point as a temporary DVC experiment."""
-    dvc(Path(repo_dir), "exp", "run", "--temp", "-n", name, *override_arguments(overrides))
+def run_experiment(repo_dir: str, name: str, overrides: dict[str, Any], env: dict[str, str]) -> str:
+    """Runs one grid point as a temporary DVC experiment (``env``: its GPU binding, if any)."""
+    dvc(Path(repo_dir), "exp", "run", "--temp", "-n", name, *override_arguments(overrides), env=env)
     get_run_logger().info("experiment %s done: %s", name, overrides)
     return name
 
@@ -43,6 +44,15 @@ def gather(repo_dir: str, names: list[str], sweep_id: str) -> pd.DataFrame:
     rows = table.astype(str).to_dict(orient="records")
     create_table_artifact(key=f"sweep-{sweep_id}", table=rows, description=f"Sweep {sweep_id}: {out}")
     return table
+
+
+def concurrent_slots(parallel: int, gpus: int) -> list[dict[str, str]]:
+    """The environment of each experiment run at once: on a CPU machine (``gpus`` 0) ``parallel`` plain ones; with
+    GPUs, at most one per GPU, each seeing only its own (two trainings sharing a GPU slow each other and can run
+    it out of memory)."""
+    if gpus == 0:
+        return [{} for _ in range(parallel)]
+    return [{"CUDA_VISIBLE_DEVICES": str(gpu)} for gpu in range(min(parallel, gpus))]
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -67,12 +77,15 @@ def sweep(repo_dir: str = ".", grid: dict[str, list[Any]] | None = None,
     grid = grid or {"train.lr": [0.001, 0.002]}
     sweep_id = uuid.uuid4().hex[:8]
     points = grid_points(grid)
-    parallel = load_section(FlowsConfig, "flows", Path(repo_dir) / "params.yaml").sweep_parallel
+    params = Path(repo_dir) / "params.yaml"
+    on_gpu = load_section(BaseConfig, "base", params).torch_device() == "cuda"
+    slots = concurrent_slots(load_section(FlowsConfig, "flows", params).sweep_parallel,
+                             torch.cuda.device_count() if on_gpu else 0)
     names = []
-    for start in range(0, len(points), parallel):  # `parallel` experiments at a time
+    for start in range(0, len(points), len(slots)):  # one experiment per slot at a time
         futures = [run_experiment.submit(repo_dir, f"sweep-{sweep_id}-{i}",
-                                         {**(fixed or {}), **point, "+tracking.tags.sweep": sweep_id})
-                   for i, point in enumerate(points[start : start + parallel], start=start)]
+                                         {**(fixed or {}), **point, "+tracking.tags.sweep": sweep_id}, env)
+                   for i, (point, env) in enumerate(zip(points[start : start + len(slots)], slots), start=start)]
         names += [future.result() for future in futures]
     gather(repo_dir, names, sweep_id)
     path = Path(repo_dir) / "results" / "sweeps" / f"{sweep_id}.csv"

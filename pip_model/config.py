@@ -124,8 +124,12 @@ class BaseConfig:
     device: typing.Literal["auto", "cpu", "cuda"] = "auto"
 
     def torch_device(self) -> str:
+        """The device to compute on; raises :class:`ConfigError` for ``cuda`` where torch sees no GPU."""
         import torch
 
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"base.device is cuda, but torch {torch.__version__} sees no CUDA device here; "
+                              "set base.device: auto or cpu")
         return self.device

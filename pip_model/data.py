@@ -5,10 +5,10 @@
   task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too.
 * :func:`write_offline_pairs` writes a fixed set of degraded training patches.
 * :class:`OnlinePairSampler` degrades random clean crops on the fly, on the training
-  device, seeded per step (every DDP rank builds the same global batch and takes its slice),
-  and mixes in crops of real training pairs; :class:`OnlineBatches` reads and cuts them
-  ahead in DataLoader workers. Clean images are read from disk (:class:`ImageFiles`), so
-  memory does not grow with the dataset.
+  device, seeded per step and slot (a DDP rank builds only its own slots of the global
+  batch), and mixes in crops of real training pairs; :class:`OnlineBatches` reads, cuts and
+  draws them ahead in DataLoader workers. Clean images are read from disk
+  (:class:`ImageFiles`), so memory does not grow with the dataset.
 * :class:`OfflinePairDataset` reads the offline patches; its ``sample_weights`` balance tasks.
 
 Both training sources mix tasks in every batch, balanced by ``task_weights``.
@@ -27,7 +27,15 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from pip_model.degradations import DegradationRanges, degrade, derive_seed
+from pip_model.degradations import (
+    DegradationDraw,
+    DegradationRanges,
+    apply_degradation,
+    degrade,
+    derive_seed,
+    draw_degradation,
+    equal_runs,
+)
 from pip_model.image_files import read_image, write_png
 from pip_model.tasks import TASKS, task_class
 
@@ -160,31 +168,28 @@ def random_crops(
 CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
-def _augment_one(crop: torch.Tensor, draw: int) -> torch.Tensor:
-    """One of 48 rearrangements (channel order, quarter turns, mirror) of a (3k, P, P) crop; with k images
-    stacked, each gets the same one."""
+def augment(crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One of 48 rearrangements (channel order, quarter turns, mirror) of a crop, drawn from ``generator``.
+
+    With k images stacked along the channels (a degraded and a clean crop), each gets the same
+    one. Channel orders keep a small corpus from teaching the network its colour cast.
+
+    Shape:
+        (3k, P, P) -> (3k, P, P)
+    """
+    draw = int(torch.randint(0, 48, (1,), generator=generator))
     order = [3 * image + channel for image in range(crop.shape[0] // 3) for channel in CHANNEL_ORDERS[draw % 6]]
     crop = torch.rot90(crop[order], k=(draw // 6) % 4, dims=(-2, -1))
     return crop.flip(-1) if draw >= 24 else crop
 
 
-def augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random flips, 90-degree rotations and colour-channel orders, one draw per crop.
-
-    Channel orders keep a small corpus from teaching the network its colour cast.
-
-    Shape:
-        (B, 3, P, P) -> (B, 3, P, P)
-    """
-    draws = torch.randint(0, 48, (crops.shape[0],), generator=generator).tolist()
-    return torch.stack([_augment_one(crop, draw) for crop, draw in zip(crops, draws)])
-
-
 def build_benchmark(
-    prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, device: str = "cpu",
-    progress: Callable[[str], None] = print,
+    prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Writes the evaluation benchmark and its ``manifest.csv`` under ``out_dir``.
+
+    It is built on the CPU on every machine, so its files are byte for byte those that
+    ``dvc.lock`` records (a GPU's float rounding could move a pixel by one level).
 
     Synthetic pairs come from the val and test images; real pairs of ``split: test`` from
     the ``prepare`` stage's ``pairs.csv`` join their task, listed by their absolute paths.
@@ -207,7 +212,7 @@ def build_benchmark(
                     write_png(out_dir / clean_path, to_array(crop))
             for task in (task for task in config.tasks if task not in config.real_only):
                 task_seed = derive_seed(seed, image_id, task)
-                degraded, records = degrade(crops.to(device), task, seed=task_seed, ranges=config.ranges)
+                degraded, records = degrade(crops, task, seed=task_seed, ranges=config.ranges)
                 for k, (image_degraded, record) in enumerate(zip(degraded, records)):
                     relative = Path(task) / f"{image_id}_c{k}.png"
                     write_png(out_dir / relative, to_array(image_degraded))
@@ -239,10 +244,10 @@ def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, obj
 
 
 def write_offline_pairs(
-    prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, device: str = "cpu",
-    progress: Callable[[str], None] = print,
+    prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Writes ``train_pairs_per_task`` degraded training patches per task, and ``manifest.csv``.
+    """Writes ``train_pairs_per_task`` degraded training patches per task, and ``manifest.csv`` (on the CPU, as
+    :func:`build_benchmark`).
 
     Real pairs of ``split: train`` from ``prepare`` are listed too (whole images).
     """
@@ -253,7 +258,7 @@ def write_offline_pairs(
         progress(f"degrade: offline training pairs for {task}")
         generator = torch.Generator().manual_seed(derive_seed(seed, "offline", task))
         clean = random_crops(images, config.train_pairs_per_task, config.train_patch, generator)
-        degraded, records = degrade(clean.to(device), task, seed=derive_seed(seed, "offline", task, "degrade"),
+        degraded, records = degrade(clean, task, seed=derive_seed(seed, "offline", task, "degrade"),
                                     ranges=config.ranges)
         for k, (image_clean, image_degraded, record) in enumerate(zip(clean, degraded, records)):
             paths = {role: Path(task) / f"p{k:05d}_{role}.png" for role in ("degraded", "clean")}
@@ -277,9 +282,10 @@ def write_offline_pairs(
 def balanced_tasks(
     tasks: Sequence[str], weights: Mapping[str, float] | None, batch_size: int, generator: torch.Generator
 ) -> list[str]:
-    """Task of each slot of a batch: counts proportional to ``weights``, remainder drawn, order shuffled.
+    """Task of each slot of a batch: counts proportional to ``weights``, remainder drawn, grouped by task.
 
     With equal weights and a batch at least as large as the task list, every task appears.
+    Each task's slots are neighbours, so a task's degradation applies to a slice of the batch.
     """
     share = torch.tensor([float((weights or {}).get(task, 1.0)) for task in tasks])
     if (share < 0).any() or share.sum() <= 0:
@@ -290,9 +296,7 @@ def balanced_tasks(
     if remainder:
         extra = torch.multinomial(share, remainder, replacement=remainder > len(tasks), generator=generator)
         counts += torch.bincount(extra, minlength=len(tasks))
-    slots = [task for task, count in zip(tasks, counts.tolist()) for _ in range(count)]
-    order = torch.randperm(batch_size, generator=generator).tolist()
-    return [slots[i] for i in order]
+    return [task for task, count in zip(tasks, counts.tolist()) for _ in range(count)]
 
 
 @dataclass
@@ -311,29 +315,42 @@ class PairBatch:
     class_ids: torch.Tensor
     tasks: list[str]
 
-    def slice(self, start: int, stop: int) -> PairBatch:
-        """Samples ``start`` to ``stop`` (a DDP rank's share of the global batch)."""
-        return PairBatch(self.degraded[start:stop], self.clean[start:stop], self.class_ids[start:stop],
-                         self.tasks[start:stop])
+
+@dataclass
+class SyntheticRun:
+    """Neighbouring slots of one task that are degraded synthetically, with their draws (CPU)."""
+
+    task: str
+    start: int
+    stop: int
+    draw: DegradationDraw
 
 
 @dataclass
 class StepCrops:
-    """The CPU half of an online batch: crops read and cut, not yet degraded.
+    """The CPU half of an online batch: crops read and cut, and every random draw of their degradation made.
 
     Attributes:
         step: the training step they belong to.
         tasks: task name of each slot.
         clean: clean crops (B, 3, P, P).
-        degraded: degraded crops of real pairs (B, 3, P, P); zeros where ``real`` is False.
-        real: slots filled from real training pairs (B,).
+        degraded: degraded crops of real pairs (B, 3, P, P); zeros in the slots of ``runs``.
+        class_ids: degradation class of each slot (B,).
+        runs: the synthetic slots, as runs of one task, with their draws.
     """
 
     step: int
     tasks: list[str]
     clean: torch.Tensor
     degraded: torch.Tensor
-    real: torch.Tensor
+    class_ids: torch.Tensor
+    runs: list[SyntheticRun]
+
+    def pin_memory(self) -> StepCrops:
+        """Page-locked copies, so the copies to the GPU run asynchronously (DataLoader calls this)."""
+        return StepCrops(self.step, self.tasks, self.clean.pin_memory(), self.degraded.pin_memory(),
+                         self.class_ids.pin_memory(),
+                         [SyntheticRun(run.task, run.start, run.stop, run.draw.pin_memory()) for run in self.runs])
 
 
 class OnlinePairSampler:
@@ -347,9 +364,11 @@ class OnlinePairSampler:
     two crops alike).
 
     ``batch(step)`` is a pure function of its arguments, so a resumed run sees the same
-    batches as an uninterrupted one. It is ``finish(crops(step))``: the file reading and
-    cutting of ``crops`` can run in DataLoader workers (:class:`OnlineBatches`), the
-    degradation of ``finish`` on the training device.
+    batches as an uninterrupted one. Each slot of the global batch draws from its own
+    generator, so ``slots`` (a DDP rank's share) builds exactly that share of the global
+    batch and nothing more. It is ``finish(crops(step))``: ``crops`` reads, cuts and draws on
+    the CPU (in DataLoader workers with :class:`OnlineBatches`); ``finish`` copies to the
+    device and degrades there without ever reading a device value back.
     """
 
     def __init__(
@@ -357,7 +376,7 @@ class OnlinePairSampler:
         device: str | torch.device = "cpu", task_weights: Mapping[str, float] | None = None,
         ranges: DegradationRanges | None = None, augment: bool = False,
         real_pairs: Mapping[str, Sequence[tuple[Path, Path]]] | None = None,
-        real_share: Mapping[str, float] | None = None,
+        real_share: Mapping[str, float] | None = None, slots: range | None = None,
     ) -> None:
         if not len(images):
             raise ValueError("online training needs at least one clean training image")
@@ -365,6 +384,9 @@ class OnlinePairSampler:
         self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
         self.augment = augment
+        self.slots = slots if slots is not None else range(batch_size)
+        if not 0 <= self.slots.start < self.slots.stop <= batch_size or self.slots.step != 1:
+            raise ValueError(f"slots {self.slots} is not a share of a batch of {batch_size}")
         self.real_share = {task: share for task, share in (real_share or {}).items() if share > 0}
         self.real_pairs = {task: list((real_pairs or {}).get(task, ())) for task in self.real_share}
         missing = [task for task, pairs in self.real_pairs.items() if not pairs]
@@ -372,42 +394,53 @@ class OnlinePairSampler:
             raise ValueError(f"train.real_pairs asks for real training pairs of {', '.join(missing)}, but prepare "
                              "found none (see prepare.datasets_root and data/prepared/pairs.csv)")
 
-    def crops(self, step: int) -> StepCrops:
-        """Reads and cuts the crops of step ``step`` (CPU only; safe in a DataLoader worker)."""
+    def plan(self, step: int) -> list[tuple[str, bool]]:
+        """(task, real pair?) of every slot of the global batch of ``step``: grouped by task, synthetic first."""
         generator = torch.Generator().manual_seed(derive_seed(self.seed, "online", step))
         tasks = balanced_tasks(self.tasks, self.task_weights, self.batch_size, generator)
-        clean = random_crops(self.images, self.batch_size, self.patch, generator)
-        if self.augment:
-            clean = augment(clean, generator)
-        degraded, real = torch.zeros_like(clean), torch.zeros(self.batch_size, dtype=torch.bool)
-        if self.real_share:  # its own generator: the synthetic draws stay those of a run without real pairs
-            draws = torch.Generator().manual_seed(derive_seed(self.seed, "real-pairs", step))
-            for slot, task in enumerate(tasks):
-                if float(torch.rand(1, generator=draws)) >= self.real_share.get(task, 0.0):
-                    continue
+        draws = torch.rand(self.batch_size, generator=generator).tolist()
+        real = [draw < self.real_share.get(task, 0.0) for task, draw in zip(tasks, draws)]
+        return sorted(zip(tasks, real), key=lambda slot: (self.tasks.index(slot[0]), slot[1]))
+
+    def crops(self, step: int) -> StepCrops:
+        """Reads and cuts this sampler's slots of step ``step`` and draws their degradations (CPU only; safe in a
+        DataLoader worker)."""
+        plan = self.plan(step)[self.slots.start : self.slots.stop]
+        clean, degraded = [], []
+        for slot, (task, real) in zip(self.slots, plan):
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "online", step, slot))
+            if real:
                 options = self.real_pairs[task]
-                degraded_path, clean_path = options[int(torch.randint(len(options), (1,), generator=draws))]
-                both = torch.cat([to_tensor(read_image(degraded_path).rgb), to_tensor(read_image(clean_path).rgb)])
-                crop = random_crops([both], 1, self.patch, draws, which=[0])[0]
-                if self.augment:
-                    crop = _augment_one(crop, int(torch.randint(0, 48, (1,), generator=draws)))
-                degraded[slot], clean[slot], real[slot] = crop[:3], crop[3:], True
-        return StepCrops(step=step, tasks=tasks, clean=clean, degraded=degraded, real=real)
+                degraded_path, clean_path = options[int(torch.randint(len(options), (1,), generator=generator))]
+                image = torch.cat([to_tensor(read_image(degraded_path).rgb), to_tensor(read_image(clean_path).rgb)])
+            else:
+                image = self.images[int(torch.randint(len(self.images), (1,), generator=generator))]
+            crop = random_crops([image], 1, self.patch, generator, which=[0])[0]
+            if self.augment:
+                crop = augment(crop, generator)
+            clean.append(crop[-3:])
+            degraded.append(crop[:3] if real else torch.zeros_like(crop))
+        runs = [SyntheticRun(task, start, stop, draw_degradation(
+                    task, height=self.patch, width=self.patch, ranges=self.ranges,
+                    image_seeds=[derive_seed(self.seed, "degrade", step, self.slots.start + slot)
+                                 for slot in range(start, stop)]))
+                for start, stop, (task, real) in equal_runs(plan) if not real]
+        tasks = [task for task, _ in plan]
+        return StepCrops(step=step, tasks=tasks, clean=torch.stack(clean), degraded=torch.stack(degraded),
+                         class_ids=torch.tensor([task_class(task) for task in tasks]), runs=runs)
 
     def finish(self, crops: StepCrops) -> PairBatch:
-        """Moves the crops to the device and degrades the synthetic slots, one batched call per task."""
-        clean, degraded = crops.clean, crops.degraded
-        if self.device.type == "cuda":
-            clean, degraded = clean.pin_memory(), degraded.pin_memory()
-        clean = clean.to(self.device, non_blocking=True)
-        degraded = degraded.to(self.device, non_blocking=True)
-        synthetic = (~crops.real).tolist()
-        for task in dict.fromkeys(crops.tasks):
-            chosen = [i for i, (t, fake) in enumerate(zip(crops.tasks, synthetic)) if t == task and fake]
-            if chosen:
-                degraded[chosen], _ = degrade(clean[chosen], task, seed=derive_seed(self.seed, crops.step, task),
-                                              ranges=self.ranges)
-        class_ids = torch.tensor([task_class(task) for task in crops.tasks], device=self.device)
+        """Copies the crops to the device and degrades the synthetic slots there, one batched call per run.
+
+        Nothing here waits for the device: copies are asynchronous (from page-locked memory on
+        CUDA) and the runs are slices, never masks.
+        """
+        if self.device.type == "cuda" and not crops.clean.is_pinned():
+            crops = crops.pin_memory()
+        clean, degraded, class_ids = (tensor.to(self.device, non_blocking=True)
+                                      for tensor in (crops.clean, crops.degraded, crops.class_ids))
+        for run in crops.runs:
+            degraded[run.start : run.stop] = apply_degradation(clean[run.start : run.stop], run.task, run.draw)
         return PairBatch(degraded=degraded, clean=clean, class_ids=class_ids, tasks=crops.tasks)
 
     def batch(self, step: int) -> PairBatch:
@@ -436,7 +469,7 @@ class OnlineBatches:
         if workers > 0:
             loader = torch.utils.data.DataLoader(_StepCropsDataset(sampler), sampler=range(start, steps),
                                                  batch_size=None, num_workers=workers, prefetch_factor=2,
-                                                 collate_fn=_as_is)
+                                                 collate_fn=_as_is, pin_memory=sampler.device.type == "cuda")
             self.crops = iter(loader)
 
     def batch(self, step: int) -> PairBatch:

@@ -5,12 +5,13 @@ Like Kornia's augmentations, each degradation is split in two: sampling its para
 joins them and returns one dict per image with every sampled value, so a degradation can
 be replayed bit for bit (``degrade(images, task, params=recorded)``).
 
-Everything runs batched on the images' device; Python loops run only over the handful
-of distinct kernel sizes in a batch, never over images.
-
-Random fields (noise, rain seeds, the haze depth field) are drawn from one generator
-per batch whose seed (``field_seed``) is recorded with every image; replaying them
-needs the same batch, in the same order.
+Everything random is drawn on the CPU, one generator per image seeded by that image's
+recorded ``image_seed`` (:func:`draw_degradation`): the same seed gives the same
+parameters and random fields on any device and in any batch, so a benchmark built on a
+GPU equals the CPU-built one that ``dvc.lock`` records, and a DDP rank can degrade its own
+slice of a batch alone. Applying them runs batched on the images' device, and never reads
+a device value back on the host; Python loops run only over the handful of distinct
+kernel sizes in a batch, never over images.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pip_model.tasks import task_class
 
 NOISE_SIGMAS: dict[str, float] = {"denoise_15": 15.0, "denoise_25": 25.0, "denoise_50": 50.0}
 # Keys of a record that describe it rather than parameterise the degradation.
-RECORD_CONTEXT = frozenset({"task", "class_id", "seed", "depth_source"})
+RECORD_CONTEXT = frozenset({"task", "class_id", "seed", "image_seed", "depth_source"})
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def motion_kernels(sizes: torch.Tensor, angles: torch.Tensor, directions: torch.
     """Kornia motion-blur kernels of per-image size, zero-padded to the largest size.
 
     Args:
-        sizes: odd kernel sizes.
+        sizes: odd kernel sizes (read on the host: keep them on the CPU to spare a device sync).
         angles: line angles in degrees, counter-clockwise from horizontal.
         directions: Kornia's asymmetry in [-1, 1]; 0 is a uniform line.
 
@@ -98,91 +99,158 @@ def motion_kernels(sizes: torch.Tensor, angles: torch.Tensor, directions: torch.
     Shape:
         (B,), (B,), (B,) -> (B, K, K) with K = max(sizes)
     """
-    largest = int(sizes.max())
-    kernels = torch.zeros(sizes.shape[0], largest, largest, device=angles.device, dtype=angles.dtype)
-    for size in sizes.unique().tolist():  # a few distinct sizes per batch
-        chosen = sizes == size
-        kernel = kornia.filters.get_motion_kernel2d(int(size), angles[chosen], directions[chosen], mode="bilinear")
-        margin = (largest - int(size)) // 2
-        kernels[chosen] = F.pad(kernel, (margin, margin, margin, margin))
-    return kernels
+    sizes = sizes.tolist()
+    largest = max(sizes)
+    kernels = []
+    for start, stop, size in equal_runs(sizes):  # a few distinct sizes per batch; slices, never a device mask
+        kernel = kornia.filters.get_motion_kernel2d(size, angles[start:stop], directions[start:stop], mode="bilinear")
+        margin = (largest - size) // 2
+        kernels.append(F.pad(kernel, (margin, margin, margin, margin)))
+    return torch.cat(kernels)
 
 
-def _uniform(generator: torch.Generator, batch: int, bounds: tuple[float, float], device: torch.device) -> torch.Tensor:
+def equal_runs(values: Sequence[Any]) -> list[tuple[int, int, Any]]:
+    """(start, stop, value) of each run of equal neighbours."""
+    runs: list[tuple[int, int, Any]] = []
+    for index, value in enumerate(values):
+        if runs and runs[-1][2] == value:
+            runs[-1] = (runs[-1][0], index + 1, value)
+        else:
+            runs.append((index, index + 1, value))
+    return runs
+
+
+def _uniform(generator: torch.Generator, batch: int, bounds: tuple[float, float]) -> torch.Tensor:
     low, high = bounds
-    return low + (high - low) * torch.rand(batch, generator=generator, device=device)
+    return low + (high - low) * torch.rand(batch, generator=generator)
 
 
-def _odd_integers(generator: torch.Generator, batch: int, bounds: tuple[int, int], device: torch.device) -> torch.Tensor:
+def _odd_integers(generator: torch.Generator, batch: int, bounds: tuple[int, int]) -> torch.Tensor:
     low = bounds[0] + (bounds[0] + 1) % 2  # first odd value in range
     choices = (bounds[1] - low) // 2 + 1
-    return low + 2 * torch.randint(0, max(choices, 1), (batch,), generator=generator, device=device)
+    return low + 2 * torch.randint(0, max(choices, 1), (batch,), generator=generator)
 
 
-def sample_params(
-    task: str, batch: int, *, generator: torch.Generator, ranges: DegradationRanges, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Draws the parameters of ``task`` for a batch; every value is a (B,) tensor.
-
-    ``field_seed`` seeds the generator of the batch's random fields.
-    """
+def sample_params(task: str, batch: int, *, generator: torch.Generator, ranges: DegradationRanges
+                  ) -> dict[str, torch.Tensor]:
+    """Draws the parameters of ``task`` for a batch from a CPU generator; every value is a (B,) CPU tensor."""
     task_class(task)  # validates the name
     r = ranges
     params: dict[str, torch.Tensor] = {}
     if task in NOISE_SIGMAS:
-        params["sigma"] = torch.full((batch,), NOISE_SIGMAS[task], device=device)
+        params["sigma"] = torch.full((batch,), NOISE_SIGMAS[task])
     elif task == "derain":
-        params["density"] = _uniform(generator, batch, r.rain_density, device)
-        params["length"] = _odd_integers(generator, batch, r.rain_length, device)
-        params["angle"] = _uniform(generator, batch, r.rain_angle, device)
-        params["width"] = _uniform(generator, batch, r.rain_width, device)
-        params["intensity"] = _uniform(generator, batch, r.rain_intensity, device)
+        params["density"] = _uniform(generator, batch, r.rain_density)
+        params["length"] = _odd_integers(generator, batch, r.rain_length)
+        params["angle"] = _uniform(generator, batch, r.rain_angle)
+        params["width"] = _uniform(generator, batch, r.rain_width)
+        params["intensity"] = _uniform(generator, batch, r.rain_intensity)
     elif task == "dehaze":
-        params["beta"] = _uniform(generator, batch, r.haze_beta, device)
-        params["airlight"] = _uniform(generator, batch, r.haze_airlight, device)
+        params["beta"] = _uniform(generator, batch, r.haze_beta)
+        params["airlight"] = _uniform(generator, batch, r.haze_airlight)
     elif task == "deblur":
-        params["kernel_size"] = _odd_integers(generator, batch, r.blur_kernel, device)
-        params["angle"] = _uniform(generator, batch, r.blur_angle, device)
-        params["direction"] = _uniform(generator, batch, r.blur_direction, device)
+        params["kernel_size"] = _odd_integers(generator, batch, r.blur_kernel)
+        params["angle"] = _uniform(generator, batch, r.blur_angle)
+        params["direction"] = _uniform(generator, batch, r.blur_direction)
     elif task == "lowlight":
-        params["gamma"] = _uniform(generator, batch, r.lowlight_gamma, device)
-        params["exposure"] = _uniform(generator, batch, r.lowlight_exposure, device)
-        params["shot"] = _uniform(generator, batch, r.lowlight_shot, device)
-        params["read"] = _uniform(generator, batch, r.lowlight_read, device)
-    field_seed = torch.randint(0, 2**62, (1,), generator=generator, device=device)
-    params["field_seed"] = field_seed.expand(batch)
+        params["gamma"] = _uniform(generator, batch, r.lowlight_gamma)
+        params["exposure"] = _uniform(generator, batch, r.lowlight_exposure)
+        params["shot"] = _uniform(generator, batch, r.lowlight_shot)
+        params["read"] = _uniform(generator, batch, r.lowlight_read)
     return params
 
 
-def _per_image(values: torch.Tensor) -> torch.Tensor:
-    return values[:, None, None, None]
+def random_field(task: str, height: int, width: int, generator: torch.Generator) -> torch.Tensor | None:
+    """The random field of one image, drawn on the CPU: noise (denoise, lowlight), streak seeds (derain),
+    a plasma depth map (dehaze), none (deblur).
+
+    Shape:
+        -> (1, 3, H, W) noise, (1, 1, H, W) otherwise
+    """
+    if task in NOISE_SIGMAS or task == "lowlight":
+        return torch.randn(1, 3, height, width, generator=generator)
+    if task == "derain":
+        return torch.rand(1, 1, height, width, generator=generator)
+    if task == "dehaze":
+        return plasma_depth(1, height, width, generator)
+    return None
 
 
-def add_gaussian_noise(images: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Additive white Gaussian noise of standard deviation ``sigma``/255, clipped to [0, 1]."""
-    noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
-    return (images + noise * _per_image(sigma) / 255.0).clamp(0, 1)
+@dataclass
+class DegradationDraw:
+    """Everything random about degrading a batch for one task, drawn on the CPU.
+
+    Attributes:
+        params: sampled parameters, (B,) CPU tensors.
+        field: the random fields (see :func:`random_field`), or None (deblur, or haze with a given depth).
+    """
+
+    params: dict[str, torch.Tensor]
+    field: torch.Tensor | None
+
+    @classmethod
+    def concat(cls, draws: Sequence[DegradationDraw]) -> DegradationDraw:
+        fields = [draw.field for draw in draws]
+        return cls({key: torch.cat([draw.params[key] for draw in draws]) for key in draws[0].params},
+                   None if fields[0] is None else torch.cat(fields))  # type: ignore[arg-type]
+
+    def pin_memory(self) -> DegradationDraw:
+        return DegradationDraw({key: value.pin_memory() for key, value in self.params.items()},
+                               None if self.field is None else self.field.pin_memory())
 
 
-def add_rain(images: torch.Tensor, params: Mapping[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-    """Bright rain streaks: sparse seeds smeared along one angle, widened, screen-blended."""
-    batch, _, height, width = images.shape
-    field = torch.rand(batch, 1, height, width, generator=generator, device=images.device, dtype=images.dtype)
-    density = _per_image(params["density"])
+def draw_degradation(task: str, *, height: int, width: int, image_seeds: Sequence[int],
+                     ranges: DegradationRanges | None = None, with_field: bool = True) -> DegradationDraw:
+    """Draws the parameters and random field of each image from its own CPU generator.
+
+    Image ``i`` depends only on ``image_seeds[i]``: not on the device, the batch or its
+    neighbours.
+    """
+    ranges = ranges or DegradationRanges()
+    draws = []
+    for image_seed in image_seeds:
+        generator = torch.Generator().manual_seed(int(image_seed))
+        params = sample_params(task, 1, generator=generator, ranges=ranges)
+        draws.append(DegradationDraw(params, random_field(task, height, width, generator) if with_field else None))
+    return DegradationDraw.concat(draws)
+
+
+def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) values as (B, 1, 1, 1) on ``like``'s device and dtype (an asynchronous copy from the CPU)."""
+    return values.to(like.device, like.dtype, non_blocking=True)[:, None, None, None]
+
+
+def _on(field: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return field.to(like.device, like.dtype, non_blocking=True)
+
+
+def add_gaussian_noise(images: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Additive white Gaussian noise of standard deviation ``sigma``/255 (``noise`` is standard normal), clipped."""
+    return (images + _on(noise, images) * _per_image(sigma, images) / 255.0).clamp(0, 1)
+
+
+def add_rain(images: torch.Tensor, params: Mapping[str, torch.Tensor], field: torch.Tensor) -> torch.Tensor:
+    """Bright rain streaks: sparse seeds (where the uniform ``field`` is below the density) smeared along one
+    angle, widened, screen-blended."""
+    batch = images.shape[0]
+    field = _on(field, images)
+    density = _per_image(params["density"], images)
     # Below the density threshold, field/density is uniform in [0, 1): it doubles as brightness.
     seeds = torch.where(field < density, 0.6 + 0.4 * field / density, torch.zeros_like(field))
-    kernels = motion_kernels(params["length"], 90.0 - params["angle"], torch.zeros_like(params["angle"]))
+    angles = _on(params["angle"], images)
+    kernels = motion_kernels(params["length"], 90.0 - angles, torch.zeros_like(angles))
     kernels = kernels / kernels.amax(dim=(-2, -1), keepdim=True)  # a streak as bright as its seed
     streaks = kornia.filters.filter2d(seeds, kernels, border_type="constant")
-    sigma = params["width"][:, None].expand(batch, 2)
+    # Kornia checks a CPU sigma on the host and copies it over asynchronously.
+    sigma = params["width"].cpu()[:, None].expand(batch, 2)
     widened = kornia.filters.gaussian_blur2d(streaks, (5, 5), sigma, border_type="constant")
     # Restore the centre-line brightness that the 1-D spread of the blur takes away.
-    rain = (widened * math.sqrt(2 * math.pi) * _per_image(params["width"])).clamp(0, 1)
-    return 1 - (1 - images) * (1 - _per_image(params["intensity"]) * rain)
+    rain = (widened * math.sqrt(2 * math.pi) * _per_image(params["width"], images)).clamp(0, 1)
+    return 1 - (1 - images) * (1 - _per_image(params["intensity"], images) * rain)
 
 
-def plasma_depth(batch: int, height: int, width: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """A smooth random depth field in [0, 1]: a top-to-bottom ramp (far sky) plus fractal plasma.
+def plasma_depth(batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """A smooth random depth field in [0, 1], on the CPU: a top-to-bottom ramp (far sky) plus fractal plasma.
 
     Shape:
         -> (B, 1, H, W)
@@ -192,61 +260,59 @@ def plasma_depth(batch: int, height: int, width: int, generator: torch.Generator
         return torch.rand(tuple(shape), generator=generator, device=device, dtype=dtype)
 
     plasma = kornia.contrib.diamond_square(
-        (batch, 1, height, width), roughness=0.6, random_fn=draw, normalize_range=(0.0, 1.0), device=device
+        (batch, 1, height, width), roughness=0.6, random_fn=draw, normalize_range=(0.0, 1.0)
     )
-    ramp = torch.linspace(1.0, 0.0, height, device=device)[None, None, :, None]
+    ramp = torch.linspace(1.0, 0.0, height)[None, None, :, None]
     return 0.5 * ramp + 0.5 * plasma
 
 
-def add_haze(
-    images: torch.Tensor,
-    params: Mapping[str, torch.Tensor],
-    generator: torch.Generator,
-    depth: torch.Tensor | None = None,
-) -> torch.Tensor:
+def add_haze(images: torch.Tensor, params: Mapping[str, torch.Tensor], depth: torch.Tensor) -> torch.Tensor:
     """Atmospheric scattering ``I = J t + A (1 - t)`` with ``t = exp(-beta d)``."""
-    batch, _, height, width = images.shape
-    if depth is None:
-        depth = plasma_depth(batch, height, width, generator, images.device)
-    transmission = torch.exp(-_per_image(params["beta"]) * depth.to(images.dtype))
-    airlight = _per_image(params["airlight"])
+    transmission = torch.exp(-_per_image(params["beta"], images) * _on(depth, images))
+    airlight = _per_image(params["airlight"], images)
     return (images * transmission + airlight * (1 - transmission)).clamp(0, 1)
 
 
 def add_motion_blur(images: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Kornia motion blur with a per-image kernel size, angle and direction."""
-    kernels = motion_kernels(params["kernel_size"], params["angle"], params["direction"])
+    kernels = motion_kernels(params["kernel_size"], _on(params["angle"], images), _on(params["direction"], images))
     # Replicated borders work for any image size, unlike reflection.
-    return kornia.filters.filter2d(images, kernels.to(images.dtype), border_type="replicate").clamp(0, 1)
+    return kornia.filters.filter2d(images, kernels, border_type="replicate").clamp(0, 1)
 
 
-def darken(images: torch.Tensor, params: Mapping[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-    """Low light: gamma and exposure, then signal-dependent shot noise plus read noise."""
-    dark = _per_image(params["exposure"]) * images.clamp(0, 1) ** _per_image(params["gamma"])
-    variance = _per_image(params["shot"]) * dark + _per_image(params["read"]) ** 2
-    noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
-    return (dark + noise * variance.sqrt()).clamp(0, 1)
+def darken(images: torch.Tensor, params: Mapping[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
+    """Low light: gamma and exposure, then signal-dependent shot noise plus read noise (``noise`` standard normal)."""
+    dark = _per_image(params["exposure"], images) * images.clamp(0, 1) ** _per_image(params["gamma"], images)
+    variance = _per_image(params["shot"], images) * dark + _per_image(params["read"], images) ** 2
+    return (dark + _on(noise, images) * variance.sqrt()).clamp(0, 1)
 
 
 def apply_degradation(
-    images: torch.Tensor, task: str, params: Mapping[str, torch.Tensor], *, depth: torch.Tensor | None = None
+    images: torch.Tensor, task: str, draw: DegradationDraw, *, depth: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Applies sampled parameters; deterministic given ``params`` (including ``field_seed``).
+    """Applies a draw on the images' device; deterministic, and free of host-device synchronisation.
+
+    Args:
+        images: clean images in [0, 1].
+        task: one of :data:`pip_model.TASKS`.
+        draw: its parameters and random fields (CPU tensors, or already on the device; kernel sizes are best
+            left on the CPU).
+        depth: for ``dehaze``, a depth map that replaces the drawn one.
 
     Shape:
         (B, 3, H, W) -> (B, 3, H, W), values in [0, 1]
     """
-    generator = torch.Generator(device=images.device).manual_seed(int(params["field_seed"][0]))
+    params, field = draw.params, draw.field
     if task in NOISE_SIGMAS:
-        return add_gaussian_noise(images, params["sigma"], generator)
+        return add_gaussian_noise(images, params["sigma"], field)
     if task == "derain":
-        return add_rain(images, params, generator)
+        return add_rain(images, params, field)
     if task == "dehaze":
-        return add_haze(images, params, generator, depth)
+        return add_haze(images, params, depth if depth is not None else field)
     if task == "deblur":
         return add_motion_blur(images, params)
     if task == "lowlight":
-        return darken(images, params, generator)
+        return darken(images, params, field)
     task_class(task)  # raises for an unknown name
     raise AssertionError(f"task {task!r} has a class but no degradation")
 
@@ -259,14 +325,14 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError(f"images must be floating point in [0, 1], got {images.dtype}")
 
 
-def _collate(records: Sequence[Mapping[str, Any]], task: str, device: torch.device) -> dict[str, torch.Tensor]:
+def _collate(records: Sequence[Mapping[str, Any]], task: str) -> dict[str, torch.Tensor]:
     if any(record.get("task") != task for record in records):
         raise ValueError(f"recorded params belong to other tasks than {task!r}")
     numeric = [
         key for key, value in records[0].items() if isinstance(value, (int, float)) and key not in RECORD_CONTEXT
     ]
-    params = {key: torch.tensor([record[key] for record in records], device=device) for key in numeric}
-    for key in ("length", "kernel_size", "field_seed"):
+    params = {key: torch.tensor([record[key] for record in records]) for key in numeric}
+    for key in ("length", "kernel_size"):
         if key in params:
             params[key] = params[key].long()
     for key, values in params.items():
@@ -289,16 +355,16 @@ def degrade(
     Args:
         images: clean images in [0, 1], on any device.
         task: one of :data:`pip_model.TASKS`.
-        seed: the same seed gives bit-identical output on the same device; None draws one
-            (and records it).
+        seed: the same seed gives the same draws on any device (image ``i`` draws from its own
+            ``image_seed``, derived from ``seed`` and ``i``); None draws one (and records it).
         depth: for ``dehaze``, a depth map in [0, 1] (B, 1, H, W); otherwise a random
             smooth field is used.
         ranges: sampling ranges; the defaults of :class:`DegradationRanges` if None.
-        params: the records returned by an earlier call, to replay it exactly.
+        params: the records returned by an earlier call, to replay it exactly (one image alone, too).
 
     Returns:
         The degraded images and one dict per image with every sampled value, the task,
-        its class id and the seed.
+        its class id, the seed and the image's own seed.
 
     Shape:
         (B, 3, H, W) -> (B, 3, H, W), values in [0, 1]
@@ -310,21 +376,23 @@ def degrade(
     """
     _check_images(images)
     task_class(task)
-    batch = images.shape[0]
+    batch, _, height, width = images.shape
     if params is None:
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)))
-        generator = torch.Generator(device=images.device).manual_seed(seed)
-        sampled = sample_params(task, batch, generator=generator, ranges=ranges or DegradationRanges(), device=images.device)
+        image_seeds = [derive_seed(seed, "image", index) for index in range(batch)]
     else:
         if len(params) != batch:
             raise ValueError(f"got {len(params)} recorded params for a batch of {batch}")
-        sampled = _collate(params, task, images.device)
-        seed = params[0].get("seed")
-    degraded = apply_degradation(images, task, sampled, depth=depth)
-    values = {key: tensor.tolist() for key, tensor in sampled.items()}
+        seed, image_seeds = params[0].get("seed"), [record["image_seed"] for record in params]
+    draw = draw_degradation(task, height=height, width=width, image_seeds=image_seeds, ranges=ranges,
+                            with_field=depth is None or task != "dehaze")
+    if params is not None:
+        draw.params = _collate(params, task)
+    degraded = apply_degradation(images, task, draw, depth=depth)
+    values = {key: tensor.tolist() for key, tensor in draw.params.items()}  # CPU tensors: no device sync
     context: dict[str, Any] = {"task": task, "class_id": task_class(task), "seed": seed}
     if task == "dehaze":
         context["depth_source"] = "given" if depth is not None else "plasma"
-    records = [context | {key: column[index] for key, column in values.items()} for index in range(batch)]
-    return degraded, records
+    return degraded, [context | {key: column[index] for key, column in values.items()}
+                      | {"image_seed": image_seeds[index]} for index in range(batch)]

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pip_model.checkpoints import load_model_file
 from pip_model.classical import classical_restore
 from pip_model.data import to_array, to_tensor
 from pip_model.image_files import read_image
@@ -32,6 +33,7 @@ class EvaluateConfig:
     Attributes:
         tile: side of the tiles for images larger than this (bounded memory).
         overlap: overlap of neighbouring tiles, blended linearly.
+        tile_batch: tiles restored in one forward pass (more keeps a GPU busier, at more memory).
         y_channel: compute PSNR/SSIM on the Y channel instead of RGB.
         metrics: ``kornia`` (11x11 Gaussian SSIM) or ``paper`` (scikit-image's PSNR and SSIM at their defaults,
             as the published test code: compare with the paper's tables only this way).
@@ -41,6 +43,7 @@ class EvaluateConfig:
 
     tile: int = 256
     overlap: int = 32
+    tile_batch: int = 4
     y_channel: bool = False
     metrics: Literal["kornia", "paper"] = "kornia"
     classical: bool = True
@@ -49,6 +52,8 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < self.tile // 2:
             raise ValueError(f"evaluate.overlap ({self.overlap}) must be >= 0 and under half of tile ({self.tile})")
+        if self.tile_batch < 1:
+            raise ValueError(f"evaluate.tile_batch must be >= 1, got {self.tile_batch}")
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:
@@ -81,43 +86,49 @@ def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[t
 @torch.no_grad()
 def restore_tiled(
     model: nn.Module, image: torch.Tensor, degradation: torch.Tensor | None, *, tile: int, overlap: int,
-    on_tile: Callable[[int, int], None] | None = None,
+    on_tile: Callable[[int, int], None] | None = None, tile_batch: int = 4,
 ) -> torch.Tensor:
-    """Restores one image tile by tile, blending overlaps with linear ramps.
+    """Restores one image tile by tile on the model's device, blending overlaps with linear ramps.
 
-    Peak memory grows with ``tile``, not with the image: only the output and weight sums
-    are image-sized. The result lives on the image's device.
+    Peak memory grows with ``tile`` and ``tile_batch``, not with the image: only the output
+    and weight sums are image-sized. Tiles run ``tile_batch`` at a time and are blended on the
+    model's device; the result comes back to the image's device once.
 
     Args:
         model: a restorer.
-        image: the degraded image, (1, 3, H, W).
+        image: the degraded image, (1, 3, H, W), on any device.
         degradation: what the model's ``degradation`` argument takes, for one image.
         tile: tile side; images no larger are restored in one pass.
         overlap: pixels shared by neighbouring tiles.
-        on_tile: called with (done, total) after each tile, for progress.
+        on_tile: called with (done, total) after each batch of tiles, for progress.
+        tile_batch: tiles restored in one forward pass.
 
     Shape:
         (1, 3, H, W) -> (1, 3, H, W)
     """
     height, width = image.shape[-2:]
     device = next(model.parameters()).device
+    source = image.to(device)
     if height <= tile and width <= tile:
-        return model(image.to(device), degradation).to(image.device)
-    output = torch.zeros(1, 3, height, width, device=image.device)
-    weights = torch.zeros(1, 1, height, width, device=image.device)
+        return model(source, degradation).to(image.device)
+    output = torch.zeros(1, 3, height, width, device=device)
+    weights = torch.zeros(1, 1, height, width, device=device)
     windows = list(tile_windows(height, width, tile, overlap))
-    for number, (top, left) in enumerate(windows, start=1):
-        patch = image[..., top : top + tile, left : left + tile]
-        restored = model(patch.to(device), degradation).to(image.device)
-        ph, pw = patch.shape[-2:]
-        rows = _blend_weights(ph, overlap, fade_in=top > 0, fade_out=top + ph < height)
-        columns = _blend_weights(pw, overlap, fade_in=left > 0, fade_out=left + pw < width)
-        weight = (rows[:, None] * columns[None, :]).to(image.device)[None, None]
-        output[..., top : top + ph, left : left + pw] += restored * weight
-        weights[..., top : top + ph, left : left + pw] += weight
+    for first in range(0, len(windows), tile_batch):
+        group = windows[first : first + tile_batch]
+        patches = torch.cat([source[..., top : top + tile, left : left + tile] for top, left in group])
+        prompts = None if degradation is None else degradation.expand(len(group), *degradation.shape[1:])
+        restored = model(patches, prompts)
+        ph, pw = patches.shape[-2:]  # every tile has the same size: the last ones sit flush with the edges
+        for (top, left), patch in zip(group, restored):
+            rows = _blend_weights(ph, overlap, fade_in=top > 0, fade_out=top + ph < height)
+            columns = _blend_weights(pw, overlap, fade_in=left > 0, fade_out=left + pw < width)
+            weight = (rows[:, None] * columns[None, :]).to(device)[None, None]
+            output[..., top : top + ph, left : left + pw] += patch * weight
+            weights[..., top : top + ph, left : left + pw] += weight
         if on_tile is not None:
-            on_tile(number, len(windows))
-    return output / weights
+            on_tile(first + len(group), len(windows))
+    return (output / weights).to(image.device)
 
 
 def image_metrics(
@@ -172,10 +183,26 @@ def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_
             with torch.no_grad():
                 degradation = sensor(degraded.to(next(sensor.parameters()).device))
         else:
-            degradation = torch.tensor([class_id], device=next(model.parameters()).device)
-        return restore_tiled(model, degraded, degradation, tile=config.tile, overlap=config.overlap)
+            degradation = torch.tensor([class_id])  # checked on the CPU, copied asynchronously by the model
+        return restore_tiled(model, degraded, degradation, tile=config.tile, overlap=config.overlap,
+                             tile_batch=config.tile_batch)
 
     return Contender(name=name, restore=restore, run_id=run_id)
+
+
+def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sensor_path: Path | None,
+                    device: str) -> tuple[list[Contender], nn.Module | None]:
+    """The baselines, each model file's model on ``device`` and, with a sensor, its blind twin; and the sensor."""
+    contenders = baseline_contenders(config)
+    sensor = (load_model_file(sensor_path)[0].to(device) if sensor_path is not None and sensor_path.is_file()
+              else None)
+    for path in model_paths:
+        model, metadata = load_model_file(path)
+        model, name = model.to(device), metadata["model_name"]
+        contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
+        if sensor is not None and model.uses_prompts:
+            contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
+    return contenders, sensor
 
 
 def baseline_contenders(config: EvaluateConfig) -> list[Contender]:

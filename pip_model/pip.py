@@ -98,15 +98,18 @@ def degradation_weights(
             f"({names}), or a FloatTensor (B, {num_classes}) of prompt weights such as a "
             "mixture or the degradation sensor's probabilities"
         )
-    degradation = degradation.to(device)
     if not degradation.is_floating_point():
         if degradation.dim() == 0:
             degradation = degradation.expand(batch_size)
         if degradation.shape != (batch_size,):
             raise ValueError(f"class ids must have shape ({batch_size},), got {tuple(degradation.shape)}")
-        if bool((degradation < 0).any() or (degradation >= num_classes).any()):
-            raise ValueError(f"class ids must be in 0..{num_classes - 1} ({names}), got {degradation.tolist()}")
-        return F.one_hot(degradation.long(), num_classes).float()
+        # Checked where reading them costs nothing: ids already on a GPU are not read back (a sync every forward,
+        # and a graph break under torch.compile); one out of range there fails in the device's own assert.
+        if degradation.device.type == "cpu" and not torch.compiler.is_compiling():
+            if bool((degradation < 0).any() or (degradation >= num_classes).any()):
+                raise ValueError(f"class ids must be in 0..{num_classes - 1} ({names}), got {degradation.tolist()}")
+        return F.one_hot(degradation.to(device, non_blocking=True).long(), num_classes).float()
+    degradation = degradation.to(device)
     if degradation.shape != (batch_size, num_classes):
         raise ValueError(
             f"prompt weights must have shape ({batch_size}, {num_classes}), got {tuple(degradation.shape)}"

@@ -4,14 +4,18 @@ The recipe is the paper's, scaled by ``params.yaml: train``: AdamW with linear w
 cosine decay, a pixel loss (L1, smooth-L1 or PSNR) plus the prompt regulariser, gradient clipping, a
 fixed number of steps, seeded.
 
-The batch of step ``s`` is a pure function of (seed, s): every rank builds the same global
-batch and trains on its own slice. So a resumed run sees exactly the batches it would
-have seen, and a DDP run with N ranks computes the same update as one process with the
-same global batch.
+The batch of step ``s`` is a pure function of (seed, s), and each of its slots of (seed, s,
+slot): every rank builds only its own slots of the global batch. So a resumed run sees
+exactly the batches it would have seen, and a DDP run with N ranks computes the same
+update as one process with the same global batch.
+
+Between log steps a step never waits for the device: the loss and PSNR stay on it and are
+read back (and averaged over the ranks) once per ``log_every`` steps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -22,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import kornia
 import numpy as np
 import pandas as pd
 import torch
@@ -134,15 +137,31 @@ class Distributed:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
 
     @classmethod
     def from_environment(cls) -> Distributed:
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
+                   int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def slots(self, batch_size: int) -> range:
+        """This rank's share of a global batch."""
+        if batch_size % self.world_size:
+            raise ValueError(f"train.batch_size ({batch_size}) must divide by the {self.world_size} ranks")
+        local = batch_size // self.world_size
+        return range(self.rank * local, (self.rank + 1) * local)
+
+    def cuda_device(self) -> str:
+        """The GPU of this rank: its local rank among the GPUs it sees (one each when a launcher binds them)."""
+        return f"cuda:{self.local_rank % max(torch.cuda.device_count(), 1)}"
+
+    def loader_workers(self, wanted: int) -> int:
+        """DataLoader workers for this rank: ``wanted``, but no more than its share of the node's cores."""
+        return max(1, min(wanted, (os.cpu_count() or 1) // self.local_world_size))
 
 
 def lr_factor(step: int, *, warmup: int, total: int, floor: float) -> float:
@@ -154,10 +173,15 @@ def lr_factor(step: int, *, warmup: int, total: int, floor: float) -> float:
 
 
 class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Index lists for steps ``start..steps-1``, each drawn by task weight from a (seed, step) generator."""
+    """Index lists for steps ``start..steps-1``, each drawn by task weight from a (seed, step) generator.
 
-    def __init__(self, weights: torch.Tensor, *, batch_size: int, seed: int, start: int, steps: int) -> None:
+    With ``slots``, only that share of each global batch (a DDP rank's) is yielded.
+    """
+
+    def __init__(self, weights: torch.Tensor, *, batch_size: int, seed: int, start: int, steps: int,
+                 slots: range | None = None) -> None:
         self.weights, self.batch_size, self.seed, self.start, self.steps = weights, batch_size, seed, start, steps
+        self.slots = slots or range(batch_size)
 
     def __len__(self) -> int:
         return self.steps - self.start
@@ -165,17 +189,18 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __iter__(self):
         for step in range(self.start, self.steps):
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-batch", step))
-            yield torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator).tolist()
+            drawn = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator)
+            yield drawn[self.slots.start : self.slots.stop].tolist()
 
 
 class OfflineBatches:
     """Offline pairs through a DataLoader (worker processes, pinned memory on CUDA), one batch per step."""
 
     def __init__(self, dataset: OfflinePairDataset, *, batch_size: int, seed: int, start: int, steps: int,
-                 task_weights: Mapping[str, float], device: torch.device) -> None:
+                 task_weights: Mapping[str, float], device: torch.device, slots: range, workers: int) -> None:
         sampler = StepBatchSampler(dataset.sample_weights(task_weights), batch_size=batch_size, seed=seed,
-                                   start=start, steps=steps)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=min(4, os.cpu_count() or 1),
+                                   start=start, steps=steps, slots=slots)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                              pin_memory=device.type == "cuda")
         self.batches, self.tasks, self.device = iter(loader), dataset.manifest["task"], device
         self.indices = iter(sampler)
@@ -208,7 +233,7 @@ class Progress:
         text = " ".join(PROGRESS_FORMATS[key].format(value) for key, value in figures.items()
                         if key in PROGRESS_FORMATS)
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(step - self.bar.n)
             self.bar.set_postfix_str(text)
         elif step % self.every == 0 or step == self.total:
             print(f"train: step {step}/{self.total} {text}", flush=True)
@@ -252,12 +277,61 @@ def sample_grid(batch: PairBatch, restored: torch.Tensor, rows: int = 4) -> np.n
 
 @dataclass
 class TrainResult:
-    """What a finished training run produced."""
+    """What a finished training run produced.
+
+    Attributes:
+        data_share: share of the wall time the loop spent getting batches (waiting for loader workers, copying,
+            launching the degradations; on the CPU, degrading too).
+    """
 
     model: nn.Module
     curve: pd.DataFrame
     patches_per_s: float
     resumed_from: int
+    data_share: float = 0.0
+
+
+def training_step(
+    network: nn.Module, model: nn.Module, batch: PairBatch, *, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig,
+    restoration_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on ``batch``; reads nothing back from the device.
+
+    Returns:
+        (loss, mean squared error of the clamped output), detached, as one tensor on the
+        device, and the restored batch.
+
+    Shape:
+        batch (B, 3, P, P) -> (2,), (B, 3, P, P)
+    """
+    on_cuda = batch.degraded.device.type == "cuda"
+    inputs = batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last else batch.degraded
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and config.bf16
+                else contextlib.nullcontext())
+    with autocast:
+        restored = network(inputs, batch.class_ids)
+        loss = restoration_loss(restored.float(), batch.clean)
+        if config.prompt_regularizer != "none":
+            loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        error = F.mse_loss(restored.detach().float().clamp(0, 1), batch.clean)
+    return torch.stack([loss.detach().float(), error]), restored
+
+
+def read_figures(pending: list[torch.Tensor], distributed: Distributed) -> list[tuple[float, float]]:
+    """(loss, PSNR) of each pending step, averaged over the ranks: one device read (and one all-reduce)."""
+    values = torch.stack(pending)
+    if distributed.world_size > 1:
+        dist.all_reduce(values)
+        values = values / distributed.world_size
+    return [(loss, 10 * math.log10(1 / max(error, 1e-12))) for loss, error in values.tolist()]
 
 
 def train(
@@ -279,7 +353,8 @@ def train(
     """Trains ``config.model`` and writes the model file, the curve table and checkpoints.
 
     Resumes from ``checkpoint_path`` when it exists. Under DDP (``distributed.world_size
-    > 1``, process group already initialised) only rank 0 writes and logs.
+    > 1``, process group already initialised) each rank builds its own slots of every batch,
+    and only rank 0 writes and logs.
     """
     distributed = distributed or Distributed()
     if config.threads:
@@ -288,10 +363,7 @@ def train(
     random.seed(seed)
     target = torch.device(device)
     on_cuda = target.type == "cuda"
-    if distributed.world_size > 1 and config.batch_size % distributed.world_size:
-        raise ValueError(f"train.batch_size ({config.batch_size}) must divide by the {distributed.world_size} ranks")
-    local = config.batch_size // distributed.world_size
-    start_slice = distributed.rank * local
+    slots = distributed.slots(config.batch_size)
 
     model = build_model(config.model).to(target)
     if on_cuda and config.channels_last:
@@ -332,50 +404,53 @@ def train(
             split_files(prepared_dir, "train", cache=config.image_cache), tasks=config.tasks, patch=config.patch,
             batch_size=config.batch_size, seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
             augment=config.augment, real_pairs=real_training_pairs(prepared_dir) if config.real_pairs else None,
-            real_share=config.real_pairs)
-        data = OnlineBatches(sampler, start=step, steps=config.steps, workers=config.workers)
+            real_share=config.real_pairs, slots=slots)
+        data = OnlineBatches(sampler, start=step, steps=config.steps,
+                             workers=distributed.loader_workers(config.workers) if config.workers else 0)
     else:
         if pairs_dir is None:
             raise ValueError("train.source is offline but no training-pairs folder was given")
         data = OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed),
                               batch_size=config.batch_size, seed=seed, start=step, steps=config.steps,
-                              task_weights=config.task_weights, device=target)
+                              task_weights=config.task_weights, device=target, slots=slots,
+                              workers=distributed.loader_workers(4))
 
     restoration_loss = pixel_loss(config.loss)
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
     model.train()
-    started, patches = time.perf_counter(), 0
+    started, patches, data_time = time.perf_counter(), 0, 0.0
+    pending: list[torch.Tensor] = []  # (loss, error) of the steps since the last read, still on the device
+    rates: list[float] = []
     while step < config.steps:
-        batch = data.batch(step).slice(start_slice, start_slice + local)
-        inputs = batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last else batch.degraded
-        with torch.autocast(target.type, dtype=torch.bfloat16, enabled=on_cuda and config.bf16):
-            restored = network(inputs, batch.class_ids)
-            loss = restoration_loss(restored.float(), batch.clean)
-            if config.prompt_regularizer != "none":
-                loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        fetch_started = time.perf_counter()
+        batch = data.batch(step)
+        data_time += time.perf_counter() - fetch_started
+        figures, restored = training_step(network, model, batch, optimizer=optimizer, scheduler=scheduler,
+                                          config=config, restoration_loss=restoration_loss)
         step += 1
-        patches += local * distributed.world_size
-
-        with torch.no_grad():
-            psnr = float(kornia.metrics.psnr(restored.detach().float().clamp(0, 1), batch.clean, 1.0))
-        elapsed = time.perf_counter() - started
-        figures = {"loss": float(loss.detach()), "psnr": psnr, "lr": scheduler.get_last_lr()[0],
-                   "patches_per_s": patches / max(elapsed, 1e-9)}
-        curve_rows.append({"step": step, "loss": figures["loss"], "psnr": psnr, "lr": figures["lr"]})
-        bar.update(step, figures)
+        patches += config.batch_size
+        pending.append(figures)
+        rates.append(scheduler.get_last_lr()[0])
+        sample = distributed.is_main and tracker is not None and (step % config.sample_every == 0
+                                                                  or step == config.steps)
+        checkpoint = step % config.checkpoint_every == 0 and step < config.steps
+        if not (step % config.log_every == 0 or step == config.steps or checkpoint or sample):
+            continue
+        first = step - len(pending) + 1
+        read = read_figures(pending, distributed)
+        curve_rows += [{"step": first + k, "loss": loss, "psnr": psnr, "lr": lr}
+                       for k, ((loss, psnr), lr) in enumerate(zip(read, rates))]
+        pending, rates = [], []
+        latest = curve_rows[-1]
+        rate = patches / max(time.perf_counter() - started, 1e-9)
+        bar.update(step, {"loss": latest["loss"], "psnr": latest["psnr"], "lr": latest["lr"], "patches_per_s": rate})
         if distributed.is_main and tracker is not None:
             if step % config.log_every == 0 or step == config.steps:
-                tracker.log_metrics({"train_loss": figures["loss"], "train_psnr": psnr, "lr": figures["lr"],
-                                     "patches_per_s": figures["patches_per_s"]}, step=step)
-            if step % config.sample_every == 0 or step == config.steps:
+                tracker.log_metrics({"train_loss": latest["loss"], "train_psnr": latest["psnr"], "lr": latest["lr"],
+                                     "patches_per_s": rate}, step=step)
+            if sample:
                 tracker.log_image(sample_grid(batch, restored), key="samples", step=step)
-        if step % config.checkpoint_every == 0 and step < config.steps:
+        if checkpoint:
             if distributed.is_main:
                 atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "step": step, "rng": _rng_state(),
@@ -391,8 +466,10 @@ def train(
         save_model_file(model_path, model, model_name=config.model, step=step,
                         **(dict(model_metadata()) if model_metadata else {}))
         checkpoint_path.unlink(missing_ok=True)
-    rate = patches / max(time.perf_counter() - started, 1e-9) if step > resumed_from else 0.0
-    return TrainResult(model=model.eval(), curve=curve, patches_per_s=rate, resumed_from=resumed_from)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    rate = patches / elapsed if step > resumed_from else 0.0
+    return TrainResult(model=model.eval(), curve=curve, patches_per_s=rate, resumed_from=resumed_from,
+                       data_share=data_time / elapsed if step > resumed_from else 0.0)
 
 
 @dataclass(frozen=True)

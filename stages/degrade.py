@@ -23,9 +23,8 @@ def main() -> int:
     except ConfigError as error:
         print(f"degrade: {error}", file=sys.stderr)
         return 1
-    device = base.torch_device()
-    benchmark = build_benchmark(args.prepared, config, seed=base.seed, out_dir=args.benchmark, device=device)
-    pairs = write_offline_pairs(args.prepared, config, seed=base.seed, out_dir=args.train_pairs, device=device)
+    benchmark = build_benchmark(args.prepared, config, seed=base.seed, out_dir=args.benchmark)
+    pairs = write_offline_pairs(args.prepared, config, seed=base.seed, out_dir=args.train_pairs)
     per_task = benchmark.groupby("task").size().to_dict()
     print(f"degrade: benchmark of {len(benchmark)} pairs {per_task}; {len(pairs)} offline training pairs")
     return 0

@@ -13,17 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pip_model.checkpoints import load_model_file
-from pip_model.config import ConfigError, load_section
-from pip_model.evaluation import (
-    EvaluateConfig,
-    baseline_contenders,
-    evaluate,
-    load_benchmark,
-    model_contender,
-    run_metrics,
-    sensor_report,
-)
+from pip_model.config import BaseConfig, ConfigError, load_section
+from pip_model.evaluation import EvaluateConfig, evaluate, load_benchmark, load_contenders, run_metrics, sensor_report
 from pip_model.image_files import write_png
 from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable
 
@@ -39,20 +30,16 @@ def main() -> int:
     parser.add_argument("--examples", type=Path, required=True)
     args = parser.parse_args()
     try:
+        base = load_section(BaseConfig, "base", args.params)
         config = load_section(EvaluateConfig, "evaluate", args.params)
         tracking = load_section(TrackingConfig, "tracking", args.params)
+        device = base.torch_device()
     except ConfigError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 1
 
-    contenders = baseline_contenders(config)
-    sensor = load_model_file(args.sensor)[0] if args.sensor and args.sensor.is_file() else None
-    for path in args.models:
-        model, metadata = load_model_file(path)
-        name = metadata["model_name"]
-        contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
-        if sensor is not None and model.uses_prompts:
-            contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
+    contenders, sensor = load_contenders(config, args.models, sensor_path=args.sensor, device=device)
+    print(f"evaluate: {len(contenders)} contenders on {device}", flush=True)
     pairs = load_benchmark(args.benchmark)
     result = evaluate(pairs, contenders, config)
     run_ids = {contender.name: contender.run_id for contender in contenders}

@@ -48,17 +48,17 @@ def main() -> int:
             config = dataclasses.replace(config, model=args.model)
         ranges = load_section(DegradeConfig, "degrade", args.params).ranges
         tracking = load_section(TrackingConfig, "tracking", args.params)
+        device = base.torch_device()
     except ConfigError as error:
         print(f"train: {error}", file=sys.stderr)
         return 1
 
     distributed = Distributed.from_environment()
-    device = base.torch_device()
     if distributed.world_size > 1:
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
-        if device == "cuda":
-            torch.cuda.set_device(distributed.local_rank)
-            device = f"cuda:{distributed.local_rank}"
+    if device == "cuda":
+        device = distributed.cuda_device()
+        torch.cuda.set_device(device)
     root = Path(args.params).resolve().parent
     tracker = None
     if distributed.is_main:

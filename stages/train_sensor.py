@@ -60,6 +60,7 @@ def main() -> int:
         config = load_section(SensorConfig, "sensor", args.params)
         ranges = load_section(DegradeConfig, "degrade", args.params).ranges
         tracking = load_section(TrackingConfig, "tracking", args.params)
+        device = base.torch_device()
     except ConfigError as error:
         print(f"train_sensor: {error}", file=sys.stderr)
         return 1
@@ -71,7 +72,7 @@ def main() -> int:
         print(f"train_sensor: {error}", file=sys.stderr)
         return 2
     tracker.log_params({"base": dataclasses.asdict(base), "sensor": dataclasses.asdict(config)})
-    model = train_sensor(config, seed=base.seed, device=base.torch_device(), prepared_dir=args.prepared,
+    model = train_sensor(config, seed=base.seed, device=device, prepared_dir=args.prepared,
                          ranges=ranges, tracker=tracker)
     save_model_file(args.out, model, model_name=config.model, step=config.steps, run_id=tracker.run_id)
 

@@ -68,7 +68,7 @@ def test_benchmark_covers_every_task_and_is_reproducible_byte_for_byte(prepared,
     assert Counter(synthetic["task"]) == {task: 2 * len(evaluated) for task in TASKS}
     assert (synthetic["class_id"] == synthetic["task"].map(TASK_TO_CLASS)).all()
     record = json.loads(synthetic[synthetic["task"] == "deblur"]["params"].iloc[0])
-    assert {"kernel_size", "angle", "direction", "field_seed", "seed"} <= set(record)
+    assert {"kernel_size", "angle", "direction", "image_seed", "seed"} <= set(record)
     paired = first[first["source"] == "paired"]
     assert list(paired["task"]) == ["derain", "derain"]
     image = Image.open(tmp_path / "a" / synthetic["degraded_path"].iloc[0])
@@ -128,11 +128,16 @@ def test_no_offline_pairs_by_default_and_a_clear_error(prepared, tmp_path):
 
 def test_augment_only_rearranges_pixels():
     crops = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    augmented = augment(crops, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    augmented = torch.stack([augment(crop, generator) for crop in crops])
     for before, after in zip(crops, augmented):
         assert torch.equal(before.flatten().sort().values, after.flatten().sort().values)
     assert not torch.equal(crops, augmented)
-    assert torch.equal(augmented, augment(crops, torch.Generator().manual_seed(1)))
+    generator.manual_seed(1)
+    assert torch.equal(augmented, torch.stack([augment(crop, generator) for crop in crops]))
+    pair = torch.cat([crops[0], 1 - crops[0]])  # a degraded and a clean crop get the same rearrangement
+    moved = augment(pair, generator)
+    assert torch.equal(moved[3:], 1 - moved[:3])
 
 
 def test_images_are_read_from_disk_with_a_bounded_cache(prepared):
@@ -146,6 +151,30 @@ def test_images_are_read_from_disk_with_a_bounded_cache(prepared):
     # Reading lazily changes nothing: the same batch as from images held in memory.
     lazy, held = OnlinePairSampler(files, **sampler).batch(3), OnlinePairSampler(in_memory, **sampler).batch(3)
     assert torch.equal(lazy.degraded, held.degraded) and lazy.tasks == held.tasks
+
+
+def test_a_share_of_the_slots_is_that_share_of_the_global_batch(prepared):
+    """A DDP rank builds only its slots (every slot draws from its own generator), and gets exactly the samples the
+    one-process batch holds there; each task's slots are neighbours, real pairs after synthetic ones."""
+    real = {"derain": _inverted_pairs(prepared.parent / "inverted", 2)}
+    common = dict(tasks=TASKS, patch=24, batch_size=8, seed=3, augment=True, real_pairs=real,
+                  real_share={"derain": 0.5}, task_weights={"derain": 5})
+    whole = OnlinePairSampler(split_files(prepared, "train"), **common).batch(4)
+    inverted = ((whole.degraded - (1 - whole.clean)).abs().flatten(1).amax(dim=1) < 1e-5).tolist()
+    derain = [is_real for task, is_real in zip(whole.tasks, inverted) if task == "derain"]
+    assert True in derain and False in derain and derain == sorted(derain)
+    for slots in (range(0, 3), range(3, 8), range(5, 6)):
+        share = OnlinePairSampler(split_files(prepared, "train"), slots=slots, **common)
+        crops = share.crops(4)
+        assert len(crops.tasks) == len(crops.clean) == len(slots)  # nothing beyond its share is built
+        part = share.finish(crops)
+        # Equal up to float rounding: a batch's blur kernels are zero-padded to its largest one.
+        torch.testing.assert_close(part.degraded, whole.degraded[slots.start : slots.stop], rtol=0, atol=1e-5)
+        assert torch.equal(part.clean, whole.clean[slots.start : slots.stop])
+        assert part.tasks == whole.tasks[slots.start : slots.stop]
+    assert whole.tasks == sorted(whole.tasks, key=list(TASKS).index)
+    with pytest.raises(ValueError, match="not a share of a batch of 8"):
+        OnlinePairSampler(split_files(prepared, "train"), slots=range(6, 9), **common)
 
 
 def test_worker_processes_give_the_batches_of_the_training_process(prepared):

@@ -7,10 +7,12 @@ import pytest
 import skimage.data
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pip_model.config import ConfigError, from_mapping
 from pip_model.degradations import DegradationRanges, add_motion_blur, degrade
 from pip_model.tasks import TASKS
+from tests.device_reads import DeviceReads
 
 
 def _photo(name: str, size: int = 128) -> torch.Tensor:
@@ -169,3 +171,35 @@ def test_unseeded_calls_draw_a_fresh_seed_and_record_it():
     assert records[0]["seed"] != other_records[0]["seed"] and not torch.equal(first, second)
     again, _ = degrade(images, "denoise_15", seed=records[0]["seed"])
     assert torch.equal(first, again) and isinstance(records[0]["seed"], int)
+
+
+RANDOM_OPS = ("aten::rand", "aten::randn", "aten::randint", "aten::normal", "aten::uniform", "aten::random_",
+              "aten::bernoulli", "aten::multinomial", "aten::randperm")
+
+
+class RandomDraws(TorchDispatchMode):
+    """Records the device of every random draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)
+        if func._schema.name.startswith(RANDOM_OPS):
+            self.devices.append(output.device.type)
+        return output
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_draws_are_made_on_the_cpu_whatever_the_device(photos, task):
+    """Degrading on another device (meta: no values) draws the same parameters and fields, on the CPU, and reads
+    nothing back from the device; image i depends only on its own seed, not on its batch."""
+    expected, records = degrade(photos, task, seed=5)
+    with RandomDraws() as draws, DeviceReads("meta") as reads:
+        elsewhere, meta_records = degrade(photos.to("meta"), task, seed=5)
+    assert meta_records == records and elsewhere.device.type == "meta" and elsewhere.shape == photos.shape
+    assert set(draws.devices) == {"cpu"} and reads.reads == []
+    alone, _ = degrade(photos[1:2], task, params=records[1:2])
+    torch.testing.assert_close(alone, expected[1:2], rtol=0, atol=1e-6)

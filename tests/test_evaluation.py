@@ -21,7 +21,15 @@ from pip_model.checkpoints import save_model_file
 from pip_model.classical import classical_restore, estimate_motion_kernel
 from pip_model.data import to_array, to_tensor
 from pip_model.image_files import read_image
-from pip_model.evaluation import image_metrics, restore_tiled, run_metrics, summarise, tile_windows
+from pip_model.evaluation import (
+    EvaluateConfig,
+    image_metrics,
+    load_contenders,
+    restore_tiled,
+    run_metrics,
+    summarise,
+    tile_windows,
+)
 from pip_model.tasks import TASKS
 from tests.conftest import randomise_output, stage_environment
 
@@ -67,13 +75,15 @@ def _near_inner_tile_edges(height: int, width: int, tile: int, overlap: int, rad
 def test_tiled_equals_untiled_for_a_local_model_away_from_tile_edges():
     torch.manual_seed(0)
     model, image = LocalConv().eval(), torch.rand(1, 3, 150, 230)
-    tiled = restore_tiled(model, image, None, tile=64, overlap=16)
+    tiled = restore_tiled(model, image, None, tile=64, overlap=16, tile_batch=1)
     full = model(image)
     # The model sees 2 pixels around each output pixel: a tile computes every pixel exactly except within 2 pixels
     # of its edges inside the image. Blending exact values from several tiles must give the exact value.
     near = _near_inner_tile_edges(150, 230, tile=64, overlap=16, radius=2)
     error = (tiled - full).abs().amax(dim=1)[0]
     assert error[~near].max() < 1e-6
+    # Tiles restored five at a time blend to the same image as one at a time.
+    torch.testing.assert_close(restore_tiled(model, image, None, tile=64, overlap=16, tile_batch=5), tiled)
     # Tiling does show where the mask says (so the check above is not vacuous), and only by a little.
     assert 1e-3 < error[near].max() < 0.05
     assert near.float().mean() < 0.25
@@ -190,6 +200,33 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
                        for path in (first["degraded_path"], first["clean_path"]))
     recorded = per_image.query("model == 'input' and id == @first.id")["psnr"].item()
     assert recorded == pytest.approx(float(kornia.metrics.psnr(degraded, clean, 1.0)), abs=1e-4)
+
+
+def test_models_and_sensor_are_evaluated_on_the_given_device(tmp_path):
+    """What the stage does with base.device: every model, its blind twin's sensor and their tiles run there (meta
+    here: shapes only), batched tiles and prompt included."""
+    save_model_file(tmp_path / "pip.pt", build_model("pip_nafnet_tiny"), model_name="pip_nafnet_tiny")
+    save_model_file(tmp_path / "sensor.pt", build_model("sensor_tiny"), model_name="sensor_tiny")
+    contenders, sensor = load_contenders(EvaluateConfig(tile=64, overlap=16, tile_batch=3), [tmp_path / "pip.pt"],
+                                         sensor_path=tmp_path / "sensor.pt", device="meta")
+    assert [contender.name for contender in contenders] == ["input", "classical", "pip_nafnet_tiny",
+                                                             "pip_nafnet_tiny_blind"]
+    assert {parameter.device.type for parameter in sensor.parameters()} == {"meta"}
+    for contender in contenders[2:]:
+        restored = contender.restore(torch.rand(1, 3, 150, 100, device="meta"), 3)
+        assert restored.device.type == "meta" and restored.shape == (1, 3, 150, 100)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_evaluate_stage_honours_base_device(benchmark_48, tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["base"]["device"] = "cuda"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
+                           "--benchmark", str(benchmark_48), "--models", "missing.pt", "--metrics", "m.json",
+                           "--per-image", "p.csv", "--examples", "examples"],
+                          cwd=tmp_path, env=stage_environment(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 1 and "base.device is cuda, but torch" in done.stderr and "sees no CUDA device" in done.stderr
 
 
 @pytest.mark.parametrize("losses", [[0.2, 0.1, 0.05], [-1.8, -2.2, -2.5]])

@@ -92,6 +92,14 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
         repo.run("git", "checkout", "params.yaml")
 
 
+def test_a_sweep_runs_one_experiment_per_gpu_each_bound_to_its_own():
+    from flows.sweep import concurrent_slots
+
+    assert concurrent_slots(3, gpus=0) == [{}, {}, {}]  # a CPU machine: as many as flows.sweep_parallel
+    assert concurrent_slots(3, gpus=1) == [{"CUDA_VISIBLE_DEVICES": "0"}]
+    assert concurrent_slots(2, gpus=4) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+
+
 def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
     """What `dvc exp run -S` makes of the flows' overrides: a sweep id of digits stays a string tag, and lists
     and mappings keep their structure."""

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -19,8 +20,20 @@ from pip_model.data import DegradeConfig, OnlinePairSampler, load_split, write_o
 from pip_model.registry import build_model
 from pip_model.config import load_section
 from pip_model.image_files import read_image, write_png
-from pip_model.training import SensorConfig, TrainConfig, lr_factor, train, train_sensor
+from pip_model.losses import pixel_loss
+from pip_model.tasks import TASKS
+from pip_model.training import (
+    Distributed,
+    SensorConfig,
+    TrainConfig,
+    lr_factor,
+    read_figures,
+    train,
+    train_sensor,
+    training_step,
+)
 from tests.conftest import QUIET, free_port, stage_environment
+from tests.device_reads import DeviceReads
 from tests.workers.ddp_train import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +198,11 @@ def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path):
     torch.manual_seed(0)
     initial = build_model(TINY.model).state_dict()
     assert any(not torch.equal(initial[key], value) for key, value in rank0.items())  # weights did train
-    assert (ddp / "model.pt").exists() and len(pd.read_csv(ddp / "curve.csv")) == 3
+    assert (ddp / "model.pt").exists()
+    # Each rank built only its half of every batch of 4; the logged figures are those of the whole batch.
+    for rank in (0, 1):
+        assert sorted((ddp / f"rank{rank}_slots.txt").read_text().split("\n")[:-1]) == ["0 2", "1 2", "2 2"]
+    pd.testing.assert_frame_equal(pd.read_csv(ddp / "curve.csv"), single.curve, rtol=1e-4)
 
 
 def test_unreachable_tracking_server_fails_before_training(prepared, tmp_path):
@@ -208,3 +225,60 @@ def test_sensor_learns_to_tell_noise_from_haze(prepared):
     assert (predicted == check.class_ids).float().mean() > 0.8
     with pytest.raises(ValueError, match="sensor.model must be a sensor"):
         SensorConfig(model="pip_restormer_tiny")
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(tmp_path):
+    """The default recipe's step, on the meta device (no values at all), with a share of real pairs: the batch is
+    built, degraded, restored, its loss and PSNR computed, gradients clipped and AdamW stepped, and no operation
+    reads a device value on the host, where a GPU would wait. The figures are read once per log step."""
+    config = load_section(TrainConfig, "train", ROOT / "params.yaml")
+    write_png(tmp_path / "rain.png", np.full((40, 44, 3), 0.8, np.float32))
+    write_png(tmp_path / "clean.png", np.full((40, 44, 3), 0.5, np.float32))
+    images = [torch.rand(3, 70, 90) for _ in range(3)]
+    sampler = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch, batch_size=config.batch_size, seed=0,
+                                device="meta", augment=True, real_pairs={"derain": [(tmp_path / "rain.png",
+                                                                                     tmp_path / "clean.png")]},
+                                real_share={"derain": 0.5})
+    model = build_model(config.model).to("meta")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup=2, total=9,
+                                                                                   floor=0.1))
+    pending = []
+    with DeviceReads("meta") as recorded:
+        for step in range(4):
+            figures, restored = training_step(model, model, sampler.batch(step), optimizer=optimizer,
+                                              scheduler=scheduler, config=config,
+                                              restoration_loss=pixel_loss(config.loss))
+            pending.append(figures)
+    assert recorded.reads == [] and restored.shape == (config.batch_size, 3, config.patch, config.patch)
+    assert set(sampler.batch(0).tasks) == set(TASKS)
+    with DeviceReads("meta") as recorded, pytest.raises(NotImplementedError):
+        read_figures(pending, Distributed())  # a log step: the one read, which meta cannot serve
+    assert recorded.reads == ["aten::_to_copy"]
+
+
+def test_the_training_forward_compiles_to_one_graph():
+    model = build_model(load_section(TrainConfig, "train", ROOT / "params.yaml").model)
+    explained = torch._dynamo.explain(model)(torch.rand(2, 3, 32, 32), torch.tensor([0, 3]))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_the_gpu_benchmark_dry_runs_on_the_cpu():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--device", "cpu", "--model",
+                           "pip_nafnet_tiny", "--steps", "2", "--batch", "4", "--size", "32", "--workers", "1",
+                           "--no-compile"], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "model only, compile=False:" in done.stdout and "CPU half" in done.stdout
+    assert "end to end, compile=False, 1 workers/rank:" in done.stdout and "of the time getting batches" in done.stdout
+
+
+def test_each_rank_gets_its_slots_gpu_and_share_of_the_loader_workers():
+    ranks = [Distributed(rank=rank, world_size=4, local_rank=rank % 2, local_world_size=2) for rank in range(4)]
+    assert [rank.slots(8) for rank in ranks] == [range(0, 2), range(2, 4), range(4, 6), range(6, 8)]
+    with pytest.raises(ValueError, match=r"batch_size \(6\) must divide by the 4 ranks"):
+        ranks[0].slots(6)
+    gpus = max(torch.cuda.device_count(), 1)  # a launcher that binds one GPU per rank leaves each rank one
+    assert ranks[3].cuda_device() == f"cuda:{1 % gpus}"
+    cores = os.cpu_count() or 1
+    assert ranks[0].loader_workers(64) == max(1, cores // 2) and ranks[0].loader_workers(1) == 1
