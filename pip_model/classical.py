@@ -77,10 +77,16 @@ def estimate_motion_kernel(image: np.ndarray, sizes: range = range(3, 26, 2)) ->
 
 
 def deblur(image: np.ndarray, iterations: int = 15) -> np.ndarray:
-    """Richardson-Lucy deconvolution, per channel, with an estimated motion kernel."""
+    """Richardson-Lucy deconvolution, per channel, with an estimated motion kernel.
+
+    The image is first extended by reflection, so the deconvolution sees no dark frame
+    around it (zero padding rings from the borders inwards), and cropped back after.
+    """
     kernel = estimate_motion_kernel(image)
-    channels = [restoration.richardson_lucy(image[..., c], kernel, num_iter=iterations, clip=True) for c in range(3)]
-    return np.clip(np.stack(channels, axis=-1), 0, 1)
+    margin = 2 * kernel.shape[0]
+    padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    channels = [restoration.richardson_lucy(padded[..., c], kernel, num_iter=iterations, clip=True) for c in range(3)]
+    return np.clip(np.stack(channels, axis=-1)[margin:-margin, margin:-margin], 0, 1)
 
 
 def brighten(image: np.ndarray, target_mean: float = 0.45) -> np.ndarray:
