@@ -27,6 +27,7 @@ from pip_model.classical import classical_restore  # noqa: E402
 from pip_model.data import to_array, to_tensor  # noqa: E402
 from pip_model.evaluation import image_metrics  # noqa: E402
 from pip_model.image_files import read_image  # noqa: E402
+from pip_model.seeds import seed_section  # noqa: E402
 from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES  # noqa: E402
 
 
@@ -189,9 +190,12 @@ def prompt_swap_grid(benchmark_dir: Path, model: nn.Module, tasks: Sequence[str]
 
 def write_report(
     *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
-    config: ReportConfig, out_dir: Path,
+    config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None,
 ) -> Path:
-    """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path."""
+    """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path.
+
+    With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too.
+    """
     metrics = json.loads(metrics_path.read_text())
     psnr, ssim = metrics_table(metrics, "psnr"), metrics_table(metrics, "ssim")
     figures = [("PSNR per task", bar_chart(psnr.drop(index="mean"), out_dir / "psnr_by_task.png", config.dpi))]
@@ -217,6 +221,8 @@ def write_report(
         + "</p>",
     ]
     sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
+    if seeds_dir is not None:
+        sections += seed_section(seeds_dir, out_dir)
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>PIP report</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"

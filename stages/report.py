@@ -21,6 +21,7 @@ def main() -> int:
     parser.add_argument("--curves", type=Path, required=True, help="folder of training-curve CSVs")
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True)
+    parser.add_argument("--seeds", type=Path, help="the seeds flow's results (results/seeds), shown when present")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
@@ -35,7 +36,7 @@ def main() -> int:
         models[metadata["model_name"]] = model
     curves = {path.stem: pd.read_csv(path) for path in sorted(args.curves.glob("*.csv")) if path.stem in models}
     page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
-                        config=config, out_dir=args.out)
+                        config=config, out_dir=args.out, seeds_dir=args.seeds)
     print(f"report: wrote {page}")
     if config.protocol:
         table = pd.read_csv(args.out / "paper_table.csv", index_col=0)

@@ -193,6 +193,22 @@ def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tm
     assert tagged >= 2 * 2  # two trained models per experiment
 
 
+def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
+    """`python -m flows.seeds 0 1`: one DVC experiment per seed (both models each), summarised under results/seeds;
+    the next `dvc repro` reruns only the report, which shows the summary."""
+    done = repo.run(sys.executable, "-m", "flows.seeds", "0", "1", env=prefect_api)
+    assert "PIP minus its plain backbone" in done.stdout
+    summary = pd.read_csv(repo.path / "results" / "seeds" / "summary.csv")
+    assert {"pip_restormer_tiny", "restormer_tiny", "input"} <= set(summary["model"]) and (summary["seeds"] == 2).all()
+    difference = pd.read_csv(repo.path / "results" / "seeds" / "difference.csv")
+    assert set(difference["task"]) == set(TASKS) and set(difference["backbone"]) == {"restormer_tiny"}
+    assert _ran(repo.dvc("repro").stdout) == ["report"]
+    page = (repo.path / "reports" / "index.html").read_text()
+    assert "Over 2 seeds" in page and (repo.path / "reports" / "seeds.png").is_file()
+    repo.run("git", "checkout", "results/seeds")  # the later tests run on the committed state
+    repo.run("git", "clean", "-fdq", "results/seeds")
+
+
 def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     """`python -m flows.paper 3task DATASETS` on stand-ins of the paper's datasets with a tiny CPU budget: one DVC
     experiment that trains on the real pairs, benchmarks noise on the clean test sets and rain and haze on their real

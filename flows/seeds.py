@@ -1,0 +1,55 @@
+"""The `seeds` flow: the pipeline once per `base.seed`, summarised as mean ± std per task and model.
+
+    python -m flows.seeds                          # seeds 0 1 2
+    python -m flows.seeds 0 1 2 3 4 train.steps=600
+
+It runs the `sweep` flow over `base.seed` (each point a DVC experiment training every model
+of `train.models`), then writes `results/seeds/` (summary, PIP-minus-backbone differences,
+chart); run `dvc repro` afterwards and the report shows them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow
+
+from flows.common import parse_overrides
+from flows.sweep import sweep
+from pip_model.seeds import write_seed_results
+
+
+@flow(name="seeds", log_prints=True)
+def seeds(repo_dir: str = ".", seed_values: list[int] | None = None, fixed: dict[str, Any] | None = None) -> str:
+    """Runs every seed as a DVC experiment and writes the summary under ``results/seeds``.
+
+    Args:
+        repo_dir: the repository holding dvc.yaml and params.yaml.
+        seed_values: the values of ``base.seed`` (at least 2; default 0, 1, 2).
+        fixed: dotted params set for every seed, e.g. {"train.steps": 600}.
+
+    Returns:
+        The path of the results folder.
+    """
+    seed_values = list(seed_values or (0, 1, 2))
+    if len(seed_values) < 2:
+        raise ValueError(f"a spread needs at least 2 seeds, got {seed_values}")
+    table = pd.read_csv(sweep(repo_dir=repo_dir, grid={"base.seed": seed_values}, fixed=fixed))
+    out = Path(repo_dir) / "results" / "seeds"
+    summary, difference = write_seed_results(table, out)
+    print(f"seeds {seed_values}: PSNR mean and std per task\n"
+          + summary.pivot(index="task", columns="model", values="mean").round(2).to_string())
+    if not difference.empty:
+        print("PIP minus its plain backbone, paired by seed\n" + difference.round(3).to_string(index=False))
+    print(f"written to {out}; `dvc repro` adds them to the report")
+    return str(out)
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    values = [int(argument) for argument in arguments if argument.lstrip("-").isdigit()]
+    seeds(repo_dir=str(Path.cwd()), seed_values=values or None,
+          fixed=parse_overrides([argument for argument in arguments if "=" in argument]) or None)

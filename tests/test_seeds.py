@@ -1,0 +1,48 @@
+"""The seeds experiment's summary: mean and spread per model and task, PIP minus its backbone paired by seed."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pip_model.seeds import seed_section, seed_summary, write_seed_results
+
+
+def _sweep_table() -> pd.DataFrame:
+    """What `flows.sweep` gathers from `dvc exp show`: one row per experiment (seed)."""
+    return pd.DataFrame({
+        "Experiment": ["sweep-1-0", "sweep-1-1", "sweep-1-2"],
+        "base.seed": [0, 1, 2],
+        "pip_net.derain.psnr": [30.0, 31.0, 32.0], "net.derain.psnr": [29.0, 31.5, 30.0],
+        "pip_net.dehaze.psnr": [20.0, 20.0, 23.0], "net.dehaze.psnr": [20.0, 21.0, 22.0],
+        "input.derain.psnr": [25.0, 25.0, 25.0], "input.dehaze.psnr": [15.0, 15.0, 15.0],
+        "pip_net.derain.ssim": [0.9, 0.9, 0.9], "train.lr": [0.002] * 3,
+    })
+
+
+def test_seed_summary_gives_mean_spread_and_paired_differences():
+    summary, difference = seed_summary(_sweep_table())
+    row = summary.set_index(["model", "task"]).loc[("pip_net", "derain")]
+    assert (row["mean"], row["std"], row["seeds"]) == (31.0, 1.0, 3)
+    assert summary.set_index(["model", "task"]).loc[("input", "dehaze"), "std"] == 0
+    gaps = difference.set_index("task")
+    # Paired by seed: derain differences 1.0, -0.5, 2.0; dehaze 0, -1, 1.
+    assert gaps.loc["derain", "mean"] == pytest.approx(2.5 / 3) and gaps.loc["dehaze", "mean"] == 0
+    assert gaps.loc["derain", "std"] == pytest.approx(pd.Series([1.0, -0.5, 2.0]).std())
+    assert set(difference["model"]) == {"pip_net"} and set(difference["backbone"]) == {"net"}
+    assert list(gaps.index) == ["derain", "dehaze"]  # the sweep's task order
+    ssim, _ = seed_summary(_sweep_table(), "ssim")
+    assert list(ssim["model"]) == ["pip_net"]
+    with pytest.raises(ValueError, match="no <model>.<task>.psnr columns"):
+        seed_summary(_sweep_table()[["Experiment", "base.seed"]])
+
+
+def test_seed_results_are_written_and_shown_in_the_report(tmp_path):
+    assert seed_section(tmp_path / "seeds", tmp_path / "report") == []  # before the flow has run: no section
+    write_seed_results(_sweep_table(), tmp_path / "seeds")
+    chart = Image.open(tmp_path / "seeds" / "seeds.png")
+    assert chart.size[0] > 1000  # two panels: the scores and the differences
+    html = "\n".join(seed_section(tmp_path / "seeds", tmp_path / "report"))
+    assert "Over 3 seeds" in html and "31.00 ± 1.00" in html and "+0.83 ± 1.26" in html
+    assert "<img src='seeds.png'" in html and (tmp_path / "report" / "seeds.png").is_file()
