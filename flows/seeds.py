@@ -40,8 +40,8 @@ def seeds(repo_dir: str = ".", seed_values: list[int] | None = None, fixed: dict
     table = pd.read_csv(sweep(repo_dir=repo_dir, grid={"base.seed": seed_values}, fixed=fixed))
     out = Path(repo_dir) / "results" / "seeds"
     summary, difference = write_seed_results(table, out)
-    print(f"seeds {seed_values}: PSNR mean and std per task\n"
-          + summary.pivot(index="task", columns="model", values="mean").round(2).to_string())
+    means = summary.pivot(index="task", columns="model", values="mean").reindex(summary["task"].unique())
+    print(f"seeds {seed_values}: mean PSNR per task\n" + means.round(2).to_string())
     if not difference.empty:
         print("PIP minus its plain backbone, paired by seed\n" + difference.round(3).to_string(index=False))
     print(f"written to {out}; `dvc repro` adds them to the report")
