@@ -20,6 +20,8 @@ import numpy as np
 import yaml
 
 DEFAULT_EXPERIMENT = "pip-universal"
+# The experiment tag by which the MLflow UI opens an experiment on its training runs (not on the GenAI overview).
+EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,12 @@ class Tracker:
                 location = None
                 if uri.startswith("sqlite:///"):
                     location = Path(uri.removeprefix("sqlite:///")).parent.joinpath("mlartifacts").resolve().as_uri()
-                experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+                experiment_id = self.client.create_experiment(experiment, artifact_location=location,
+                                                              tags={EXPERIMENT_KIND: MODEL_DEVELOPMENT})
             else:
                 experiment_id = found.experiment_id
+                if found.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:
+                    self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
             all_tags = dict(tags or {})
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id

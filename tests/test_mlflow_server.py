@@ -241,3 +241,17 @@ def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_
     # Every step after the outage failed to log its metrics, and the first failure happened during training.
     assert int(reported.group(1)) >= steps - steps_before_outage
     assert reported.group(2) in {"metrics", "image"}
+
+
+def test_the_experiment_opens_on_its_training_runs(tmp_path):
+    """MLflow's UI opens an experiment on its runs, not the GenAI overview, by the experiment tag
+    mlflow.experimentKind; new experiments get it, and an older store's experiment gets it on the next run."""
+    from pip_model.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    Tracker(uri=uri, experiment="fresh", run_name="a").finish()
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_experiment_by_name("fresh").tags["mlflow.experimentKind"] == "custom_model_development"
+    client.create_experiment("older")
+    Tracker(uri=uri, experiment="older", run_name="b").finish()
+    assert client.get_experiment_by_name("older").tags["mlflow.experimentKind"] == "custom_model_development"

@@ -92,6 +92,13 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
         repo.run("git", "checkout", "params.yaml")
 
 
+def test_dvc_plots_draw_every_models_training_curve(repo):
+    shown = json.loads(repo.dvc("plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    for model in ("pip_restormer_tiny", "restormer_tiny"):
+        assert f"dvc.yaml::results/curves/{model}.csv" in shown["data"]  # the train-PSNR plot of each model
+
+
 def test_a_sweep_runs_one_experiment_per_gpu_each_bound_to_its_own():
     from flows.sweep import concurrent_slots
 
@@ -197,7 +204,7 @@ def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
     """`python -m flows.seeds 0 1`: one DVC experiment per seed (both models each), summarised under results/seeds;
     the next `dvc repro` reruns only the report, which shows the summary."""
     done = repo.run(sys.executable, "-m", "flows.seeds", "0", "1", env=prefect_api)
-    assert "PIP minus its plain backbone" in done.stdout
+    assert "PIP minus its plain backbone" in done.stderr  # Prefect logs the prints there
     summary = pd.read_csv(repo.path / "results" / "seeds" / "summary.csv")
     assert {"pip_restormer_tiny", "restormer_tiny", "input"} <= set(summary["model"]) and (summary["seeds"] == 2).all()
     difference = pd.read_csv(repo.path / "results" / "seeds" / "difference.csv")
