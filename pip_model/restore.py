@@ -38,7 +38,10 @@ def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
     if spec.startswith(("models:/", "runs:/")):
         import mlflow.pytorch
 
-        loaded = mlflow.pytorch.load_model(spec, map_location=device)
+        try:
+            loaded = mlflow.pytorch.load_model(spec, map_location=device)
+        except Exception as error:  # MLflow raises MlflowException, OSError or others for a URI it cannot serve
+            raise RestoreError(mlflow_uri_problem(spec, error)) from None
         return getattr(loaded, "model", loaded).to(device).eval(), f"MLflow model {spec}"
     path = Path(spec)
     try:
@@ -55,6 +58,39 @@ def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
     except ReferenceCheckpointError as error:
         raise RestoreError(f"{path} is neither a model file of this project nor a published checkpoint:\n{error}") \
             from None
+
+
+def mlflow_uri_problem(spec: str, error: Exception) -> str:
+    """One line saying why an MLflow model URI did not load, and what the store holds instead."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    store = mlflow.get_tracking_uri()
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if not spec.startswith("models:/"):
+        return f"{spec}: cannot load it from MLflow at {store}: {first_line}"
+    reference = spec.removeprefix("models:/").rstrip("/")
+    name, alias, version = reference, None, None
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+    elif "/" in reference:
+        name, version = reference.rsplit("/", 1)
+    try:
+        client = MlflowClient()
+        registered = {model.name: model for model in client.search_registered_models()}
+    except Exception:  # the store itself is unreachable: the original error says the most
+        return f"{spec}: cannot load it from MLflow at {store}: {first_line}"
+    if name not in registered:
+        known = ", ".join(f"{model}@{'/@'.join(sorted(info.aliases))}" if info.aliases else model
+                          for model, info in sorted(registered.items())) or "none"
+        return f"{spec}: no registered model {name!r} in MLflow at {store}; registered: {known}"
+    aliases = sorted(registered[name].aliases)
+    versions = sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")), key=int)
+    if (alias is not None and alias in aliases) or (version is not None and version in versions):
+        return f"{spec}: registered, but it did not load from MLflow at {store}: {first_line}"
+    what = f"alias {alias!r}" if alias is not None else f"version {version!r}"
+    return (f"{spec}: {name} has no {what} (aliases: {', '.join(aliases) or 'none'}; versions: "
+            f"{', '.join(versions) or 'none'}) in MLflow at {store}")
 
 
 def _newest_first(folder: Path) -> list[Path]:

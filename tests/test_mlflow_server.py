@@ -255,3 +255,20 @@ def test_the_experiment_opens_on_its_training_runs(tmp_path):
     client.create_experiment("older")
     Tracker(uri=uri, experiment="older", run_name="b").finish()
     assert client.get_experiment_by_name("older").tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_wrong_model_uri_gets_one_line_naming_what_exists(tmp_path, monkeypatch, capsys):
+    """`prompt-restore --model models:/...` with a name, alias or version the store does not hold: one line that
+    says so and lists what is registered, instead of MLflow's traceback."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    MlflowClient().create_registered_model("pip-universal-demo")
+    write_png(tmp_path / "in" / "photo.png", np.full((32, 32, 3), 0.5, np.float32))
+    expected = {"models:/nope@x": "no registered model 'nope' in MLflow at sqlite:///",
+                "models:/pip-universal-demo@candidate": "pip-universal-demo has no alias 'candidate' (aliases: none; "
+                                                       "versions: none)",
+                "models:/pip-universal-demo/3": "pip-universal-demo has no version '3'"}
+    for spec, message in expected.items():
+        assert restore.main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", spec]) == 2
+        said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("restore:")]
+        assert len(said) == 1 and said[0].startswith(f"restore: {spec}: ") and message in said[0], said
+        assert "pip-universal-demo" in said[0] and "Traceback" not in said[0]
