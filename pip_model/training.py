@@ -268,6 +268,20 @@ def resume_mismatch(saved: Mapping[str, Any] | None, config: TrainConfig) -> lis
             if name not in RESUME_NEUTRAL and saved.get(name) != value]
 
 
+def resumable_state(checkpoint_path: Path, config: TrainConfig, seed: int) -> tuple[dict[str, Any] | None, list[str]]:
+    """The checkpoint's content if it resumes ``config`` under ``seed`` (else None), and the settings that stop it.
+
+    Its ``run_id`` is the MLflow run the interrupted training logged to, which the resumed one continues.
+    """
+    if not checkpoint_path.is_file():
+        return None, []
+    state = safe_load(checkpoint_path)
+    mismatch = resume_mismatch(state.get("config"), config)
+    if state.get("seed") != seed:
+        mismatch.append(f"base.seed {state.get('seed')!r} -> {seed!r}")
+    return (None if mismatch else state), mismatch
+
+
 def sample_grid(batch: PairBatch, restored: torch.Tensor, rows: int = 4) -> np.ndarray:
     """(degraded | restored | clean) side by side, one row per sample, as an (H, W, 3) array."""
     count = min(rows, restored.shape[0])
@@ -374,15 +388,10 @@ def train(
         optimizer, lambda step: lr_factor(step, warmup=config.warmup_steps, total=config.steps,
                                           floor=config.min_lr_ratio))
     step, curve_rows = 0, []
-    state = safe_load(checkpoint_path) if checkpoint_path.is_file() else None
-    mismatch = [] if state is None else resume_mismatch(state.get("config"), config)
-    if state is not None and state.get("seed") != seed:
-        mismatch.append(f"base.seed {state.get('seed')!r} -> {seed!r}")
-    if mismatch:
-        if distributed.is_main and progress:
-            print(f"train: ignoring {checkpoint_path}: it was written with other settings ({', '.join(mismatch)})",
-                  flush=True)
-        state = None
+    state, mismatch = resumable_state(checkpoint_path, config, seed)
+    if mismatch and distributed.is_main and progress:
+        print(f"train: ignoring {checkpoint_path}: it was written with other settings ({', '.join(mismatch)})",
+              flush=True)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -454,7 +463,8 @@ def train(
             if distributed.is_main:
                 atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "step": step, "rng": _rng_state(),
-                             "curve": curve_rows, "config": asdict(config), "seed": seed}, checkpoint_path)
+                             "curve": curve_rows, "config": asdict(config), "seed": seed,
+                             "run_id": getattr(tracker, "run_id", None)}, checkpoint_path)
             if distributed.world_size > 1:
                 dist.barrier()
     bar.close()

@@ -28,7 +28,20 @@ from pip_model.tracking import (
     git_tags,
     registered_name,
 )
-from pip_model.training import Distributed, TrainConfig, train
+from pip_model.training import Distributed, TrainConfig, resumable_state, train
+
+
+def open_run(tracking: TrackingConfig, root: Path, config: TrainConfig, args: argparse.Namespace,
+             interrupted: str | None) -> Tracker:
+    """The interrupted training's MLflow run when it is still in the store, else a new run."""
+    if interrupted:
+        try:
+            return Tracker.for_stage(tracking, root, run_id=interrupted)
+        except TrackingUnavailable:
+            pass  # gone (another store, or deleted): start a new run, which says why if the store is down
+    return Tracker.for_stage(tracking, root, run_name=f"train-{config.model}",
+                             tags={"stage": "train", "model": config.model, **git_tags(root),
+                                   **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
 
 
 def main() -> int:
@@ -60,12 +73,13 @@ def main() -> int:
         device = distributed.cuda_device()
         torch.cuda.set_device(device)
     root = Path(args.params).resolve().parent
+    checkpoint = args.checkpoint or root / "checkpoints" / f"{config.model}.ckpt"
     tracker = None
     if distributed.is_main:
+        # A resumed training continues the MLflow run of the interrupted one: one run, the whole curve.
+        interrupted = (resumable_state(checkpoint, config, base.seed)[0] or {}).get("run_id")
         try:
-            tracker = Tracker.for_stage(tracking, root, run_name=f"train-{config.model}",
-                                        tags={"stage": "train", "model": config.model, **git_tags(root),
-                                              **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
+            tracker = open_run(tracking, root, config, args, interrupted)
         except TrackingUnavailable as error:
             print(f"train: {error}", file=sys.stderr)
             return 2
@@ -75,7 +89,6 @@ def main() -> int:
         tracker.start_system_metrics(tracking.system_metrics_interval)
         print(f"train: {config.model} on {device} x{distributed.world_size}, MLflow run {tracker.run_id}", flush=True)
 
-    checkpoint = args.checkpoint or root / "checkpoints" / f"{config.model}.ckpt"
     result = train(config, seed=base.seed, device=device, prepared_dir=args.prepared, pairs_dir=args.pairs,
                    model_path=args.out, curve_path=args.curve, checkpoint_path=checkpoint, ranges=ranges,
                    tracker=tracker, distributed=distributed,

@@ -143,6 +143,15 @@ def test_a_killed_run_resumes_to_the_same_weights(prepared, tmp_path):
     curve = pd.read_csv(interrupted / "curve.csv")
     assert curve["step"].tolist() == list(range(1, 13))
     pd.testing.assert_series_equal(curve["loss"], straight.curve["loss"], rtol=1e-5)
+    # The resumed training continued the killed one's MLflow run: one run, finished, holding the whole curve.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id],
+                              "tags.stage = 'train'")
+    assert [run.info.status for run in runs] == ["FINISHED"]
+    steps = sorted(metric.step for metric in client.get_metric_history(runs[0].info.run_id, "train_loss"))
+    assert steps == list(range(1, 13))
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(prepared, tmp_path):
