@@ -190,6 +190,22 @@ class Tracker:
         items = [Metric(key, float(value), stamp, step or 0) for key, value in metrics.items()]
         self._guard("metrics", self.client.log_batch, self.run_id, metrics=items)
 
+    def log_dataset(self, manifest: Path, *, name: str, context: str, digest: str | None = None) -> None:
+        """Logs a manifest (CSV: one row per image or pair) as a dataset input of the run, so the UI's Dataset
+        column shows which data it saw; ``digest`` is the data's DVC hash when ``dvc.lock`` has it."""
+
+        def log() -> None:
+            import mlflow.data
+            import pandas as pd
+            from mlflow.entities import DatasetInput, InputTag
+
+            dataset = mlflow.data.from_pandas(pd.read_csv(manifest), source=str(manifest.resolve()), name=name,
+                                              digest=digest)
+            entry = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+            self.client.log_inputs(self.run_id, datasets=[entry])
+
+        self._guard("dataset", log)
+
     def log_image(self, image: np.ndarray, key: str, step: int) -> None:
         self._guard("image", self.client.log_image, self.run_id, np.clip(image, 0, 1), key=key, step=step)
 

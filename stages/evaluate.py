@@ -16,7 +16,7 @@ import pandas as pd
 from pip_model.config import BaseConfig, ConfigError, load_section
 from pip_model.evaluation import EvaluateConfig, evaluate, load_benchmark, load_contenders, run_metrics, sensor_report
 from pip_model.image_files import write_png
-from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable
+from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, dvc_input_tags
 
 
 def main() -> int:
@@ -60,11 +60,14 @@ def main() -> int:
               f"confusion (true x predicted)\n{confusion}")
 
     root = Path(args.params).resolve().parent
+    benchmark_hash = dvc_input_tags(root, [str(args.benchmark)]).get(f"dvc.{args.benchmark}.md5")
     try:
         for name, per_task in result.metrics.items():
             run_id = run_ids.get(name) or None
             tracker = Tracker.for_stage(tracking, root, run_name=f"evaluate-{name}", run_id=run_id,
                                         tags={"stage": "evaluate", "model": name})
+            tracker.log_dataset(args.benchmark / "manifest.csv", name=str(args.benchmark), context="evaluation",
+                                digest=benchmark_hash)
             tracker.log_metrics(run_metrics(per_task))
             tracker.log_artifact(args.per_image, "evaluation")
             if (args.examples / name).is_dir():

@@ -86,6 +86,8 @@ def main() -> int:
         params = read_params(args.params)
         tracker.log_params({"base": params.get("base", {}), "train": dataclasses.asdict(config),
                             "degrade": params.get("degrade", {})})
+        tracker.log_dataset(args.prepared / "manifest.csv", name=str(args.prepared), context="training",
+                            digest=dvc_input_tags(root, [str(args.prepared)]).get(f"dvc.{args.prepared}.md5"))
         tracker.start_system_metrics(tracking.system_metrics_interval)
         print(f"train: {config.model} on {device} x{distributed.world_size}, MLflow run {tracker.run_id}", flush=True)
 

@@ -62,6 +62,23 @@ def test_repro_from_clean_runs_every_stage(repo):
         assert figure in page and (repo.path / "reports" / figure).stat().st_size > 1000
 
 
+def test_train_runs_show_the_data_they_saw(repo):
+    """MLflow's Dataset column: each train run has the prepared images as its training input and the benchmark as
+    its evaluation input, each with the DVC hash that dvc.lock records as its digest."""
+    from mlflow import MlflowClient
+
+    lock = yaml.safe_load((repo.path / "dvc.lock").read_text())["stages"]
+    hashes = {out["path"]: out["md5"] for stage in lock.values() for out in stage.get("outs", [])}
+    client = MlflowClient(tracking_uri=repo.env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id], "tags.stage = 'train'")
+    assert {run.data.tags["model"] for run in runs} == {"pip_restormer_tiny", "restormer_tiny"}
+    for run in runs:
+        seen = {(entry.dataset.name, entry.dataset.digest, {t.key: t.value for t in entry.tags}["mlflow.data.context"])
+                for entry in run.inputs.dataset_inputs}
+        assert seen == {("data/prepared", hashes["data/prepared"], "training"),
+                        ("data/benchmark", hashes["data/benchmark"], "evaluation")}, seen
+
+
 def test_second_repro_does_nothing_in_under_5_seconds(repo):
     started = time.monotonic()
     output = repo.dvc("repro").stdout
