@@ -8,6 +8,8 @@ tracking outage.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import warnings
@@ -77,6 +79,29 @@ def git_tags(root: Path) -> dict[str, str]:
 
     commit = git("rev-parse", "HEAD")
     return {"git.commit": commit, "git.dirty": str(bool(git("status", "--porcelain")))} if commit else {}
+
+
+def pipeline_context(root: Path) -> tuple[str, str]:
+    """What sets this pipeline execution apart, for run names, and an id that its runs share.
+
+    Returns:
+        ``"seed=0, train.lr=0.001"``: the seed and the params that differ from the committed
+        ``params.yaml`` (a ``dvc exp run -S`` or an edit; tracking settings left out), and a
+        short hash of the commit and the params, the same for every run of one execution.
+    """
+    def params(text: str) -> dict[str, str]:
+        return {key: value for key, value in flatten(yaml.safe_load(text) or {}).items()
+                if not key.startswith("tracking.")}
+
+    path = root / "params.yaml"
+    current = params(path.read_text()) if path.is_file() else {}
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True, text=True)
+    committed = params(shown.stdout) if shown.returncode == 0 else current
+    changed = [f"{key}={value}" for key, value in current.items() if committed.get(key) != value and key != "base.seed"]
+    words = [f"seed={current.get('base.seed', '?')}", *changed[:3]] + ([f"+{len(changed) - 3} more"]
+                                                                        if len(changed) > 3 else [])
+    identity = json.dumps([git_tags(root).get("git.commit", ""), current], sort_keys=True)
+    return ", ".join(words), hashlib.sha1(identity.encode()).hexdigest()[:10]
 
 
 def dvc_input_tags(root: Path, inputs: list[str]) -> dict[str, str]:
@@ -161,9 +186,15 @@ class Tracker:
     @classmethod
     def for_stage(cls, config: TrackingConfig, root: Path, *, run_name: str | None = None,
                   tags: Mapping[str, str] | None = None, run_id: str | None = None) -> Tracker:
-        """A run in the pipeline's store and experiment, with ``config.tags`` added to new runs."""
-        return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment, run_name=run_name,
-                   tags=None if run_id else {**(tags or {}), **config.tags}, run_id=run_id)
+        """A run in the pipeline's store and experiment. A new run is named ``run_name (seed=..., changed params)``
+        and tagged ``pipeline=<id>`` (shared by the runs of one pipeline execution; the UI groups by it), with
+        ``config.tags`` added."""
+        if run_id:
+            return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment, run_id=run_id)
+        described, pipeline = pipeline_context(root)
+        return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment,
+                   run_name=f"{run_name} ({described})" if run_name else None,
+                   tags={"pipeline": pipeline, **(tags or {}), **config.tags})
 
     def _guard(self, what: str, call, *arguments, **keywords) -> Any:
         try:

@@ -170,14 +170,14 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
     mlflow.set_tracking_uri(uri)  # global, and written to os.environ: reset below
     try:
         runs = mlflow.search_runs(experiment_names=["pip-universal"])
-        trained = runs[runs["tags.mlflow.runName"] == "train-pip_restormer_tiny"].iloc[0]
+        trained = runs[runs["tags.mlflow.runName"] == "train-pip_restormer_tiny (seed=0)"].iloc[0]
         for task in TASKS:
             assert 0 < trained[f"metrics.psnr_{task}"] < 100 and 0 < trained[f"metrics.ssim_{task}"] <= 1
         # The default PSNR loss is a log10 MSE: negative, but finite.
         assert math.isfinite(trained["metrics.train_loss"]) and trained["metrics.train_psnr"] > 0
         assert trained["params.train.lr"] == str(params["train"]["lr"])
         assert "metrics.system/cpu_utilization_percentage" in runs.columns
-        baseline = runs[runs["tags.mlflow.runName"] == "evaluate-input"].iloc[0]
+        baseline = runs[runs["tags.mlflow.runName"] == "evaluate-input (seed=0)"].iloc[0]
         assert baseline["metrics.psnr_mean"] > 0
         client = MlflowClient(uri)
         version = client.get_model_version_by_alias(REGISTERED, "candidate")

@@ -79,6 +79,16 @@ def test_train_runs_show_the_data_they_saw(repo):
                         ("data/benchmark", hashes["data/benchmark"], "evaluation")}, seen
 
 
+def test_runs_say_what_they_are_and_one_execution_shares_a_tag(repo):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=repo.env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id])
+    names = {run.data.tags["mlflow.runName"] for run in runs}
+    assert {"train-pip_restormer_tiny (seed=0)", "train-restormer_tiny (seed=0)", "evaluate-input (seed=0)"} <= names
+    assert len({run.data.tags["pipeline"] for run in runs}) == 1  # the runs of the one `dvc repro` so far
+
+
 def test_second_repro_does_nothing_in_under_5_seconds(repo):
     started = time.monotonic()
     output = repo.dvc("repro").stdout
@@ -215,6 +225,13 @@ def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tm
         tagged = store.execute("select count(distinct run_uuid) from tags where key='sweep' and value=?",
                                (sweep_id,)).fetchone()[0]
     assert tagged >= 2 * 2  # two trained models per experiment
+    with sqlite3.connect(repo.path / "mlflow.db") as store:
+        names = [row[0] for row in store.execute(
+            "select name from runs where run_uuid in (select run_uuid from tags where key='sweep' and value=?)",
+            (sweep_id,))]
+    # Each run's name says which grid point it is.
+    assert {name for name in names if name.startswith("train-pip_restormer_tiny")} == {
+        "train-pip_restormer_tiny (seed=0, train.lr=0.001)", "train-pip_restormer_tiny (seed=0, train.lr=0.003)"}
 
 
 def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
