@@ -8,6 +8,7 @@ tracking outage.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -71,16 +72,20 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _git(root: Path, *arguments: str) -> str | None:
+    """A git command's output in ``root``; None when it fails (no repository, no such object)."""
+    done = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
 def git_tags(root: Path) -> dict[str, str]:
     """The git commit of ``root`` and whether the tree has uncommitted changes."""
-    def git(*arguments: str) -> str:
-        done = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "HEAD")
-    return {"git.commit": commit, "git.dirty": str(bool(git("status", "--porcelain")))} if commit else {}
+    commit = (_git(root, "rev-parse", "HEAD") or "").strip()
+    return {"git.commit": commit, "git.dirty": str(bool((_git(root, "status", "--porcelain") or "").strip()))} \
+        if commit else {}
 
 
+@functools.lru_cache(maxsize=8)  # a stage opens one run per model it evaluates: read git once
 def pipeline_context(root: Path) -> tuple[str, str]:
     """What sets this pipeline execution apart, for run names, and an id that its runs share.
 
@@ -95,12 +100,12 @@ def pipeline_context(root: Path) -> tuple[str, str]:
 
     path = root / "params.yaml"
     current = params(path.read_text()) if path.is_file() else {}
-    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True, text=True)
-    committed = params(shown.stdout) if shown.returncode == 0 else current
+    shown = _git(root, "show", "HEAD:params.yaml")
+    committed = params(shown) if shown is not None else current
     changed = [f"{key}={value}" for key, value in current.items() if committed.get(key) != value and key != "base.seed"]
     words = [f"seed={current.get('base.seed', '?')}", *changed[:3]] + ([f"+{len(changed) - 3} more"]
                                                                         if len(changed) > 3 else [])
-    identity = json.dumps([git_tags(root).get("git.commit", ""), current], sort_keys=True)
+    identity = json.dumps([(_git(root, "rev-parse", "HEAD") or "").strip(), current], sort_keys=True)
     return ", ".join(words), hashlib.sha1(identity.encode()).hexdigest()[:10]
 
 

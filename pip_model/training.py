@@ -363,10 +363,12 @@ def train(
     distributed: Distributed | None = None,
     progress: bool = True,
     model_metadata: Callable[[], Mapping[str, Any]] | None = None,
+    resume: tuple[dict[str, Any] | None, list[str]] | None = None,
 ) -> TrainResult:
     """Trains ``config.model`` and writes the model file, the curve table and checkpoints.
 
-    Resumes from ``checkpoint_path`` when it exists. Under DDP (``distributed.world_size
+    Resumes from ``checkpoint_path`` when it exists (``resume``: what :func:`resumable_state`
+    already read from it, so a caller that looked at it does not read it twice). Under DDP (``distributed.world_size
     > 1``, process group already initialised) each rank builds its own slots of every batch,
     and only rank 0 writes and logs.
     """
@@ -388,7 +390,7 @@ def train(
         optimizer, lambda step: lr_factor(step, warmup=config.warmup_steps, total=config.steps,
                                           floor=config.min_lr_ratio))
     step, curve_rows = 0, []
-    state, mismatch = resumable_state(checkpoint_path, config, seed)
+    state, mismatch = resume if resume is not None else resumable_state(checkpoint_path, config, seed)
     if mismatch and distributed.is_main and progress:
         print(f"train: ignoring {checkpoint_path}: it was written with other settings ({', '.join(mismatch)})",
               flush=True)

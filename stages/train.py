@@ -74,10 +74,11 @@ def main() -> int:
         torch.cuda.set_device(device)
     root = Path(args.params).resolve().parent
     checkpoint = args.checkpoint or root / "checkpoints" / f"{config.model}.ckpt"
-    tracker = None
+    tracker, resume = None, None
     if distributed.is_main:
         # A resumed training continues the MLflow run of the interrupted one: one run, the whole curve.
-        interrupted = (resumable_state(checkpoint, config, base.seed)[0] or {}).get("run_id")
+        resume = resumable_state(checkpoint, config, base.seed)
+        interrupted = (resume[0] or {}).get("run_id")
         try:
             tracker = open_run(tracking, root, config, args, interrupted)
         except TrackingUnavailable as error:
@@ -93,7 +94,7 @@ def main() -> int:
 
     result = train(config, seed=base.seed, device=device, prepared_dir=args.prepared, pairs_dir=args.pairs,
                    model_path=args.out, curve_path=args.curve, checkpoint_path=checkpoint, ranges=ranges,
-                   tracker=tracker, distributed=distributed,
+                   tracker=tracker, distributed=distributed, resume=resume,
                    model_metadata=lambda: {"run_id": tracker.run_id if tracker else ""})
     if distributed.world_size > 1:
         dist.destroy_process_group()
