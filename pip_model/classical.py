@@ -3,17 +3,18 @@
 noise: non-local means with an estimated sigma; rain: a median filter; haze: the dark
 channel prior (He et al.) with a guided-filter refinement; blur: Richardson-Lucy with a
 motion kernel estimated from the image; low light: a gamma chosen from the mean level.
-All take and return (H, W, 3) float arrays in [0, 1].
+All take and return (H, W, 3) float arrays in [0, 1]. A composite task chains them.
 """
 
 from __future__ import annotations
 
+import kornia
 import numpy as np
 import torch
 from scipy import ndimage
 from skimage import restoration
 
-import kornia
+from pip_model.tasks import task_classes
 
 
 def denoise(image: np.ndarray) -> np.ndarray:
@@ -99,6 +100,13 @@ def brighten(image: np.ndarray, target_mean: float = 0.45) -> np.ndarray:
 CLASSICAL_BY_CLASS = {0: denoise, 1: derain, 2: dehaze, 3: deblur, 4: brighten}
 
 
-def classical_restore(image: np.ndarray, class_id: int) -> np.ndarray:
-    """The classical restorer of a degradation class."""
-    return CLASSICAL_BY_CLASS[class_id](image.astype(np.float64)).astype(np.float32)
+def classical_restore(image: np.ndarray, task: str) -> np.ndarray:
+    """The classical restorer of a task; a composite's restorers run chained, the last degradation undone first.
+
+    Shape:
+        (H, W, 3) -> (H, W, 3)
+    """
+    restored = image.astype(np.float64)
+    for class_id in reversed(task_classes(task)):
+        restored = CLASSICAL_BY_CLASS[class_id](restored)
+    return restored.astype(np.float32)

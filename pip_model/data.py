@@ -37,7 +37,7 @@ from pip_model.degradations import (
     equal_runs,
 )
 from pip_model.image_files import read_image, write_png
-from pip_model.tasks import TASKS, task_class
+from pip_model.tasks import TASKS, task_class, task_components, task_label, task_prompt
 
 BENCHMARK_COLUMNS = ["id", "image_id", "task", "class_id", "split", "source", "seed", "degraded_path",
                      "clean_path", "params"]
@@ -68,7 +68,9 @@ class DegradeConfig:
     ranges: DegradationRanges = field(default_factory=DegradationRanges)
 
     def __post_init__(self) -> None:
-        for task in (*self.tasks, *self.real_only):
+        for task in self.tasks:
+            task_components(task)
+        for task in self.real_only:
             task_class(task)
 
 
@@ -217,7 +219,7 @@ def build_benchmark(
                     relative = Path(task) / f"{image_id}_c{k}.png"
                     write_png(out_dir / relative, to_array(image_degraded))
                     rows.append({"id": f"{task}/{image_id}_c{k}", "image_id": image_id, "task": task,
-                                 "class_id": task_class(task), "split": split, "source": "synthetic",
+                                 "class_id": task_label(task), "split": split, "source": "synthetic",
                                  "seed": task_seed, "degraded_path": relative.as_posix(),
                                  "clean_path": clean_paths[k].as_posix(), "params": json.dumps(record)})
     rows += _real_pairs(prepared_dir, config)
@@ -264,7 +266,7 @@ def write_offline_pairs(
             paths = {role: Path(task) / f"p{k:05d}_{role}.png" for role in ("degraded", "clean")}
             write_png(out_dir / paths["clean"], to_array(image_clean))
             write_png(out_dir / paths["degraded"], to_array(image_degraded))
-            rows.append({"id": f"{task}/p{k:05d}", "image_id": "", "task": task, "class_id": task_class(task),
+            rows.append({"id": f"{task}/p{k:05d}", "image_id": "", "task": task, "class_id": task_label(task),
                          "degraded_path": paths["degraded"].as_posix(), "clean_path": paths["clean"].as_posix(),
                          "params": json.dumps(record)})
     pairs_file = prepared_dir / "pairs.csv"
@@ -306,13 +308,13 @@ class PairBatch:
     Attributes:
         degraded: degraded images (B, 3, P, P).
         clean: the clean images (B, 3, P, P).
-        class_ids: degradation class of each image (B,).
+        prompts: true prompt weights of each image (B, NUM_CLASSES): one-hot, a mixture for composites.
         tasks: task name of each image.
     """
 
     degraded: torch.Tensor
     clean: torch.Tensor
-    class_ids: torch.Tensor
+    prompts: torch.Tensor
     tasks: list[str]
 
 
@@ -335,7 +337,7 @@ class StepCrops:
         tasks: task name of each slot.
         clean: clean crops (B, 3, P, P).
         degraded: degraded crops of real pairs (B, 3, P, P); zeros in the slots of ``runs``.
-        class_ids: degradation class of each slot (B,).
+        prompts: true prompt weights of each slot (B, NUM_CLASSES).
         runs: the synthetic slots, as runs of one task, with their draws.
     """
 
@@ -343,13 +345,13 @@ class StepCrops:
     tasks: list[str]
     clean: torch.Tensor
     degraded: torch.Tensor
-    class_ids: torch.Tensor
+    prompts: torch.Tensor
     runs: list[SyntheticRun]
 
     def pin_memory(self) -> StepCrops:
         """Page-locked copies, so the copies to the GPU run asynchronously (DataLoader calls this)."""
         return StepCrops(self.step, self.tasks, self.clean.pin_memory(), self.degraded.pin_memory(),
-                         self.class_ids.pin_memory(),
+                         self.prompts.pin_memory(),
                          [SyntheticRun(run.task, run.start, run.stop, run.draw.pin_memory()) for run in self.runs])
 
 
@@ -427,7 +429,7 @@ class OnlinePairSampler:
                 for start, stop, (task, real) in equal_runs(plan) if not real]
         tasks = [task for task, _ in plan]
         return StepCrops(step=step, tasks=tasks, clean=torch.stack(clean), degraded=torch.stack(degraded),
-                         class_ids=torch.tensor([task_class(task) for task in tasks]), runs=runs)
+                         prompts=torch.stack([task_prompt(task) for task in tasks]), runs=runs)
 
     def finish(self, crops: StepCrops) -> PairBatch:
         """Copies the crops to the device and degrades the synthetic slots there, one batched call per run.
@@ -437,11 +439,11 @@ class OnlinePairSampler:
         """
         if self.device.type == "cuda" and not crops.clean.is_pinned():
             crops = crops.pin_memory()
-        clean, degraded, class_ids = (tensor.to(self.device, non_blocking=True)
-                                      for tensor in (crops.clean, crops.degraded, crops.class_ids))
+        clean, degraded, prompts = (tensor.to(self.device, non_blocking=True)
+                                    for tensor in (crops.clean, crops.degraded, crops.prompts))
         for run in crops.runs:
             degraded[run.start : run.stop] = apply_degradation(clean[run.start : run.stop], run.task, run.draw)
-        return PairBatch(degraded=degraded, clean=clean, class_ids=class_ids, tasks=crops.tasks)
+        return PairBatch(degraded=degraded, clean=clean, prompts=prompts, tasks=crops.tasks)
 
     def batch(self, step: int) -> PairBatch:
         return self.finish(self.crops(step))
@@ -480,7 +482,7 @@ class OnlineBatches:
 
 
 class OfflinePairDataset(Dataset):
-    """The offline pairs written by :func:`write_offline_pairs`, as (degraded, clean, class id).
+    """The offline pairs written by :func:`write_offline_pairs`, as (degraded, clean, true prompt weights).
 
     Whole-image real pairs are randomly cropped to ``patch``.
     """
@@ -495,7 +497,7 @@ class OfflinePairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         row = self.manifest.iloc[index]
         degraded = to_tensor(read_image(self.pairs_dir / row.degraded_path).rgb)
         clean = to_tensor(read_image(self.pairs_dir / row.clean_path).rgb)
@@ -503,7 +505,7 @@ class OfflinePairDataset(Dataset):
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-crop", index))
             both = random_crops([torch.cat([degraded, clean])], 1, self.patch, generator, which=[0])[0]
             degraded, clean = both[:3], both[3:]
-        return degraded, clean, int(row.class_id)
+        return degraded, clean, task_prompt(row.task)
 
     def sample_weights(self, task_weights: Mapping[str, float] | None = None) -> torch.Tensor:
         """Per-pair weights that balance tasks as ``task_weights`` sets (equal by default)."""

@@ -1,5 +1,8 @@
 """Synthetic degradations for the five PIP classes, composed from Kornia ops.
 
+A composite task (``derain_dehaze``, ...) applies its single degradations one after the
+other; its records hold every component's parameters under ``<component>.<name>``.
+
 Like Kornia's augmentations, each degradation is split in two: sampling its parameters
 (:func:`sample_params`) and applying them (:func:`apply_degradation`). :func:`degrade`
 joins them and returns one dict per image with every sampled value, so a degradation can
@@ -27,7 +30,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from pip_model.tasks import task_class
+from pip_model.tasks import task_components, task_label
 
 NOISE_SIGMAS: dict[str, float] = {"denoise_15": 15.0, "denoise_25": 25.0, "denoise_50": 50.0}
 # Keys of a record that describe it rather than parameterise the degradation.
@@ -133,8 +136,10 @@ def _odd_integers(generator: torch.Generator, batch: int, bounds: tuple[int, int
 
 def sample_params(task: str, batch: int, *, generator: torch.Generator, ranges: DegradationRanges
                   ) -> dict[str, torch.Tensor]:
-    """Draws the parameters of ``task`` for a batch from a CPU generator; every value is a (B,) CPU tensor."""
-    task_class(task)  # validates the name
+    """Draws the parameters of a single ``task`` for a batch from a CPU generator; every value is a (B,) CPU
+    tensor."""
+    if task_components(task) != (task,):
+        raise ValueError(f"{task!r} is a composite task: draw it with draw_degradation")
     r = ranges
     params: dict[str, torch.Tensor] = {}
     if task in NOISE_SIGMAS:
@@ -181,22 +186,32 @@ class DegradationDraw:
     """Everything random about degrading a batch for one task, drawn on the CPU.
 
     Attributes:
-        params: sampled parameters, (B,) CPU tensors.
-        field: the random fields (see :func:`random_field`), or None (deblur, or haze with a given depth).
+        params: sampled parameters, (B,) CPU tensors; a composite's are its parts' under ``<component>.<name>``.
+        field: the random fields (see :func:`random_field`), or None (deblur, haze with a given depth, composites).
+        parts: a composite's draw of each component, in application order; empty for a single task.
     """
 
     params: dict[str, torch.Tensor]
     field: torch.Tensor | None
+    parts: tuple[DegradationDraw, ...] = ()
 
     @classmethod
     def concat(cls, draws: Sequence[DegradationDraw]) -> DegradationDraw:
         fields = [draw.field for draw in draws]
         return cls({key: torch.cat([draw.params[key] for draw in draws]) for key in draws[0].params},
-                   None if fields[0] is None else torch.cat(fields))  # type: ignore[arg-type]
+                   None if fields[0] is None else torch.cat(fields),  # type: ignore[arg-type]
+                   tuple(cls.concat(parts) for parts in zip(*(draw.parts for draw in draws))))
+
+    @classmethod
+    def composite(cls, components: Sequence[str], parts: Sequence[DegradationDraw]) -> DegradationDraw:
+        params = {f"{component}.{key}": value for component, part in zip(components, parts)
+                  for key, value in part.params.items()}
+        return cls(params, None, tuple(parts))
 
     def pin_memory(self) -> DegradationDraw:
         return DegradationDraw({key: value.pin_memory() for key, value in self.params.items()},
-                               None if self.field is None else self.field.pin_memory())
+                               None if self.field is None else self.field.pin_memory(),
+                               tuple(part.pin_memory() for part in self.parts))
 
 
 def draw_degradation(task: str, *, height: int, width: int, image_seeds: Sequence[int],
@@ -204,9 +219,17 @@ def draw_degradation(task: str, *, height: int, width: int, image_seeds: Sequenc
     """Draws the parameters and random field of each image from its own CPU generator.
 
     Image ``i`` depends only on ``image_seeds[i]``: not on the device, the batch or its
-    neighbours.
+    neighbours. Each component of a composite task draws from its own seed, derived from the
+    image's and the component's name.
     """
     ranges = ranges or DegradationRanges()
+    components = task_components(task)
+    if len(components) > 1:
+        return DegradationDraw.composite(components, [
+            draw_degradation(component, height=height, width=width, ranges=ranges,
+                             image_seeds=[derive_seed(image_seed, component) for image_seed in image_seeds],
+                             with_field=with_field or component != "dehaze")
+            for component in components])
     draws = []
     for image_seed in image_seeds:
         generator = torch.Generator().manual_seed(int(image_seed))
@@ -294,7 +317,7 @@ def apply_degradation(
 
     Args:
         images: clean images in [0, 1].
-        task: one of :data:`pip_model.TASKS`.
+        task: one of :data:`pip_model.TASKS` or a composite task.
         draw: its parameters and random fields (CPU tensors, or already on the device; kernel sizes are best
             left on the CPU).
         depth: for ``dehaze``, a depth map that replaces the drawn one.
@@ -303,6 +326,11 @@ def apply_degradation(
         (B, 3, H, W) -> (B, 3, H, W), values in [0, 1]
     """
     params, field = draw.params, draw.field
+    components = task_components(task)  # raises for an unknown name
+    if len(components) > 1:
+        for component, part in zip(components, draw.parts, strict=True):
+            images = apply_degradation(images, component, part, depth=depth if component == "dehaze" else None)
+        return images
     if task in NOISE_SIGMAS:
         return add_gaussian_noise(images, params["sigma"], field)
     if task == "derain":
@@ -313,7 +341,6 @@ def apply_degradation(
         return add_motion_blur(images, params)
     if task == "lowlight":
         return darken(images, params, field)
-    task_class(task)  # raises for an unknown name
     raise AssertionError(f"task {task!r} has a class but no degradation")
 
 
@@ -332,13 +359,23 @@ def _collate(records: Sequence[Mapping[str, Any]], task: str) -> dict[str, torch
         key for key, value in records[0].items() if isinstance(value, (int, float)) and key not in RECORD_CONTEXT
     ]
     params = {key: torch.tensor([record[key] for record in records]) for key in numeric}
-    for key in ("length", "kernel_size"):
-        if key in params:
-            params[key] = params[key].long()
     for key, values in params.items():
-        if values.is_floating_point():
+        if key.rsplit(".", 1)[-1] in ("length", "kernel_size"):
+            params[key] = values.long()
+        elif values.is_floating_point():
             params[key] = values.float()
     return params
+
+
+def _replace_params(draw: DegradationDraw, task: str, params: dict[str, torch.Tensor]) -> DegradationDraw:
+    """The draw with recorded parameters in place of the sampled ones (its random fields kept)."""
+    components = task_components(task)
+    if len(components) == 1:
+        return DegradationDraw(params, draw.field)
+    parts = [_replace_params(part, component, {key.split(".", 1)[1]: value for key, value in params.items()
+                                               if key.startswith(f"{component}.")})
+             for component, part in zip(components, draw.parts)]
+    return DegradationDraw.composite(components, parts)
 
 
 def degrade(
@@ -354,7 +391,7 @@ def degrade(
 
     Args:
         images: clean images in [0, 1], on any device.
-        task: one of :data:`pip_model.TASKS`.
+        task: one of :data:`pip_model.TASKS`, or a composite task (see :data:`pip_model.COMPOSITE_TASKS`).
         seed: the same seed gives the same draws on any device (image ``i`` draws from its own
             ``image_seed``, derived from ``seed`` and ``i``); None draws one (and records it).
         depth: for ``dehaze``, a depth map in [0, 1] (B, 1, H, W); otherwise a random
@@ -364,7 +401,7 @@ def degrade(
 
     Returns:
         The degraded images and one dict per image with every sampled value, the task,
-        its class id, the seed and the image's own seed.
+        its class id (``"1+2"`` for a composite), the seed and the image's own seed.
 
     Shape:
         (B, 3, H, W) -> (B, 3, H, W), values in [0, 1]
@@ -375,7 +412,7 @@ def degrade(
         (25.0, torch.Size([1, 3, 8, 8]))
     """
     _check_images(images)
-    task_class(task)
+    task_components(task)  # raises for an unknown name
     batch, _, height, width = images.shape
     if params is None:
         if seed is None:
@@ -386,13 +423,14 @@ def degrade(
             raise ValueError(f"got {len(params)} recorded params for a batch of {batch}")
         seed, image_seeds = params[0].get("seed"), [record["image_seed"] for record in params]
     draw = draw_degradation(task, height=height, width=width, image_seeds=image_seeds, ranges=ranges,
-                            with_field=depth is None or task != "dehaze")
+                            with_field=depth is None or "dehaze" not in task_components(task))
     if params is not None:
-        draw.params = _collate(params, task)
+        draw = _replace_params(draw, task, _collate(params, task))
     degraded = apply_degradation(images, task, draw, depth=depth)
     values = {key: tensor.tolist() for key, tensor in draw.params.items()}  # CPU tensors: no device sync
-    context: dict[str, Any] = {"task": task, "class_id": task_class(task), "seed": seed}
-    if task == "dehaze":
+    label = task_label(task)
+    context: dict[str, Any] = {"task": task, "class_id": int(label) if label.isdigit() else label, "seed": seed}
+    if "dehaze" in task_components(task):
         context["depth_source"] = "given" if depth is not None else "plasma"
     return degraded, [context | {key: column[index] for key, column in values.items()}
                       | {"image_seed": image_seeds[index]} for index in range(batch)]

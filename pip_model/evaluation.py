@@ -23,7 +23,7 @@ from pip_model.checkpoints import load_model_file
 from pip_model.classical import classical_restore
 from pip_model.data import to_array, to_tensor
 from pip_model.image_files import read_image
-from pip_model.tasks import NUM_CLASSES
+from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt
 
 
 @dataclass(frozen=True)
@@ -163,31 +163,34 @@ class Contender:
 
     Attributes:
         name: row name in the results.
-        restore: (degraded (1, 3, H, W), class id) -> restored (1, 3, H, W).
+        restore: (degraded (1, 3, H, W), task) -> restored (1, 3, H, W).
         run_id: MLflow run of the model, if any.
+        model: the network, for a model's contenders.
     """
 
     name: str
-    restore: Callable[[torch.Tensor, int], torch.Tensor]
+    restore: Callable[[torch.Tensor, str], torch.Tensor]
     run_id: str = ""
+    model: nn.Module | None = None
 
 
 def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",
-                    sensor: nn.Module | None = None) -> Contender:
-    """A trained restorer, given the true class, or the sensor's probabilities when ``sensor`` is set."""
+                    sensor: nn.Module | None = None, prompt: torch.Tensor | None = None) -> Contender:
+    """A trained restorer given the true prompt of each task; or the prompt the sensor makes of each image when
+    ``sensor`` is set; or always ``prompt`` (weights (NUM_CLASSES,)) when that is set."""
 
-    def restore(degraded: torch.Tensor, class_id: int) -> torch.Tensor:
+    def restore(degraded: torch.Tensor, task: str) -> torch.Tensor:
         if not getattr(model, "uses_prompts", False):
             degradation = None
         elif sensor is not None:
             with torch.no_grad():
-                degradation = sensor(degraded.to(next(sensor.parameters()).device))
+                degradation = sensor.prompt(degraded.to(next(sensor.parameters()).device))[1]
         else:
-            degradation = torch.tensor([class_id])  # checked on the CPU, copied asynchronously by the model
+            degradation = (prompt if prompt is not None else task_prompt(task))[None]  # copied asynchronously
         return restore_tiled(model, degraded, degradation, tile=config.tile, overlap=config.overlap,
                              tile_batch=config.tile_batch)
 
-    return Contender(name=name, restore=restore, run_id=run_id)
+    return Contender(name=name, restore=restore, run_id=run_id, model=model)
 
 
 def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sensor_path: Path | None,
@@ -205,13 +208,22 @@ def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sens
     return contenders, sensor
 
 
+def prompt_contenders(name: str, model: nn.Module, config: EvaluateConfig) -> list[Contender]:
+    """The model under every fixed prompt, whatever the task: each class's one-hot prompt (``<name>@rain``...)
+    and the uniform blend (``<name>@uniform``), the prompt of a sensor that knows nothing. On single tasks they
+    show what a wrong or blended prompt costs; on composites, what each single true prompt gives."""
+    prompts = {class_name: torch.eye(NUM_CLASSES)[class_id] for class_id, class_name in enumerate(DEGRADATION_CLASSES)}
+    prompts["uniform"] = torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES)
+    return [model_contender(f"{name}@{prompt_name}", model, config, prompt=prompt)
+            for prompt_name, prompt in prompts.items()]
+
+
 def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
-    """``input`` (the degraded image itself) and, if enabled, ``classical``."""
-    contenders = [Contender("input", lambda degraded, class_id: degraded)]
+    """``input`` (the degraded image itself) and, if enabled, ``classical`` (chained on composites)."""
+    contenders = [Contender("input", lambda degraded, task: degraded)]
     if config.classical:
         contenders.append(Contender(
-            "classical",
-            lambda degraded, class_id: to_tensor(classical_restore(to_array(degraded[0]), class_id))[None]))
+            "classical", lambda degraded, task: to_tensor(classical_restore(to_array(degraded[0]), task))[None]))
     return contenders
 
 
@@ -263,7 +275,7 @@ def evaluate(
         progress(f"evaluate: {contender.name} on {len(pairs)} pairs")
         for pair in pairs:
             row = pair.row
-            restored = contender.restore(pair.degraded, int(row.class_id)).clamp(0, 1)
+            restored = contender.restore(pair.degraded, row.task).clamp(0, 1)
             psnr, ssim = image_metrics(restored, pair.clean, y_channel=config.y_channel, metrics=config.metrics)
             rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
                          "psnr": psnr, "ssim": ssim})
@@ -292,11 +304,52 @@ def run_metrics(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]
     return flat
 
 
+@dataclass
+class SensorReport:
+    """How well the degradation sensor reads the benchmark.
+
+    Attributes:
+        accuracy: share of single-task images whose top-scoring class is theirs.
+        confusion: single-task images, true class x top-scoring class (NUM_CLASSES, NUM_CLASSES).
+        per_class: accuracy per true class (None for a class the benchmark lacks).
+        composites: per composite task, the share of its images whose classes scoring over 0.5 are exactly its own.
+    """
+
+    accuracy: float
+    confusion: np.ndarray
+    per_class: dict[str, float | None]
+    composites: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy, "per_class": self.per_class, "composites": self.composites,
+                "confusion": self.confusion.tolist()}
+
+    def summary(self) -> str:
+        parts = [f"accuracy {self.accuracy:.3f}", "per class " + ", ".join(
+            f"{name} {value:.2f}" for name, value in self.per_class.items() if value is not None)]
+        if self.composites:
+            parts.append("composites " + ", ".join(f"{task} {value:.2f}" for task, value in self.composites.items()))
+        return "; ".join(parts)
+
+
 @torch.no_grad()
-def sensor_report(pairs: Sequence[BenchmarkPair], sensor: nn.Module) -> tuple[float, np.ndarray]:
-    """Accuracy of the degradation sensor on the benchmark, and its confusion matrix (true x predicted)."""
+def sensor_report(pairs: Sequence[BenchmarkPair], sensor: nn.Module) -> SensorReport:
+    """The degradation sensor's accuracy on the benchmark's single tasks, its confusion matrix, and how often
+    it finds exactly the classes of each composite."""
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    composite_hits: dict[str, list[bool]] = {}
     device = next(sensor.parameters()).device
     for pair in pairs:
-        confusion[int(pair.row.class_id), int(sensor(pair.degraded.to(device)).argmax(dim=1))] += 1
-    return float(np.trace(confusion) / max(confusion.sum(), 1)), confusion
+        scores = sensor(pair.degraded.to(device))[0].cpu()
+        classes = task_classes(pair.row.task)
+        if pair.row.task in COMPOSITE_TASKS:
+            found = {int(class_id) for class_id in torch.nonzero(scores > 0.5).flatten()}
+            composite_hits.setdefault(pair.row.task, []).append(found == set(classes))
+        else:
+            confusion[classes[0], int(scores.argmax())] += 1
+    totals = confusion.sum(axis=1)
+    return SensorReport(
+        accuracy=float(np.trace(confusion) / max(confusion.sum(), 1)), confusion=confusion,
+        per_class={name: float(confusion[i, i] / totals[i]) if totals[i] else None
+                   for i, name in enumerate(DEGRADATION_CLASSES)},
+        composites={task: float(np.mean(hits)) for task, hits in composite_hits.items()})

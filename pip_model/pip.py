@@ -109,7 +109,7 @@ def degradation_weights(
             if bool((degradation < 0).any() or (degradation >= num_classes).any()):
                 raise ValueError(f"class ids must be in 0..{num_classes - 1} ({names}), got {degradation.tolist()}")
         return F.one_hot(degradation.to(device, non_blocking=True).long(), num_classes).float()
-    degradation = degradation.to(device)
+    degradation = degradation.to(device, non_blocking=True)
     if degradation.shape != (batch_size, num_classes):
         raise ValueError(
             f"prompt weights must have shape ({batch_size}, {num_classes}), got {tuple(degradation.shape)}"

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -28,7 +29,7 @@ from pip_model.data import to_array, to_tensor  # noqa: E402
 from pip_model.evaluation import image_metrics  # noqa: E402
 from pip_model.image_files import read_image  # noqa: E402
 from pip_model.seeds import seed_section  # noqa: E402
-from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES  # noqa: E402
+from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,12 @@ def examples_grid(benchmark_dir: Path, models: Mapping[str, nn.Module], path: Pa
         pair = pairs.iloc[0]
         degraded = read_image(benchmark_dir / pair.degraded_path).rgb
         clean = read_image(benchmark_dir / pair.clean_path).rgb
-        one_hot = torch.nn.functional.one_hot(torch.tensor([int(pair.class_id)]), NUM_CLASSES).float()
+        prompt = task_prompt(task)[None]
         cells = [(f"degraded {_psnr(degraded, clean):.1f}", degraded)]
         for name, model in models.items():
-            restored = _restore(model, degraded, one_hot)
+            restored = _restore(model, degraded, prompt)
             cells.append((f"{name} {_psnr(restored, clean):.1f}", restored))
-        classical = classical_restore(degraded, int(pair.class_id))
+        classical = classical_restore(degraded, task)
         cells += [(f"classical {_psnr(classical, clean):.1f}", classical), ("clean", clean)]
         rows.append((task, cells))
     return image_grid(rows, path, dpi)
@@ -182,21 +183,65 @@ def prompt_swap_grid(benchmark_dir: Path, model: nn.Module, tasks: Sequence[str]
         for class_id, name in enumerate(DEGRADATION_CLASSES):
             restored = _restore(model, degraded, torch.nn.functional.one_hot(torch.tensor([class_id]), NUM_CLASSES)
                                 .float())
-            marker = " (true)" if class_id == int(pair.class_id) else ""
+            marker = " (true)" if class_id in task_classes(task) else ""
             cells.append((f"{name} prompt{marker} {_psnr(restored, clean):.1f}", restored))
         rows.append((task, cells + [("clean", clean)]))
     return image_grid(rows, path, dpi)
 
 
+def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Mapping[str, Any]
+                      ) -> pd.DataFrame:
+    """PSNR of each single task under every fixed prompt (from ``evaluate``'s prompts.json), the true prompt's
+    column first marked by ``*``, and the sensor's (the blind row) beside them."""
+    model = next(iter(prompts)).split("@")[0]
+    rows = {}
+    for task in next(iter(prompts.values())):
+        if task in COMPOSITE_TASKS:
+            continue
+        row = {}
+        for contender, per_task in prompts.items():
+            prompt_name = contender.split("@", 1)[1]
+            true = prompt_name in DEGRADATION_CLASSES and DEGRADATION_CLASSES.index(prompt_name) in task_classes(task)
+            row[f"{prompt_name}{' *' if true else ''}"] = per_task[task]["psnr"]
+        if task in metrics.get(f"{model}_blind", {}):
+            row["sensor"] = metrics[f"{model}_blind"][task]["psnr"]
+        rows[task] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def composite_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    prompts: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
+    """PSNR per composite task: the input, the classical restorers chained, the first PIP model under each single
+    true prompt, under the true mixture and under the sensor's, and whether the sensor's beats both the input and
+    the best single prompt."""
+    model = next(iter(prompts)).split("@")[0]
+    rows = {}
+    for task in (task for task in next(iter(metrics.values())) if task in COMPOSITE_TASKS):
+        row = {"input": metrics["input"][task]["psnr"]}
+        if "classical" in metrics:
+            row["classical chained"] = metrics["classical"][task]["psnr"]
+        singles = {f"{DEGRADATION_CLASSES[c]} prompt": prompts[f"{model}@{DEGRADATION_CLASSES[c]}"][task]["psnr"]
+                   for c in task_classes(task)}
+        row |= singles
+        row["true mixture"] = metrics[model][task]["psnr"]
+        if f"{model}_blind" in metrics:
+            row["sensor mixture"] = sensor = metrics[f"{model}_blind"][task]["psnr"]
+            row["sensor beats input and best single"] = "yes" if sensor > max(row["input"], *singles.values()) else "no"
+        rows[task] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def write_report(
     *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
-    config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None,
+    config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None, prompts_path: Path | None = None,
 ) -> Path:
     """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path.
 
-    With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too.
+    With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too; with ``prompts_path``
+    (``evaluate``'s prompts.json), the cost of wrong and blended prompts and the composite tasks' comparison.
     """
     metrics = json.loads(metrics_path.read_text())
+    prompts = json.loads(prompts_path.read_text()) if prompts_path is not None and prompts_path.is_file() else {}
     psnr, ssim = metrics_table(metrics, "psnr"), metrics_table(metrics, "ssim")
     figures = [("PSNR per task", bar_chart(psnr.drop(index="mean"), out_dir / "psnr_by_task.png", config.dpi))]
     if curves:
@@ -221,6 +266,14 @@ def write_report(
         + "</p>",
     ]
     sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
+    if prompts:
+        model = html.escape(next(iter(prompts)).split("@")[0])
+        sections += [f"<h2>What a wrong or blended prompt costs: {model}, PSNR (dB) per fixed prompt</h2>",
+                     "<p>* the true prompt; uniform: every class at 0.2; sensor: the blind row.</p>",
+                     prompt_cost_table(prompts, metrics).round(2).to_html()]
+        composites = composite_table(metrics, prompts)
+        if not composites.empty:
+            sections += [f"<h2>Composite degradations: {model}, PSNR (dB)</h2>", composites.round(2).to_html()]
     if seeds_dir is not None:
         sections += seed_section(seeds_dir, out_dir)
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>PIP report</title><style>"

@@ -1,12 +1,14 @@
 """Restore a user's own images: ``prompt-restore`` or ``python -m pip_model restore``.
 
-    prompt-restore INPUT... --out DIR [--task TASK | --task auto | --mix derain=0.7,dehaze=0.3]
+    prompt-restore INPUT... --out DIR [--task TASK | --task auto [--explain] | --mix derain=0.7,dehaze=0.3]
                    [--model PATH | --model models:/NAME@ALIAS] [--tile 512 --overlap 32] [--device cpu|cuda]
 
 Inputs are files or folders (searched recursively). Outputs keep the input's name as a
 PNG (16-bit for 16-bit inputs, alpha carried through), are written atomically, never
 replace an input, and are skipped when they exist unless ``--overwrite``. A file that
-cannot be read fails alone; the exit code is 1 if any failed.
+cannot be read fails alone; the exit code is 1 if any failed. With ``--task auto`` the sensor
+scores each image and its scores become the prompt; each image's decision and how sure the
+sensor is are printed, and ``--explain`` writes them beside the output (``NAME.scores.json``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pip_model.checkpoints import is_model_content, load_model_file, model_from_
 from pip_model.data import to_array, to_tensor
 from pip_model.evaluation import restore_tiled
 from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
-from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES, TASKS, task_class
+from pip_model import tasks
+from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 
 
 class RestoreError(ValueError):
@@ -116,32 +119,33 @@ def newest_sensor(root: Path) -> Path:
 
 
 def parse_mix(text: str) -> torch.Tensor:
-    """``derain=0.7,dehaze=0.3`` -> normalised prompt weights over the degradation classes.
+    """``--mix``'s value -> normalised prompt weights (see :func:`pip_model.tasks.parse_mix`)."""
+    try:
+        return tasks.parse_mix(text)
+    except ValueError as error:
+        raise RestoreError(f"--mix: {error}") from None
 
-    Keys are task names (``denoise_25``...) or class names (``noise``, ``rain``...).
+
+# A score is sure when it is this close to 0 or 1; otherwise the prompt is a blend, and the decision says so.
+SURE_MARGIN = 0.2
+
+
+def sensor_decision(scores: torch.Tensor, weights: torch.Tensor) -> dict[str, dict[str, float] | str]:
+    """What the sensor decided for one image, in words and numbers: its per-class scores, the prompt weights they
+    make, and whether it was sure.
+
+    Shape:
+        scores, weights: (NUM_CLASSES,)
     """
-    weights = torch.zeros(NUM_CLASSES)
-    for item in text.split(","):
-        name, _, value = item.partition("=")
-        name = name.strip()
-        try:
-            share = float(value)
-        except ValueError:
-            raise RestoreError(f"--mix: {item!r} is not NAME=WEIGHT") from None
-        if name in DEGRADATION_CLASSES:
-            class_id = DEGRADATION_CLASSES.index(name)
-        else:
-            try:
-                class_id = task_class(name)
-            except ValueError:
-                raise RestoreError(f"--mix: unknown name {name!r}; use tasks ({', '.join(TASKS)}) or classes "
-                                   f"({', '.join(DEGRADATION_CLASSES)})") from None
-        if share < 0:
-            raise RestoreError(f"--mix: weight of {name} is negative ({share})")
-        weights[class_id] += share
-    if weights.sum() <= 0:
-        raise RestoreError("--mix: the weights sum to zero")
-    return weights / weights.sum()
+    scores_by_class = {name: round(float(score), 4) for name, score in zip(DEGRADATION_CLASSES, scores)}
+    prompt = {name: round(float(weight), 4) for name, weight in zip(DEGRADATION_CLASSES, weights)}
+    unsure = [name for name, score in scores_by_class.items() if SURE_MARGIN < score < 1 - SURE_MARGIN]
+    found = [name for name, score in scores_by_class.items() if score >= 0.5]
+    state = f"unsure about {', '.join(unsure)}: blended prompt" if unsure else "sure"
+    words = (f"{' + '.join(found) or 'no degradation found'} ({state}); scores "
+             + ", ".join(f"{name} {score:.2f}" for name, score in scores_by_class.items())
+             + "; prompt " + " + ".join(f"{name} {weight:.2f}" for name, weight in prompt.items() if weight >= 0.005))
+    return {"decision": words, "scores": scores_by_class, "prompt": prompt}
 
 
 def collect_inputs(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -165,7 +169,7 @@ class Summary:
     restored: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    predictions: dict[str, dict[str, float]] = field(default_factory=dict)
+    predictions: dict[str, dict[str, dict[str, float] | str]] = field(default_factory=dict)
 
 
 def _progress(total: int):
@@ -191,9 +195,11 @@ def run(arguments: argparse.Namespace) -> int:
         sensor = load_model_file(sensor_path)[0].to(device)
         print(f"restore: degradation chosen per image by the sensor {sensor_path}", flush=True)
     elif arguments.task:
-        fixed = torch.nn.functional.one_hot(torch.tensor(task_class(arguments.task)), NUM_CLASSES).float()
+        fixed = task_prompt(arguments.task)
     elif getattr(model, "uses_prompts", False):
         raise RestoreError("this PIP model needs a prompt: pass --task TASK, --task auto or --mix NAME=WEIGHT,...")
+    if arguments.explain and sensor is None:
+        raise RestoreError("--explain shows the sensor's scores: use it with --task auto")
 
     out = Path(arguments.out)
     files, missing = collect_inputs([Path(p) for p in arguments.inputs])
@@ -240,11 +246,13 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
     if sensor is not None:
         small = torch.nn.functional.interpolate(degraded, scale_factor=min(1.0, 512 / max(image.size)),
                                                 mode="area") if max(image.size) > 512 else degraded
-        weights = sensor(small.to(device)).cpu()
-        probabilities = dict(zip(DEGRADATION_CLASSES, (round(float(p), 4) for p in weights[0])))
-        summary.predictions[str(path)] = probabilities
-        print(f"restore: {path.name}: {DEGRADATION_CLASSES[int(weights.argmax())]} "
-              + " ".join(f"{name} {p:.2f}" for name, p in probabilities.items()), flush=True)
+        scores, weights = (tensor.cpu() for tensor in sensor.prompt(small.to(device)))
+        decision = sensor_decision(scores[0], weights[0])
+        summary.predictions[str(path)] = decision
+        print(f"restore: {path.name}: {decision['decision']}", flush=True)
+        if arguments.explain:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.with_name(f"{target.stem}.scores.json").write_text(json.dumps(decision, indent=2) + "\n")
     degradation = weights.to(device) if weights is not None and getattr(model, "uses_prompts", False) else None
     tiles = _progress(0) if max(image.size) > arguments.tile else None
 
@@ -270,10 +278,13 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     command.add_argument("--out", required=True, help="output folder")
     prompt = command.add_mutually_exclusive_group()
-    prompt.add_argument("--task", choices=[*TASKS, "auto"], help="the degradation to remove, or auto (the sensor)")
+    prompt.add_argument("--task", choices=[*ALL_TASKS, "auto"],
+                        help="the degradation(s) to remove, or auto (the sensor decides per image)")
     prompt.add_argument("--mix", help="prompt weights, e.g. derain=0.7,dehaze=0.3 (normalised)")
     command.add_argument("--model", help="model file, published checkpoint, or MLflow URI (models:/NAME@ALIAS)")
     command.add_argument("--sensor", help="sensor model file for --task auto (default: newest in sensors/)")
+    command.add_argument("--explain", action="store_true",
+                         help="with --task auto: write the sensor's per-class scores beside each output")
     command.add_argument("--tile", type=int, default=512, help="tile side for large images")
     command.add_argument("--overlap", type=int, default=32, help="overlap between tiles")
     command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")

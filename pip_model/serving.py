@@ -1,38 +1,68 @@
-"""A one-tensor interface for model servers (MLflow's pyfunc passes a single tensor).
+"""The registered form of a restorer: what MLflow stores, serves and loads back.
 
-The packed input stacks the image with one constant plane per degradation class holding
-its prompt weight: channels 0-2 are RGB, channels 3.. the weights. Plain models ignore the
-weight planes.
+``mlflow.pytorch.load_model(uri)`` returns a :class:`ServedRestorer`, called like the models
+of :func:`pip_model.build_model`: ``served(images, degradation)``. MLflow's pyfunc passes its
+inference params to the same call as keywords, so a prompt can also be named in words:
+
+    mlflow.pyfunc.load_model(uri).predict(images, params={"task": "derain"})
+
+and ``mlflow models serve`` answers ``{"inputs": images, "params": {"task": "derain"}}``. The
+task is a task name, a composite (``derain_dehaze``), a class, a mixture
+(``rain=0.7,haze=0.3``), or ``auto``: the registered degradation sensor (``sensor``, an MLflow
+model URI) scores each image and its scores make the prompt.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from pip_model.tasks import NUM_CLASSES
+from pip_model.tasks import parse_prompt
 
 
-class PackedInputModel(nn.Module):
-    """Wraps a restorer so that ``forward`` takes one packed tensor.
+class ServedRestorer(nn.Module):
+    """A restorer that also takes its prompt by name.
+
+    Args:
+        model: the restorer (a PIP model or a plain backbone).
+        sensor_uri: the MLflow model URI of the sensor that ``task="auto"`` uses unless the call names another.
 
     Shape:
-        (B, 3 + num_classes, H, W) -> (B, 3, H, W)
+        (B, 3, H, W) -> (B, 3, H, W)
     """
 
-    def __init__(self, model: nn.Module, *, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, model: nn.Module, *, sensor_uri: str = "") -> None:
         super().__init__()
         self.model = model
-        self.num_classes = num_classes
+        self.sensor_uri = sensor_uri
+        self._sensors: dict[str, Any] = {}  # loaded on first use; a dict, so the sensors are not pickled with us
 
-    def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        images, planes = packed[:, :3], packed[:, 3 : 3 + self.num_classes]
-        if not getattr(self.model, "uses_prompts", False):
+    @property
+    def uses_prompts(self) -> bool:
+        return bool(getattr(self.model, "uses_prompts", False))
+
+    def forward(self, images: torch.Tensor, degradation: torch.Tensor | None = None, *, task: str = "",
+                sensor: str = "") -> torch.Tensor:
+        if not self.uses_prompts:
             return self.model(images)
-        return self.model(images, planes.mean(dim=(2, 3)))
+        if degradation is None:
+            if not task:
+                raise ValueError("this PIP model needs a prompt: degradation= (class ids or weights) or task= "
+                                 "(a task, a class, a mixture such as rain=0.7,haze=0.3, or auto)")
+            degradation = self._sensor_prompt(images, sensor or self.sensor_uri) if task == "auto" else (
+                parse_prompt(task).expand(images.shape[0], -1))
+        return self.model(images, degradation)
 
+    def _sensor_prompt(self, images: torch.Tensor, uri: str) -> torch.Tensor:
+        if not uri:
+            raise ValueError("task=auto needs a degradation sensor: pass params sensor=models:/NAME@ALIAS")
+        if uri not in self._sensors:
+            import mlflow.pytorch
 
-def pack(images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Builds the packed input from images (B, 3, H, W) and prompt weights (B, num_classes)."""
-    planes = weights[:, :, None, None].expand(-1, -1, *images.shape[-2:]).to(images.dtype)
-    return torch.cat([images, planes], dim=1)
+            self._sensors[uri] = mlflow.pytorch.load_model(uri, map_location=images.device).eval()
+        return self._sensors[uri].prompt(images)[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_sensors": {}}

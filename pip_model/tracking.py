@@ -3,7 +3,9 @@
 Policy when the tracking store cannot be reached: :class:`Tracker` fails with a clear
 message *before* training starts; if logging breaks during a run, training keeps going,
 the failures are counted, and the stage reports them at the end. Work is never lost to a
-tracking outage.
+tracking outage, and neither are its metrics: with a ``pending`` file, metrics and the run's
+end that could not be sent are kept there (JSON lines) and sent with the next call that gets
+through, or later by ``python -m pip_model sync`` (:func:`sync_pending`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,84 @@ def _check_reachable(uri: str, timeout: float = 10.0) -> None:
         ) from error
 
 
+class PendingLog:
+    """Tracking calls that could not be sent, kept on disk as JSON lines until they can be.
+
+    Each line is ``{"uri", "run_id", "kind": "metrics", "metrics": [[key, value, timestamp, step], ...]}`` or
+    ``{"uri", "run_id", "kind": "finish", "status", "end_time"}``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as file:
+            file.write(json.dumps(entry) + "\n")
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def send(self, client: Any = None) -> int:
+        """Sends every entry in order (with ``client``, or one per recorded URI) and removes the file; on a failure
+        the entries not yet sent stay, and the error is raised.
+
+        Returns:
+            The number of metric values sent.
+        """
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        entries, sent, clients = self.entries(), 0, {}
+        for index, entry in enumerate(entries):
+            try:
+                target = client or clients.setdefault(entry["uri"], MlflowClient(tracking_uri=entry["uri"]))
+                if entry["kind"] == "metrics":
+                    metrics = [Metric(key, value, stamp, step) for key, value, stamp, step in entry["metrics"]]
+                    for start in range(0, len(metrics), 1000):
+                        target.log_batch(entry["run_id"], metrics=metrics[start : start + 1000])
+                    sent += len(metrics)
+                else:
+                    target.set_terminated(entry["run_id"], entry["status"], end_time=entry["end_time"])
+            except Exception:
+                self._rewrite(entries[index:])
+                raise
+        self.path.unlink(missing_ok=True)
+        return sent
+
+    def _rewrite(self, entries: list[dict[str, Any]]) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+        temporary.replace(self.path)
+
+
+def sync_pending(paths: list[Path]) -> dict[Path, int]:
+    """Sends the pending tracking calls kept in ``paths`` (files, or folders searched for
+    ``*.mlflow-pending.jsonl``).
+
+    Returns:
+        Metric values sent per file.
+
+    Raises:
+        TrackingUnavailable: naming the file whose entries could still not be sent (they stay in it).
+    """
+    files = [found for path in paths
+             for found in (sorted(Path(path).rglob(f"*{PENDING_SUFFIX}")) if Path(path).is_dir() else [Path(path)])]
+    sent = {}
+    for file in files:
+        try:
+            sent[file] = PendingLog(file).send()
+        except Exception as error:
+            raise TrackingUnavailable(f"{file}: its pending MLflow calls could not be sent ({type(error).__name__}: "
+                                      f"{error}); they are kept there, try again when the server answers") from error
+    return sent
+
+
+PENDING_SUFFIX = ".mlflow-pending.jsonl"
+
+
 class Tracker:
     """One MLflow run, addressed by id. Logging errors after the start are kept, not raised.
 
@@ -149,16 +229,20 @@ class Tracker:
         tags: tags set at creation.
         run_id: continue this run instead of creating one (e.g. an evaluation of a trained model).
         parent_run_id: create the run as a child of this one.
+        pending: a file that keeps the metrics and the run's end that could not be sent (see :class:`PendingLog`);
+            they go out with the next call that gets through, or by ``python -m pip_model sync``.
     """
 
     def __init__(
         self, *, uri: str, experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
         tags: Mapping[str, str] | None = None, run_id: str | None = None, parent_run_id: str | None = None,
+        pending: Path | None = None,
     ) -> None:
         from mlflow import MlflowClient
 
         self.uri = uri
         self.failures: list[str] = []
+        self.pending = PendingLog(pending) if pending is not None else None
         _check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
         try:
@@ -190,25 +274,40 @@ class Tracker:
 
     @classmethod
     def for_stage(cls, config: TrackingConfig, root: Path, *, run_name: str | None = None,
-                  tags: Mapping[str, str] | None = None, run_id: str | None = None) -> Tracker:
+                  tags: Mapping[str, str] | None = None, run_id: str | None = None,
+                  pending: Path | None = None) -> Tracker:
         """A run in the pipeline's store and experiment. A new run is named ``run_name (seed=..., changed params)``
         and tagged ``pipeline=<id>`` (shared by the runs of one pipeline execution; the UI groups by it), with
         ``config.tags`` added."""
         if run_id:
-            return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment, run_id=run_id)
+            return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment, run_id=run_id,
+                       pending=pending)
         described, pipeline = pipeline_context(root)
         return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment,
                    run_name=f"{run_name} ({described})" if run_name else None,
-                   tags={"pipeline": pipeline, **(tags or {}), **config.tags})
+                   tags={"pipeline": pipeline, **(tags or {}), **config.tags}, pending=pending)
 
     def _guard(self, what: str, call, *arguments, **keywords) -> Any:
+        """``call``'s result, or None when it failed (the failure is recorded)."""
         try:
             return call(*arguments, **keywords)
         except Exception as error:  # logging must never stop the work
-            if not self.failures:
-                warnings.warn(f"MLflow logging failed ({what}): {error}; training goes on", stacklevel=3)
-            self.failures.append(f"{what}: {type(error).__name__}: {error}")
+            self._record_failure(what, error)
             return None
+
+    def _sends(self, what: str, call, *arguments, **keywords) -> bool:
+        """Whether ``call`` got through (a failure is recorded)."""
+        try:
+            call(*arguments, **keywords)
+            return True
+        except Exception as error:
+            self._record_failure(what, error)
+            return False
+
+    def _record_failure(self, what: str, error: Exception) -> None:
+        if not self.failures:
+            warnings.warn(f"MLflow logging failed ({what}): {error}; the work goes on", stacklevel=4)
+        self.failures.append(f"{what}: {type(error).__name__}: {error}")
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -224,7 +323,19 @@ class Tracker:
 
         stamp = int(time.time() * 1000)
         items = [Metric(key, float(value), stamp, step or 0) for key, value in metrics.items()]
-        self._guard("metrics", self.client.log_batch, self.run_id, metrics=items)
+        # While the store is away, one call per batch finds it out; what failed is kept for later.
+        if not (self._send_pending() and self._sends("metrics", self.client.log_batch, self.run_id, metrics=items)):
+            self._keep({"kind": "metrics", "metrics": [[m.key, m.value, m.timestamp, m.step] for m in items]})
+
+    def _keep(self, entry: dict[str, Any]) -> None:
+        if self.pending is not None:
+            self.pending.append({"uri": self.uri, "run_id": self.run_id, **entry})
+
+    def _send_pending(self) -> bool:
+        """Sends what earlier failures kept; False if the store is still unreachable."""
+        if self.pending is None or not self.pending.path.is_file():
+            return True
+        return self._sends("kept metrics", self.pending.send, self.client)
 
     def log_dataset(self, manifest: Path, *, name: str, context: str, digest: str | None = None) -> None:
         """Logs a manifest (CSV: one row per image or pair) as a dataset input of the run, so the UI's Dataset
@@ -258,27 +369,41 @@ class Tracker:
         if self._monitor is not None:
             self._guard("system metrics", self._monitor.start)
 
-    def log_model(self, model: Any, *, registered_name: str, alias: str, input_example: np.ndarray) -> str | None:
+    def log_model(self, model: Any, *, registered_name: str, alias: str, input_example: np.ndarray,
+                  params: Mapping[str, str] | None = None, example_params: Mapping[str, str] | None = None,
+                  ) -> str | None:
         """Logs a torch model with its signature, registers it and points ``alias`` at the new version.
+
+        The signature takes images of any batch, height and width, and ``params`` (name -> default) as MLflow
+        inference params, which pyfunc passes to the model's call as keywords; the example is run with
+        ``example_params``.
 
         Returns:
             The registered version, or None if logging failed.
         """
         import mlflow
         import mlflow.pytorch
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature
+        from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
         def log() -> str:
             import torch
 
             with torch.no_grad():
-                output = model(torch.from_numpy(input_example)).numpy()
-            signature = infer_signature(input_example, output)
+                output = model(torch.from_numpy(input_example), **(example_params or {})).numpy()
+
+            def any_size(array: np.ndarray) -> Schema:  # any batch, height and width; the channels are fixed
+                shape = tuple(-1 if axis != 1 else size for axis, size in enumerate(array.shape))
+                return Schema([TensorSpec(array.dtype, shape)])
+
+            signature = ModelSignature(any_size(input_example), any_size(output), ParamSchema(
+                [ParamSpec(name, "string", default) for name, default in (params or {}).items()]) if params else None)
             mlflow.set_tracking_uri(self.uri)
             package = Path(__file__).resolve().parent
             with mlflow.start_run(run_id=self.run_id):
                 info = mlflow.pytorch.log_model(
-                    model, name="model", signature=signature, input_example=input_example,
+                    model, name="model", signature=signature,
+                    input_example=(input_example, dict(example_params)) if example_params else input_example,
                     code_paths=[str(package)], serialization_format="pickle",
                     pip_requirements=["torch==2.13.0", "einops", "kornia", "numpy"],
                 )
@@ -289,6 +414,16 @@ class Tracker:
         return self._guard("model", log)
 
     def finish(self, status: str = "FINISHED") -> None:
+        import time
+
         if self._monitor is not None:
             self._guard("system metrics", self._monitor.finish)
-        self._guard("finish", self.client.set_terminated, self.run_id, status)
+        end_time = int(time.time() * 1000)
+        if not (self._send_pending() and self._sends("finish", self.client.set_terminated, self.run_id, status,
+                                                     end_time=end_time)):
+            self._keep({"kind": "finish", "status": status, "end_time": end_time})
+
+    @property
+    def unsent(self) -> Path | None:
+        """The file holding what could not be sent yet, if anything."""
+        return self.pending.path if self.pending is not None and self.pending.path.is_file() else None

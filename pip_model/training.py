@@ -45,7 +45,7 @@ from pip_model.data import (
 from pip_model.degradations import DegradationRanges, derive_seed
 from pip_model.losses import PixelLoss, pixel_loss, prompt_regularization
 from pip_model.registry import build_model, model_spec
-from pip_model.tasks import TASKS, task_class
+from pip_model.tasks import TASKS, task_class, task_components
 
 CURVE_COLUMNS = ["step", "loss", "psnr", "lr"]
 
@@ -118,7 +118,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in (*self.models, self.model):
             model_spec(name)
-        for task in (*self.tasks, *self.task_weights, *self.real_pairs):
+        for task in (*self.tasks, *self.task_weights):
+            task_components(task)
+        for task in self.real_pairs:
             task_class(task)
         for task, share in self.real_pairs.items():
             if not 0 <= share <= 1:
@@ -206,10 +208,10 @@ class OfflineBatches:
         self.indices = iter(sampler)
 
     def batch(self, step: int) -> PairBatch:
-        degraded, clean, class_ids = next(self.batches)
+        degraded, clean, prompts = next(self.batches)
         tasks = [self.tasks.iloc[i] for i in next(self.indices)]
         return PairBatch(degraded.to(self.device, non_blocking=True), clean.to(self.device, non_blocking=True),
-                         class_ids.to(self.device), tasks)
+                         prompts.to(self.device, non_blocking=True), tasks)
 
 
 PROGRESS_FORMATS = {"loss": "loss {:.4f}", "psnr": "psnr {:.2f} dB", "accuracy": "accuracy {:.3f}",
@@ -324,7 +326,7 @@ def training_step(
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and config.bf16
                 else contextlib.nullcontext())
     with autocast:
-        restored = network(inputs, batch.class_ids)
+        restored = network(inputs, batch.prompts)
         loss = restoration_loss(restored.float(), batch.clean)
         if config.prompt_regularizer != "none":
             loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
@@ -490,7 +492,8 @@ class SensorConfig:
 
     Attributes:
         model: registry name of the sensor (``sensor`` or ``sensor_tiny``).
-        tasks: tasks whose degradations it learns to tell apart.
+        tasks: tasks whose degradations it learns to tell apart (composites teach it several at once).
+        task_weights: relative share per task; missing tasks weigh 1.
         steps: optimiser steps.
         batch_size: images per step.
         patch: side of the training crops.
@@ -501,6 +504,7 @@ class SensorConfig:
 
     model: str = "sensor_tiny"
     tasks: tuple[str, ...] = TASKS
+    task_weights: dict[str, float] = field(default_factory=dict)
     steps: int = 200
     batch_size: int = 16
     patch: int = 64
@@ -511,13 +515,16 @@ class SensorConfig:
     def __post_init__(self) -> None:
         if model_spec(self.model).kind != "sensor":
             raise ValueError(f"sensor.model must be a sensor (sensor, sensor_tiny), got {self.model!r}")
+        for task in (*self.tasks, *self.task_weights):
+            task_components(task)
 
 
 def train_sensor(
     config: SensorConfig, *, seed: int, device: str, prepared_dir: Path, ranges: DegradationRanges | None = None,
     tracker: Any = None, progress: bool = True,
 ) -> nn.Module:
-    """Trains the degradation classifier with cross-entropy on online degraded crops."""
+    """Trains the degradation sensor on online degraded crops: one binary cross-entropy per class, so a
+    composite crop teaches every class it holds."""
     torch.manual_seed(seed)
     target = torch.device(device)
     model = build_model(config.model).to(target).train()
@@ -526,18 +533,19 @@ def train_sensor(
         optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
     data = OnlinePairSampler(split_files(prepared_dir, "train"), tasks=config.tasks, patch=config.patch,
                              batch_size=config.batch_size, seed=derive_seed(seed, "sensor"), device=target,
-                             ranges=ranges, augment=True)
+                             ranges=ranges, augment=True, task_weights=config.task_weights)
     bar = Progress(config.steps, 0, config.log_every, progress)
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
         batch = data.batch(step)
         logits = model.logits(batch.degraded)
-        loss = F.cross_entropy(logits, batch.class_ids)
+        present = (batch.prompts > 0).float()
+        loss = F.binary_cross_entropy_with_logits(logits, present)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        accuracy = float((logits.argmax(dim=1) == batch.class_ids).float().mean())
+        accuracy = float(((logits > 0) == (present > 0)).all(dim=1).float().mean())
         rate = step * config.batch_size / (time.perf_counter() - started)
         bar.update(step, {"loss": float(loss.detach()), "accuracy": accuracy, "lr": scheduler.get_last_lr()[0],
                           "patches_per_s": rate})

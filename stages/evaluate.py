@@ -14,7 +14,15 @@ from pathlib import Path
 import pandas as pd
 
 from pip_model.config import BaseConfig, ConfigError, load_section
-from pip_model.evaluation import EvaluateConfig, evaluate, load_benchmark, load_contenders, run_metrics, sensor_report
+from pip_model.evaluation import (
+    EvaluateConfig,
+    evaluate,
+    load_benchmark,
+    load_contenders,
+    prompt_contenders,
+    run_metrics,
+    sensor_report,
+)
 from pip_model.image_files import write_png
 from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, dvc_input_tags
 
@@ -28,6 +36,8 @@ def main() -> int:
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--per-image", type=Path, required=True)
     parser.add_argument("--examples", type=Path, required=True)
+    parser.add_argument("--prompts", type=Path, required=True,
+                        help="JSON to write: the first PIP model under every fixed prompt, per task")
     args = parser.parse_args()
     try:
         base = load_section(BaseConfig, "base", args.params)
@@ -55,9 +65,16 @@ def main() -> int:
                           for name, tasks in result.metrics.items()})
     print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
     if sensor is not None:
-        accuracy, confusion = sensor_report(pairs, sensor)
-        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor}: accuracy {accuracy:.3f}, "
-              f"confusion (true x predicted)\n{confusion}")
+        report = sensor_report(pairs, sensor)
+        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor}: {report.summary()}; "
+              f"confusion (true x top class)\n{report.confusion}")
+    prompted = next(((contender.name, contender.model) for contender in contenders
+                     if getattr(contender.model, "uses_prompts", False)), None)
+    if prompted is not None:
+        # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on composites.
+        swapped = evaluate(pairs, prompt_contenders(*prompted, config), config)
+        args.prompts.parent.mkdir(parents=True, exist_ok=True)
+        args.prompts.write_text(json.dumps(swapped.metrics, indent=2) + "\n")
 
     root = Path(args.params).resolve().parent
     benchmark_hash = dvc_input_tags(root, [str(args.benchmark)]).get(f"dvc.{args.benchmark}.md5")

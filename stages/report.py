@@ -18,6 +18,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--prompts", type=Path, help="evaluate's prompts.json: the cost of wrong prompts, composites")
     parser.add_argument("--curves", type=Path, required=True, help="folder of training-curve CSVs")
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True)
@@ -36,7 +37,8 @@ def main() -> int:
         models[metadata["model_name"]] = model
     curves = {path.stem: pd.read_csv(path) for path in sorted(args.curves.glob("*.csv")) if path.stem in models}
     page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
-                        config=config, out_dir=args.out, seeds_dir=args.seeds)
+                        config=config, out_dir=args.out, seeds_dir=args.seeds,
+                        prompts_path=args.prompts)
     print(f"report: wrote {page}")
     if config.protocol:
         table = pd.read_csv(args.out / "paper_table.csv", index_col=0)

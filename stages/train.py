@@ -14,15 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from pip_model.config import BaseConfig, ConfigError, load_section, read_params
 from pip_model.data import DegradeConfig
-from pip_model.serving import PackedInputModel, pack
-from pip_model.tasks import NUM_CLASSES
+from pip_model.serving import ServedRestorer
 from pip_model.tracking import (
     Tracker,
     TrackingConfig,
+    PENDING_SUFFIX,
     TrackingUnavailable,
     dvc_input_tags,
     git_tags,
@@ -32,14 +31,15 @@ from pip_model.training import Distributed, TrainConfig, resumable_state, train
 
 
 def open_run(tracking: TrackingConfig, root: Path, config: TrainConfig, args: argparse.Namespace,
-             interrupted: str | None) -> Tracker:
-    """The interrupted training's MLflow run when it is still in the store, else a new run."""
+             interrupted: str | None, pending: Path) -> Tracker:
+    """The interrupted training's MLflow run when it is still in the store, else a new run; what cannot be sent
+    during the run is kept in ``pending``."""
     if interrupted:
         try:
-            return Tracker.for_stage(tracking, root, run_id=interrupted)
+            return Tracker.for_stage(tracking, root, run_id=interrupted, pending=pending)
         except TrackingUnavailable:
             pass  # gone (another store, or deleted): start a new run, which says why if the store is down
-    return Tracker.for_stage(tracking, root, run_name=f"train-{config.model}",
+    return Tracker.for_stage(tracking, root, run_name=f"train-{config.model}", pending=pending,
                              tags={"stage": "train", "model": config.model, **git_tags(root),
                                    **dvc_input_tags(root, [str(args.prepared), str(args.pairs)])})
 
@@ -80,7 +80,8 @@ def main() -> int:
         resume = resumable_state(checkpoint, config, base.seed)
         interrupted = (resume[0] or {}).get("run_id")
         try:
-            tracker = open_run(tracking, root, config, args, interrupted)
+            tracker = open_run(tracking, root, config, args, interrupted,
+                               pending=checkpoint.with_name(checkpoint.stem + PENDING_SUFFIX))
         except TrackingUnavailable as error:
             print(f"train: {error}", file=sys.stderr)
             return 2
@@ -102,10 +103,15 @@ def main() -> int:
         return 0
 
     tracker.log_artifact(args.curve, "curves")
-    rgb = torch.from_numpy(np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32))
-    example = pack(rgb, F.one_hot(torch.tensor([0]), NUM_CLASSES).float()).numpy()  # the noise prompt
-    version = tracker.log_model(PackedInputModel(result.model.cpu()), registered_name=registered_name(config.model),
-                                alias=tracking.alias, input_example=example)
+    # Registered so that it loads like build_model's models and serves with a prompt named in words (task=...);
+    # task=auto asks the registered sensor of this pipeline.
+    sensor_model = read_params(args.params).get("sensor", {}).get("model", "sensor_tiny")
+    sensor_uri = f"models:/{registered_name(sensor_model)}@{tracking.alias}"
+    example = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    version = tracker.log_model(ServedRestorer(result.model.cpu(), sensor_uri=sensor_uri),
+                                registered_name=registered_name(config.model), alias=tracking.alias,
+                                input_example=example, params={"task": "auto", "sensor": sensor_uri},
+                                example_params={"task": "noise"} if result.model.uses_prompts else None)
     final = result.curve.iloc[-1]
     tracker.log_metrics({"final_train_psnr": float(final["psnr"]), "final_train_loss": float(final["loss"])},
                         step=int(final["step"]))
@@ -119,6 +125,9 @@ def main() -> int:
               file=sys.stderr)
         for failure in tracker.failures[:5]:
             print(f"  {failure}", file=sys.stderr)
+    if tracker.unsent is not None:
+        print(f"train: the metrics MLflow did not take are kept in {tracker.unsent}; send them with "
+              f"`python -m pip_model sync {tracker.unsent.parent}` when the server answers", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""DVC stage `train_sensor`: the degradation classifier -> sensors/<name>.pt, its accuracy, an MLflow run.
+"""DVC stage `train_sensor`: the degradation sensor -> sensors/<name>.pt, its accuracy, an MLflow run.
 
 The sensor lets PIP run blind: `evaluate` reports PIP steered by the sensor beside PIP
 given the true label, and `prompt-restore --task auto` uses it.
@@ -40,7 +40,7 @@ def confusion_figure(confusion: np.ndarray, path: Path) -> None:
         axis.text(column, row, str(count), ha="center", va="center", fontsize=9)
     axis.set(xticks=range(len(DEGRADATION_CLASSES)), yticks=range(len(DEGRADATION_CLASSES)),
              xticklabels=DEGRADATION_CLASSES, yticklabels=DEGRADATION_CLASSES, xlabel="predicted", ylabel="true",
-             title="Sensor confusion on the benchmark")
+             title="Sensor confusion on the benchmark's single tasks")
     axis.tick_params(axis="x", rotation=30)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -76,23 +76,20 @@ def main() -> int:
                          ranges=ranges, tracker=tracker)
     save_model_file(args.out, model, model_name=config.model, step=config.steps, run_id=tracker.run_id)
 
-    accuracy, confusion = sensor_report(load_benchmark(args.benchmark), model)
-    totals = confusion.sum(axis=1)
-    per_class = {name: float(confusion[i, i] / totals[i]) if totals[i] else None
-                 for i, name in enumerate(DEGRADATION_CLASSES)}
+    report = sensor_report(load_benchmark(args.benchmark), model)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps({"accuracy": accuracy, "per_class": per_class,
-                                        "confusion": confusion.tolist()}, indent=2) + "\n")
+    args.metrics.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     figure = args.metrics.with_suffix(".png")
-    confusion_figure(confusion, figure)
-    tracker.log_metrics({"accuracy": accuracy, **{f"accuracy_{k}": v for k, v in per_class.items() if v is not None}})
+    confusion_figure(report.confusion, figure)
+    tracker.log_metrics({"accuracy": report.accuracy,
+                         **{f"accuracy_{k}": v for k, v in report.per_class.items() if v is not None},
+                         **{f"accuracy_{k}": v for k, v in report.composites.items()}})
     tracker.log_artifact(figure, "evaluation")
     version = tracker.log_model(model.cpu(), registered_name=registered_name(config.model), alias=tracking.alias,
                                 input_example=np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32))
     tracker.finish()
-    print(f"train_sensor: {config.model} benchmark accuracy {accuracy:.3f}; per class "
-          + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items() if v is not None)
-          + f"; registered {registered_name(config.model)} v{version} @{tracking.alias}")
+    print(f"train_sensor: {config.model} on the benchmark: {report.summary()}; "
+          f"registered {registered_name(config.model)} v{version} @{tracking.alias}")
     return 0
 
 

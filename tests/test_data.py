@@ -66,7 +66,7 @@ def test_benchmark_covers_every_task_and_is_reproducible_byte_for_byte(prepared,
     evaluated = pd.read_csv(prepared / "manifest.csv").query("split != 'train'")
     assert set(synthetic["image_id"]) == set(evaluated["id"])
     assert Counter(synthetic["task"]) == {task: 2 * len(evaluated) for task in TASKS}
-    assert (synthetic["class_id"] == synthetic["task"].map(TASK_TO_CLASS)).all()
+    assert (synthetic["class_id"].astype(int) == synthetic["task"].map(TASK_TO_CLASS)).all()
     record = json.loads(synthetic[synthetic["task"] == "deblur"]["params"].iloc[0])
     assert {"kernel_size", "angle", "direction", "image_seed", "seed"} <= set(record)
     paired = first[first["source"] == "paired"]
@@ -98,7 +98,8 @@ def test_online_sampler_is_seeded_per_step(prepared):
     batch = sampler.batch(5)
     assert batch.degraded.shape == batch.clean.shape == (7, 3, 24, 24)
     assert sorted(batch.tasks) == sorted(TASKS)
-    assert batch.class_ids.tolist() == [TASK_TO_CLASS[t] for t in batch.tasks]
+    assert batch.prompts.argmax(dim=1).tolist() == [TASK_TO_CLASS[t] for t in batch.tasks]
+    assert torch.equal(batch.prompts.sum(dim=1), torch.ones(7))
     assert (batch.degraded != batch.clean).flatten(1).any(dim=1).all()
     again = sampler.batch(5)
     assert torch.equal(batch.degraded, again.degraded) and batch.tasks == again.tasks
@@ -111,8 +112,8 @@ def test_offline_pairs_and_balanced_sampler(prepared, tmp_path):
     manifest = write_offline_pairs(prepared, SMALL, seed=0, out_dir=tmp_path / "pairs", **QUIET)
     assert Counter(manifest["task"]) == {task: 3 for task in TASKS}
     dataset = OfflinePairDataset(tmp_path / "pairs", patch=24)
-    degraded, clean, class_id = dataset[0]
-    assert degraded.shape == clean.shape == (3, 24, 24) and class_id == TASK_TO_CLASS[manifest["task"][0]]
+    degraded, clean, prompt = dataset[0]
+    assert degraded.shape == clean.shape == (3, 24, 24) and int(prompt.argmax()) == TASK_TO_CLASS[manifest["task"][0]]
     sampler = StepBatchSampler(dataset.sample_weights({"derain": 2.0}), batch_size=7, seed=0, start=0, steps=1000)
     drawn = [index for batch in sampler for index in batch]
     counts = Counter(manifest["task"][i] for i in drawn)

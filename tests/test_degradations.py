@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from pip_model.config import ConfigError, from_mapping
-from pip_model.degradations import DegradationRanges, add_motion_blur, degrade
-from pip_model.tasks import TASKS
+from pip_model.degradations import DegradationRanges, add_motion_blur, degrade, derive_seed, sample_params
+from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, TASK_TO_CLASS
 from tests.device_reads import DeviceReads
 
 
@@ -33,7 +33,7 @@ def _dark_channel(images: torch.Tensor, patch: int = 15) -> torch.Tensor:
     return -F.max_pool2d(-images.amin(dim=1, keepdim=True), patch, stride=1, padding=patch // 2)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_output_range_shape_and_seed(photos, task):
     first, records = degrade(photos, task, seed=7)
     assert first.shape == photos.shape and first.dtype == photos.dtype and first.device == photos.device
@@ -164,6 +164,30 @@ def test_bad_inputs_are_explained():
         degrade(torch.rand(3, 3, 8, 8), "deblur", params=records)
 
 
+@pytest.mark.parametrize("task", list(COMPOSITE_TASKS))
+def test_a_composite_is_its_degradations_applied_in_order(photos, task):
+    """Each component's parameters are recorded under its name; replaying the components one after the other
+    (each from its own seed, derived from the image's) gives the composite, and the other order does not."""
+    composite, records = degrade(photos, task, seed=3)
+    components = COMPOSITE_TASKS[task]
+    assert records[0]["class_id"] == "+".join(str(TASK_TO_CLASS[component]) for component in components)
+
+    def replay(images: torch.Tensor, order: tuple[str, ...]) -> torch.Tensor:
+        for component in order:
+            prefix = f"{component}."
+            component_records = [{"task": component, "image_seed": derive_seed(record["image_seed"], component)}
+                                 | {key.removeprefix(prefix): value for key, value in record.items()
+                                    if key.startswith(prefix)} for record in records]
+            assert len(component_records[0]) > 2  # the component's own parameters were recorded
+            images, _ = degrade(images, component, params=component_records)
+        return images
+
+    torch.testing.assert_close(replay(photos, components), composite, rtol=0, atol=1e-6)
+    assert (replay(photos, components[::-1]) - composite).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="composite task: draw it with draw_degradation"):
+        sample_params(task, 1, generator=torch.Generator(), ranges=DegradationRanges())
+
+
 def test_unseeded_calls_draw_a_fresh_seed_and_record_it():
     images = torch.rand(1, 3, 16, 16)
     first, records = degrade(images, "denoise_15")
@@ -192,7 +216,7 @@ class RandomDraws(TorchDispatchMode):
         return output
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_draws_are_made_on_the_cpu_whatever_the_device(photos, task):
     """Degrading on another device (meta: no values) draws the same parameters and fields, on the CPU, and reads
     nothing back from the device; image i depends only on its own seed, not on its batch."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import kornia
+import numpy as np
 import pandas as pd
 import pytest
 import skimage.data
@@ -19,20 +20,25 @@ from torch import nn
 from pip_model import build_model, degrade
 from pip_model.checkpoints import save_model_file
 from pip_model.classical import classical_restore, estimate_motion_kernel
-from pip_model.data import to_array, to_tensor
+from pip_model.data import DegradeConfig, build_benchmark, to_array, to_tensor
 from pip_model.degradations import DegradationRanges
 from pip_model.image_files import read_image
+from pip_model.report import composite_table, prompt_cost_table
 from pip_model.evaluation import (
     EvaluateConfig,
     image_metrics,
+    load_benchmark,
     load_contenders,
+    model_contender,
+    prompt_contenders,
     restore_tiled,
     run_metrics,
+    sensor_report,
     summarise,
     tile_windows,
 )
-from pip_model.tasks import TASKS
-from tests.conftest import randomise_output, stage_environment
+from pip_model.tasks import DEGRADATION_CLASSES, TASKS
+from tests.conftest import QUIET, randomise_output, stage_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +151,7 @@ def _photo_crop() -> torch.Tensor:
 def test_classical_restorers_improve_on_their_degradation(task):
     clean = _photo_crop()
     degraded, records = degrade(clean, task, seed=0)
-    restored = to_tensor(classical_restore(to_array(degraded[0]), records[0]["class_id"]))[None]
+    restored = to_tensor(classical_restore(to_array(degraded[0]), task))[None]
     assert image_metrics(restored, clean)[0] > image_metrics(degraded, clean)[0] + 1.0
 
 
@@ -154,7 +160,7 @@ def test_classical_deblur_does_not_ring_from_the_image_borders():
     interior (zero padding made its error 4x the interior's)."""
     clean = _photo_crop()
     blurred, _ = degrade(clean, "deblur", seed=1, ranges=DegradationRanges(blur_kernel=(5, 11)))
-    error = (to_tensor(classical_restore(to_array(blurred[0]), 3)) - clean[0]).abs().mean(dim=0)
+    error = (to_tensor(classical_restore(to_array(blurred[0]), "deblur")) - clean[0]).abs().mean(dim=0)
     interior = torch.zeros_like(error, dtype=torch.bool)
     interior[8:-8, 8:-8] = True
     assert error[~interior].mean() < 1.5 * error[interior].mean()
@@ -186,7 +192,8 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
                     "--benchmark", str(benchmark_48), "--models", "models/pip_nafnet_tiny.pt", "models/nafnet_tiny.pt",
-                    "--metrics", "metrics.json", "--per-image", "per_image.csv", "--examples", "examples"],
+                    "--metrics", "metrics.json", "--per-image", "per_image.csv", "--examples", "examples",
+                    "--prompts", "prompts.json"],
                    cwd=tmp_path, env=stage_environment(tmp_path), check=True, capture_output=True)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) == {"input", "classical", "pip_nafnet_tiny", "nafnet_tiny"}
@@ -196,6 +203,11 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
     assert metrics["nafnet_tiny"] == metrics["input"]
     assert metrics["pip_nafnet_tiny"]["denoise_25"]["psnr"] != metrics["input"]["denoise_25"]["psnr"]
     assert (tmp_path / "examples" / "classical").is_dir()
+    # The PIP model under each fixed prompt: its true-prompt column is its metrics row.
+    prompts = json.loads((tmp_path / "prompts.json").read_text())
+    assert prompts["pip_nafnet_tiny@rain"]["derain"] == metrics["pip_nafnet_tiny"]["derain"]
+    assert prompts["pip_nafnet_tiny@haze"]["derain"] != metrics["pip_nafnet_tiny"]["derain"]
+    assert set(prompts) == {f"pip_nafnet_tiny@{name}" for name in (*DEGRADATION_CLASSES, "uniform")}
 
     # Every contender on every benchmark pair, one row each, and metrics.json holds their per-task means.
     per_image = pd.read_csv(tmp_path / "per_image.csv")
@@ -225,7 +237,7 @@ def test_models_and_sensor_are_evaluated_on_the_given_device(tmp_path):
                                                              "pip_nafnet_tiny_blind"]
     assert {parameter.device.type for parameter in sensor.parameters()} == {"meta"}
     for contender in contenders[2:]:
-        restored = contender.restore(torch.rand(1, 3, 150, 100, device="meta"), 3)
+        restored = contender.restore(torch.rand(1, 3, 150, 100, device="meta"), "deblur_denoise")
         assert restored.device.type == "meta" and restored.shape == (1, 3, 150, 100)
 
 
@@ -236,7 +248,7 @@ def test_the_evaluate_stage_honours_base_device(benchmark_48, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
                            "--benchmark", str(benchmark_48), "--models", "missing.pt", "--metrics", "m.json",
-                           "--per-image", "p.csv", "--examples", "examples"],
+                           "--per-image", "p.csv", "--examples", "examples", "--prompts", "prompts.json"],
                           cwd=tmp_path, env=stage_environment(tmp_path), capture_output=True, text=True)
     assert done.returncode == 1 and "base.device is cuda, but torch" in done.stderr and "sees no CUDA device" in done.stderr
 
@@ -252,3 +264,66 @@ def test_curve_chart_draws_positive_and_log_mse_losses_without_warnings(tmp_path
         warnings.simplefilter("error")
         path = curve_chart({"pip_restormer_tiny": curve}, tmp_path / "curves.png", dpi=50)
     assert (tmp_path / "curves.png").stat().st_size > 0 and path
+
+
+def _constant_sensor(**scores: float) -> nn.Module:
+    """A real sensor whose classifier ignores the image: each named class gets that score, the others 0.01."""
+    sensor = build_model("sensor_tiny").eval()
+    torch.nn.init.zeros_(sensor.classifier.weight)
+    with torch.no_grad():
+        for class_id, name in enumerate(DEGRADATION_CLASSES):
+            sensor.classifier.bias[class_id] = torch.logit(torch.tensor(scores.get(name, 0.01)))
+    return sensor
+
+
+def test_the_sensor_is_scored_by_its_top_class_on_single_tasks_and_its_class_set_on_composites(
+        default_prepared, tmp_path):
+    config = DegradeConfig(tasks=("derain", "dehaze", "derain_dehaze"), benchmark_crop=32, crops_per_image=1)
+    build_benchmark(default_prepared, config, seed=0, out_dir=tmp_path, **QUIET)
+    pairs = load_benchmark(tmp_path)
+    sure_of_both = sensor_report(pairs, _constant_sensor(rain=0.99, haze=0.9))
+    singles = len(pairs) * 2 // 3
+    assert sure_of_both.accuracy == pytest.approx(0.5) and sure_of_both.confusion.sum() == singles
+    assert sure_of_both.per_class == {"noise": None, "rain": 1.0, "haze": 0.0, "blur": None, "lowlight": None}
+    assert sure_of_both.composites == {"derain_dehaze": 1.0}
+    assert sensor_report(pairs, _constant_sensor(rain=0.99, haze=0.4)).composites == {"derain_dehaze": 0.0}
+
+
+def test_classical_restorers_chain_on_a_composite_last_degradation_first():
+    image = to_array(_photo_crop()[0])
+    chained = classical_restore(classical_restore(image, "dehaze"), "derain")
+    np.testing.assert_array_equal(classical_restore(image, "derain_dehaze"), chained)
+
+
+def test_the_prompt_contenders_hold_a_fixed_prompt_whatever_the_task():
+    torch.manual_seed(0)
+    model = randomise_output(build_model("pip_nafnet_tiny")).eval()
+    contenders = {c.name: c for c in prompt_contenders("pip", model, EvaluateConfig())}
+    assert list(contenders) == [f"pip@{name}" for name in (*DEGRADATION_CLASSES, "uniform")]
+    image = _photo_crop()[..., :64, :64]
+    true_prompt = model_contender("pip", model, EvaluateConfig())
+    with torch.no_grad():
+        assert torch.equal(contenders["pip@rain"].restore(image, "dehaze"), true_prompt.restore(image, "derain"))
+        mixture = model(image, torch.tensor([[0.0, 0.5, 0.5, 0.0, 0.0]]))
+        torch.testing.assert_close(true_prompt.restore(image, "derain_dehaze"), mixture)
+        uniform = model(image, torch.full((1, 5), 0.2))
+        torch.testing.assert_close(contenders["pip@uniform"].restore(image, "deblur"), uniform)
+
+
+def test_the_report_tables_compare_prompts_and_composites():
+    metrics = {"input": {"derain": {"psnr": 12.0}, "derain_dehaze": {"psnr": 10.0}},
+               "classical": {"derain": {"psnr": 13.0}, "derain_dehaze": {"psnr": 11.0}},
+               "pip": {"derain": {"psnr": 20.0}, "derain_dehaze": {"psnr": 15.0}},
+               "pip_blind": {"derain": {"psnr": 19.5}, "derain_dehaze": {"psnr": 14.0}}}
+    prompts = {f"pip@{name}": {"derain": {"psnr": 20.0 if name == "rain" else 5.0},
+                               "derain_dehaze": {"psnr": {"rain": 12.0, "haze": 14.5}.get(name, 3.0)}}
+               for name in (*DEGRADATION_CLASSES, "uniform")}
+    cost = prompt_cost_table(prompts, metrics)
+    assert list(cost.index) == ["derain"] and cost.loc["derain", "rain *"] == 20.0
+    assert cost.loc["derain", "uniform"] == 5.0 and cost.loc["derain", "sensor"] == 19.5
+    composites = composite_table(metrics, prompts)
+    assert composites.loc["derain_dehaze"].to_dict() == {
+        "input": 10.0, "classical chained": 11.0, "rain prompt": 12.0, "haze prompt": 14.5, "true mixture": 15.0,
+        "sensor mixture": 14.0, "sensor beats input and best single": "no"}
+    metrics["pip_blind"]["derain_dehaze"]["psnr"] = 14.6
+    assert composite_table(metrics, prompts).loc["derain_dehaze", "sensor beats input and best single"] == "yes"

@@ -4,6 +4,7 @@ training outlives the server going away mid-run."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -27,8 +28,8 @@ from pip_model import restore
 from pip_model.checkpoints import load_model_file
 from pip_model.data import to_tensor
 from pip_model.image_files import read_image, write_png
-from pip_model.serving import pack
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
+from pip_model.tracking import PENDING_SUFFIX, PendingLog
 from tests.conftest import free_port, running_server, stage_environment, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,36 +117,62 @@ def assert_restores_like_the_model_file(run_id: str, photo: Path, folder: Path) 
 PYFUNC_SCRIPT = """
 import sys, numpy as np, mlflow.pyfunc
 model = mlflow.pyfunc.load_model(sys.argv[1])
-np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]))))
+np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]), params={"task": sys.argv[4]})))
 print(sys.modules["pip_model"].__file__)
 """
 
 
-def assert_pyfunc_predicts_like_the_model_file(uri: str, photo: Path, folder: Path) -> None:
-    """A fresh interpreter outside the repository loads the registered model as pyfunc; its prediction on a
-    packed input (image + one constant plane per prompt weight) equals the model file's model on the image and
-    the same prompt mixture."""
-    # 32 x 32: the logged signature fixes H and W to the train stage's input example (README: any H, W).
-    image = to_tensor(read_image(photo).rgb)[None][..., 8:40, 4:36]
+def _rain_and_haze(photo: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 40 x 36 crop of the photo, the prompt rain 0.7 + haze 0.3, and what the train stage's model file makes of
+    them."""
+    image = to_tensor(read_image(photo).rgb)[None][..., 4:44, 2:38]
     weights = torch.zeros(1, len(DEGRADATION_CLASSES))
     weights[0, DEGRADATION_CLASSES.index("rain")], weights[0, DEGRADATION_CLASSES.index("haze")] = 0.7, 0.3
+    model, _ = load_model_file(photo.parent.parent / "models" / "pip_restormer_tiny.pt")
+    with torch.no_grad():
+        return image, weights, model(image, weights)
+
+
+def assert_pyfunc_predicts_like_the_model_file(uri: str, photo: Path, folder: Path) -> None:
+    """A fresh interpreter outside the repository loads the registered model as pyfunc; its prediction with the
+    inference param task="rain=0.7,haze=0.3" (any image size) equals the model file's model on the same image and
+    mixture, and so does ``mlflow.pytorch.load_model``'s model called like build_model's models."""
+    image, weights, expected = _rain_and_haze(photo)
     clean = folder / "clean_process"
     clean.mkdir()
-    np.save(clean / "packed.npy", pack(image, weights).numpy())
+    np.save(clean / "image.npy", image.numpy())
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", PYFUNC_SCRIPT, CANDIDATE, "packed.npy", "predicted.npy"],
-                          cwd=clean, env=dict(env, MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run([sys.executable, "-c", PYFUNC_SCRIPT, CANDIDATE, "image.npy", "predicted.npy",
+                           "rain=0.7,haze=0.3"], cwd=clean, env=dict(env, MLFLOW_TRACKING_URI=uri),
+                          capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     package = Path(done.stdout.strip().splitlines()[-1])
     # The package the model was logged with (its `code/` folder), not this checkout or an installed copy.
     assert package.parent.parent.name == "code", f"pip_model was imported from {package}, not from the model"
-    model, _ = load_model_file(folder / "models" / "pip_restormer_tiny.pt")
-    with torch.no_grad():
-        expected = model(image, weights).numpy()
     predicted = np.load(clean / "predicted.npy")
     assert predicted.shape == expected.shape
-    np.testing.assert_allclose(predicted, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(predicted, expected.numpy(), rtol=0, atol=1e-5)
+    with torch.no_grad():
+        called = mlflow.pytorch.load_model(CANDIDATE)(image, weights)
+    np.testing.assert_allclose(called.numpy(), expected.numpy(), rtol=0, atol=1e-5)
+
+
+def assert_served_model_answers_rest(uri: str, photo: Path, folder: Path) -> None:
+    """``mlflow models serve`` of the @candidate model answers a REST request naming the prompt in its params with
+    the image the model file restores."""
+    image, _, expected = _rain_and_haze(photo)
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", CANDIDATE, "--env-manager", "local",
+               "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(command, f"http://127.0.0.1:{port}/ping", folder / "serve.log",
+                        dict(server_environment(), MLFLOW_TRACKING_URI=uri,  # it starts uvicorn from PATH
+                             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"inputs": image.numpy().tolist(), "params": {"task": "rain=0.7,haze=0.3"}}).encode())
+        with urllib.request.urlopen(request, timeout=120) as response:
+            predictions = np.asarray(json.loads(response.read())["predictions"], dtype=np.float32)
+    np.testing.assert_allclose(predictions, expected.numpy(), rtol=0, atol=1e-5)
 
 
 def test_train_evaluate_and_the_registered_model_through_a_real_server(
@@ -164,7 +191,8 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
     stage(*train_command(default_prepared))
     stage(sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
           "--benchmark", str(benchmark_48), "--models", "models/pip_restormer_tiny.pt",
-          "--metrics", "results/metrics.json", "--per-image", "results/per_image.csv", "--examples", "results/ex")
+          "--metrics", "results/metrics.json", "--per-image", "results/per_image.csv", "--examples", "results/ex",
+          "--prompts", "results/prompts.json")
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)  # global, and written to os.environ: reset below
@@ -185,7 +213,7 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
         artifacts = {a.path for a in client.list_artifacts(trained["run_id"])}
         assert {"curves", "evaluation"} <= artifacts
         loaded = mlflow.pytorch.load_model(CANDIDATE)
-        assert loaded.model.uses_prompts
+        assert loaded.uses_prompts and loaded.sensor_uri == "models:/pip-universal-sensor_tiny@candidate"
 
         photo = tmp_path / "photos" / "rainy.png"
         photo.parent.mkdir()
@@ -193,8 +221,21 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
         write_png(photo, read_image(rainy).rgb)
         assert_restores_like_the_model_file(trained["run_id"], photo, tmp_path)
         assert_pyfunc_predicts_like_the_model_file(uri, photo, tmp_path)
+        assert_served_model_answers_rest(uri, photo, tmp_path)
     finally:
         mlflow.set_tracking_uri(None)  # later tests must not inherit this server
+
+
+def _kill_server(server: Server) -> None:
+    # SIGKILL, not stop_group's SIGTERM: a graceful shutdown keeps serving the busy client for seconds.
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    assert not answers(f"{server.uri}/health"), "the server still answers after its group was killed"
+
+
+OUTAGE_ENVIRONMENT = {  # MLflow's HTTP client retries with backoff for minutes by default: one prompt try per call
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_path, default_prepared):
@@ -203,9 +244,7 @@ def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_
     steps = 30
     write_params(tmp_path, steps=steps, log_every=1, sample_every=5)
     server = mlflow_server
-    # MLflow's HTTP client retries with backoff for minutes by default: one prompt try per call here.
-    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=server.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-                            MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=server.uri, **OUTAGE_ENVIRONMENT)
     stdout_path, stderr_path = tmp_path / "train.out", tmp_path / "train.err"
     deadline = time.monotonic() + 240
     with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
@@ -216,10 +255,7 @@ def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_
                 assert train.poll() is None, f"train ended before step 1:\n{stderr_path.read_text()}"
                 assert time.monotonic() < deadline, "train did not reach step 1 in time"
                 time.sleep(0.05)
-            # SIGKILL, not stop_group's SIGTERM: a graceful shutdown keeps serving the busy client for seconds.
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
-            assert not answers(f"{server.uri}/health"), "the server still answers after its group was killed"
+            _kill_server(server)
             steps_before_outage = stdout_path.read_text().count("train: step ")
             code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
         finally:
@@ -241,6 +277,87 @@ def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_
     # Every step after the outage failed to log its metrics, and the first failure happened during training.
     assert int(reported.group(1)) >= steps - steps_before_outage
     assert reported.group(2) in {"metrics", "image"}
+    # ... and what could not be sent is kept, every step after the outage and the run's end, with the way to send it.
+    pending = tmp_path / "checkpoints" / f"pip_restormer_tiny{PENDING_SUFFIX}"
+    kept = PendingLog(pending).entries()
+    assert {step for entry in kept if entry["kind"] == "metrics" for *_, step in entry["metrics"]} >= set(
+        range(steps_before_outage + 1, steps + 1))
+    assert kept[-1]["kind"] == "finish" and f"python -m pip_model sync {pending.parent}" in err
+
+
+def test_metrics_of_an_outage_reach_the_server_when_it_is_back(mlflow_server, tmp_path, default_prepared):
+    """The server is killed at step 1 and started again (same store, same port) while train runs: the metrics of
+    the outage were kept in the checkpoint folder and sent once it answered, so the run holds every step's
+    metrics, ends FINISHED, and nothing is left pending."""
+    steps = 250
+    write_params(tmp_path, steps=steps, log_every=1, sample_every=1000)
+    server = mlflow_server
+    port = int(server.uri.rsplit(":", 1)[1])
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=server.uri, **OUTAGE_ENVIRONMENT)
+    stdout_path, stderr_path = tmp_path / "train.out", tmp_path / "train.err"
+    deadline = time.monotonic() + 300
+    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
+        train = subprocess.Popen(train_command(default_prepared), cwd=tmp_path, env=env, stdout=stdout,
+                                 stderr=stderr)
+        try:
+            while "train: step 1/" not in stdout_path.read_text():
+                assert train.poll() is None, f"train ended before step 1:\n{stderr_path.read_text()}"
+                assert time.monotonic() < deadline, "train did not reach step 1 in time"
+                time.sleep(0.05)
+            _kill_server(server)
+            pending = tmp_path / "checkpoints" / f"pip_restormer_tiny{PENDING_SUFFIX}"
+            while not pending.is_file():  # an outage step's metrics were kept
+                assert train.poll() is None and time.monotonic() < deadline, "nothing was kept during the outage"
+                time.sleep(0.05)
+            with running_server(server_command(tmp_path, port), f"{server.uri}/health", tmp_path / "again.log",
+                                server_environment()):
+                back_at = stdout_path.read_text().count("train: step ")
+                code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
+                assert back_at < steps, "training ended before the server was back: the outage covered the run"
+                assert code == 0, f"train exited {code}:\n{stderr_path.read_text()}"
+                assert not pending.exists(), "metrics were left pending although the server was back"
+                client = MlflowClient(tracking_uri=server.uri)
+                run = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id])[0]
+                history = client.get_metric_history(run.info.run_id, "train_loss")
+                assert sorted(metric.step for metric in history) == list(range(1, steps + 1))
+                assert run.info.status == "FINISHED"
+        finally:
+            if train.poll() is None:
+                train.kill()
+                train.wait()
+
+
+def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
+    """A run whose server dies keeps its metrics and its end on disk; with the server back, ``python -m pip_model
+    sync`` sends them (first refusing, with one line, while the server is still away)."""
+    from pip_model.tracking import Tracker
+
+    server = mlflow_server
+    port = int(server.uri.rsplit(":", 1)[1])
+    pending = tmp_path / "checkpoints" / f"model{PENDING_SUFFIX}"
+    for key, value in OUTAGE_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    tracker = Tracker(uri=server.uri, experiment="outage", run_name="r", pending=pending)
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    _kill_server(server)
+    for step in (2, 3):
+        tracker.log_metrics({"loss": 1.0 / step, "psnr": 20.0 + step}, step=step)
+    tracker.finish()
+    assert [entry["kind"] for entry in PendingLog(pending).entries()] == ["metrics", "metrics", "finish"]
+    sync = [sys.executable, "-m", "pip_model", "sync", "checkpoints"]
+    env = stage_environment(tmp_path, **OUTAGE_ENVIRONMENT)
+    refused = subprocess.run(sync, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "its pending MLflow calls could not be sent" in refused.stderr
+    assert len(PendingLog(pending).entries()) == 3  # nothing lost by the failed try
+    with running_server(server_command(tmp_path, port), f"{server.uri}/health", tmp_path / "again.log",
+                        server_environment()):
+        done = subprocess.run(sync, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "4 metric values sent" in done.stdout, done.stderr
+        assert not pending.exists()
+        client = MlflowClient(tracking_uri=server.uri)
+        run = client.get_run(tracker.run_id)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
+        assert run.data.metrics["psnr"] == 23.0 and run.info.status == "FINISHED"
 
 
 def test_the_experiment_opens_on_its_training_runs(tmp_path):

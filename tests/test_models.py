@@ -51,8 +51,10 @@ def test_forward_backward_every_model(name):
     images = _images()
     if model_spec(name).kind == "sensor":
         output = model(images)
-        assert output.shape == (2, NUM_CLASSES)
-        torch.testing.assert_close(output.sum(dim=1), torch.ones(2))
+        assert output.shape == (2, NUM_CLASSES) and ((output > 0) & (output < 1)).all()  # a score per class
+        scores, weights = model.prompt(images)
+        torch.testing.assert_close(scores, output)
+        torch.testing.assert_close(weights, output**4 / (output**4).sum(dim=1, keepdim=True))
         loss = model.logits(images).logsumexp(dim=1).sum()
     else:
         degradation = torch.tensor([0, 3]) if model.uses_prompts else None
@@ -126,11 +128,11 @@ def test_plain_models_need_no_degradation(name):
 
 
 def _confident_sensor(favoured: int) -> torch.nn.Module:
-    """A sensor whose classifier says ``favoured`` with probability ~0.95 whatever the image."""
+    """A sensor that scores ``favoured`` 0.99 and every other class 0.01, whatever the image."""
     sensor = build_model("sensor_tiny").eval()
     torch.nn.init.zeros_(sensor.classifier.weight)
     with torch.no_grad():
-        sensor.classifier.bias.copy_(torch.nn.functional.one_hot(torch.tensor(favoured), NUM_CLASSES) * 4.5)
+        sensor.classifier.bias.copy_((torch.nn.functional.one_hot(torch.tensor(favoured), NUM_CLASSES) * 2 - 1) * 4.5)
     return sensor
 
 
@@ -139,12 +141,12 @@ def test_sensor_probabilities_steer_pip_blindly():
     restorer = randomise_output(build_model("pip_restormer_tiny")).eval()
     images = _images()
     with torch.no_grad():
-        by_sensor = {c: restorer(images, _confident_sensor(c)(images)) for c in (1, 2)}
-        probabilities = _confident_sensor(1)(images)
+        by_sensor = {c: restorer(images, _confident_sensor(c).prompt(images)[1]) for c in (1, 2)}
+        probabilities = _confident_sensor(1).prompt(images)[1]
         by_weights = restorer(images, probabilities)
         by_class = restorer(images, torch.tensor([1, 1]))
     assert (probabilities[:, 1] > 0.9).all()
-    # The sensor's probabilities are the prompt weights, so a rain-sure sensor restores nearly like the rain prompt
+    # The sensor's scores make the prompt weights, so a rain-sure sensor restores nearly like the rain prompt
     # and clearly unlike a haze-sure one.
     torch.testing.assert_close(by_sensor[1], by_weights, rtol=0, atol=0)
     assert (by_sensor[1] - by_class).abs().mean() < 0.2 * (by_sensor[1] - by_sensor[2]).abs().mean()

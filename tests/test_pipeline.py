@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pip_model.image_files import read_image
-from pip_model.tasks import TASKS
+from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
 from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stop_group
 
 TINY = {
@@ -50,16 +50,23 @@ def repo(tmp_path_factory) -> Repo:
 def test_repro_from_clean_runs_every_stage(repo):
     metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
     assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "pip_restormer_tiny_blind"}
-    assert set(json.loads((repo.path / "results" / "sensor.json").read_text())) == {"accuracy", "per_class",
-                                                                                     "confusion"}
-    assert set(metrics["pip_restormer_tiny"]) == set(TASKS)
+    sensor = json.loads((repo.path / "results" / "sensor.json").read_text())
+    assert set(sensor) == {"accuracy", "per_class", "composites", "confusion"}
+    assert set(sensor["composites"]) == set(COMPOSITE_TASKS)
+    assert set(metrics["pip_restormer_tiny"]) == set(ALL_TASKS)
+    # The first PIP model under every fixed prompt, on every task.
+    prompts = json.loads((repo.path / "results" / "prompts.json").read_text())
+    assert set(prompts) == {f"pip_restormer_tiny@{name}" for name in (*DEGRADATION_CLASSES, "uniform")}
+    assert all(set(per_task) == set(ALL_TASKS) for per_task in prompts.values())
     benchmark = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
-    assert set(benchmark["task"]) == set(TASKS)
+    assert set(benchmark["task"]) == set(ALL_TASKS)
     assert all((repo.path / "data" / "benchmark" / path).is_file() for path in benchmark["degraded_path"])
-    assert len(pd.read_csv(repo.path / "data" / "train_pairs" / "manifest.csv")) == 2 * len(TASKS)
+    assert len(pd.read_csv(repo.path / "data" / "train_pairs" / "manifest.csv")) == 2 * len(ALL_TASKS)
     page = (repo.path / "reports" / "index.html").read_text()
     for figure in ("psnr_by_task.png", "training_curves.png", "examples.png", "prompt_swap.png"):
         assert figure in page and (repo.path / "reports" / figure).stat().st_size > 1000
+    assert "What a wrong or blended prompt costs" in page and "Composite degradations" in page
+    assert page.count("sensor beats input and best single") == 1
 
 
 def test_train_runs_show_the_data_they_saw(repo):
@@ -242,7 +249,7 @@ def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
     summary = pd.read_csv(repo.path / "results" / "seeds" / "summary.csv")
     assert {"pip_restormer_tiny", "restormer_tiny", "input"} <= set(summary["model"]) and (summary["seeds"] == 2).all()
     difference = pd.read_csv(repo.path / "results" / "seeds" / "difference.csv")
-    assert set(difference["task"]) == set(TASKS) and set(difference["backbone"]) == {"restormer_tiny"}
+    assert set(difference["task"]) == set(ALL_TASKS) and set(difference["backbone"]) == {"restormer_tiny"}
     assert _ran(repo.dvc("repro").stdout) == ["report"]
     page = (repo.path / "reports" / "index.html").read_text()
     assert "Over 2 seeds" in page and (repo.path / "reports" / "seeds.png").is_file()

@@ -72,17 +72,17 @@ def _summary(out: Path) -> dict:
 
 
 def _rain_sensor() -> torch.nn.Module:
-    """A sensor that is sure (p > 0.9) the noisy coffee crop shows rain, by an amount that depends on the image.
+    """A sensor sure (score > 0.99) that the noisy coffee crop shows rain, and unsure about haze (about 0.45).
 
-    A fresh sensor is near uniform. Its random classifier, scaled up 60 times, keeps its image-dependent
-    preferences (rain a little over haze on this crop) but states them confidently; a bias of 1 towards rain
-    adds some margin.
+    Its random classifier, scaled up 10 times, keeps image-dependent scores; a bias of +3 for rain and -3 for
+    every other class sets the verdict.
     """
     torch.manual_seed(0)
     sensor = build_model("sensor_tiny").eval()
     with torch.no_grad():
-        sensor.classifier.weight *= 60
-        sensor.classifier.bias.zero_()[DEGRADATION_CLASSES.index("rain")] = 1.0
+        sensor.classifier.weight *= 10
+        sensor.classifier.bias.copy_(torch.full((len(DEGRADATION_CLASSES),), -3.0))
+        sensor.classifier.bias[DEGRADATION_CLASSES.index("rain")] = 3.0
     return sensor
 
 
@@ -128,38 +128,60 @@ def test_a_bad_mix_is_explained(text, message):
     assert str(error.value) == message
 
 
-def test_auto_uses_the_sensor_and_records_its_probabilities(random_pip, scene, tmp_path, capsys):
-    """``--task auto`` records and prints the sensor's own probabilities and prompts the model with them."""
+def test_auto_uses_the_sensor_and_records_its_scores(random_pip, scene, tmp_path, capsys):
+    """``--task auto`` prompts the model with the weights the sensor's scores make, prints its decision and how
+    sure it is, and with ``--explain`` writes the scores beside the output."""
     sensor = _rain_sensor()
     save_model_file(tmp_path / "sensor.pt", sensor, model_name="sensor_tiny")
     photo = tmp_path / "in" / "noisy.png"
     write_png(photo, scene[1])
     with torch.no_grad():
-        expected = sensor(to_tensor(read_image(photo).rgb)[None])[0]
+        expected, weights = sensor.prompt(to_tensor(read_image(photo).rgb)[None])
         on_the_clean_photo = sensor(to_tensor(scene[0])[None])[0]
-    # The sensor is confident, and its answer depends on the image: no other probabilities pass for its own.
-    assert expected[DEGRADATION_CLASSES.index("rain")] > 0.9
-    assert (expected - on_the_clean_photo).abs().max() > 0.01
+    # Sure of rain, unsure of haze, and its answer depends on the image: no other scores pass for its own.
+    assert expected[0, DEGRADATION_CLASSES.index("rain")] > 0.99
+    assert 0.2 < expected[0, DEGRADATION_CLASSES.index("haze")] < 0.8
+    assert (expected[0] - on_the_clean_photo).abs().max() > 0.01
 
     def restore(out: str, *prompt: str) -> np.ndarray:
         assert main([str(photo), "--out", str(tmp_path / out), "--model", str(random_pip), *prompt]) == 0
         return read_image(tmp_path / out / "noisy.png").rgb
 
-    auto = restore("auto", "--task", "auto", "--sensor", str(tmp_path / "sensor.pt"))
+    auto = restore("auto", "--task", "auto", "--sensor", str(tmp_path / "sensor.pt"), "--explain")
     recorded = _summary(tmp_path / "auto")["predictions"][str(photo)]
-    assert list(recorded) == list(DEGRADATION_CLASSES)
-    np.testing.assert_allclose(list(recorded.values()), expected.numpy(), atol=1e-3)
-    assert "noisy.png: rain " in capsys.readouterr().out  # the predicted class is printed
+    assert list(recorded["scores"]) == list(DEGRADATION_CLASSES)
+    np.testing.assert_allclose(list(recorded["scores"].values()), expected[0].numpy(), atol=1e-3)
+    assert sum(recorded["prompt"].values()) == pytest.approx(1, abs=1e-3)
+    np.testing.assert_allclose(list(recorded["prompt"].values()), weights[0].numpy(), atol=1e-3)
+    assert recorded["prompt"]["haze"] > 0.1  # a blend, not the argmax
+    printed = capsys.readouterr().out
+    assert "noisy.png: rain + haze (unsure about haze" in printed and "blended prompt); scores noise 0.01, rain 1.00" in printed
+    assert json.loads((tmp_path / "auto" / "noisy.scores.json").read_text()) == recorded  # --explain
 
-    # The restoration is the one those probabilities prompt for ...
-    mixed = restore("mixed", "--mix", ",".join(f"{name}={p}" for name, p in recorded.items()))
+    # The restoration is the one that blend prompts for ...
+    mixed = restore("mixed", "--mix", ",".join(f"{name}={p}" for name, p in recorded["prompt"].items()))
     assert np.abs(auto - mixed).max() <= QUANTISATION
-    # ... and not what a near-uniform sensor or the noise prompt would give. Measured: 3.6/255 and 2.6/255 per
-    # pixel on average; rounding alone cannot move a pixel by more than 1/255.
-    uniform = restore("uniform", "--mix", "noise=1,rain=1,haze=1,blur=1,lowlight=1")
+    # ... and not what the rain prompt alone or the noise prompt would give.
+    rain = restore("rain", "--task", "derain")
     noise = restore("noise", "--task", "denoise_25")
-    assert np.abs(auto - uniform).mean() > 1 / 255
+    assert np.abs(auto - rain).mean() > 1 / 255
     assert np.abs(auto - noise).mean() > 1 / 255
+    assert not (tmp_path / "rain" / "noisy.scores.json").exists()
+
+
+def test_explain_needs_the_sensor(random_pip, scene, tmp_path, capsys):
+    write_png(tmp_path / "in" / "noisy.png", scene[1])
+    assert main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(random_pip),
+                 "--task", "derain", "--explain"]) == 2
+    assert "--explain shows the sensor's scores: use it with --task auto" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_composite_task_prompts_with_the_mixture_of_its_classes(random_pip, scene, tmp_path):
+    write_png(tmp_path / "in" / "noisy.png", scene[1])
+    for out, prompt in (("composite", ["--task", "derain_dehaze"]), ("mix", ["--mix", "rain=1,haze=1"])):
+        assert main([str(tmp_path / "in"), "--out", str(tmp_path / out), "--model", str(random_pip), *prompt]) == 0
+    assert (tmp_path / "composite" / "noisy.png").read_bytes() == (tmp_path / "mix" / "noisy.png").read_bytes()
 
 
 def test_auto_finds_the_trained_sensor_or_says_how_to_get_one(random_pip, scene, tmp_path, monkeypatch, capsys):

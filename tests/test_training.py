@@ -21,7 +21,7 @@ from pip_model.registry import build_model
 from pip_model.config import load_section
 from pip_model.image_files import read_image, write_png
 from pip_model.losses import pixel_loss
-from pip_model.tasks import TASKS
+from pip_model.tasks import COMPOSITE_TASKS, TASKS
 from pip_model.training import (
     Distributed,
     SensorConfig,
@@ -224,14 +224,20 @@ def test_unreachable_tracking_server_fails_before_training(prepared, tmp_path):
     assert not (out / "model.pt").exists() and time.monotonic() - started < 60
 
 
-def test_sensor_learns_to_tell_noise_from_haze(prepared):
-    config = SensorConfig(tasks=("denoise_50", "dehaze"), steps=40, batch_size=16, patch=32, lr=3e-3)
+def test_sensor_tells_rain_from_haze_and_finds_both_at_once(prepared):
+    """Multi-label: trained on rain, haze and their composite, it scores each class on its own, so a rainy hazy
+    crop scores high on both, and its prompt weights sum to one."""
+    tasks = ("derain", "dehaze", "derain_dehaze")
+    config = SensorConfig(tasks=tasks, steps=200, batch_size=16, patch=48, lr=3e-3)
     sensor = train_sensor(config, seed=0, device="cpu", prepared_dir=prepared, progress=False)
     images = [image for _, image in load_split(prepared, "test")]
-    check = OnlinePairSampler(images, tasks=("denoise_50", "dehaze"), patch=32, batch_size=32, seed=99).batch(0)
+    check = OnlinePairSampler(images, tasks=tasks, patch=48, batch_size=48, seed=99).batch(0)
     with torch.no_grad():
-        predicted = sensor(check.degraded).argmax(dim=1)
-    assert (predicted == check.class_ids).float().mean() > 0.8
+        scores, weights = sensor.prompt(check.degraded)
+    assert ((scores > 0.5) == (check.prompts > 0)).all(dim=1).float().mean() > 0.7
+    both = [index for index, task in enumerate(check.tasks) if task == "derain_dehaze"]
+    assert (scores[both][:, [1, 2]] > 0.5).all(dim=1).float().mean() > 0.5
+    assert torch.allclose(weights.sum(dim=1), torch.ones(len(weights)))
     with pytest.raises(ValueError, match="sensor.model must be a sensor"):
         SensorConfig(model="pip_restormer_tiny")
 
@@ -252,15 +258,16 @@ def test_a_training_step_reads_nothing_back_from_the_device(tmp_path):
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup=2, total=9,
                                                                                    floor=0.1))
-    pending = []
+    pending, seen = [], set()
     with DeviceReads("meta") as recorded:
         for step in range(4):
-            figures, restored = training_step(model, model, sampler.batch(step), optimizer=optimizer,
-                                              scheduler=scheduler, config=config,
-                                              restoration_loss=pixel_loss(config.loss))
+            batch = sampler.batch(step)
+            figures, restored = training_step(model, model, batch, optimizer=optimizer, scheduler=scheduler,
+                                              config=config, restoration_loss=pixel_loss(config.loss))
             pending.append(figures)
+            seen |= set(batch.tasks)
     assert recorded.reads == [] and restored.shape == (config.batch_size, 3, config.patch, config.patch)
-    assert set(sampler.batch(0).tasks) == set(TASKS)
+    assert set(TASKS) <= seen and seen & set(COMPOSITE_TASKS)  # single tasks and composites went through
     with DeviceReads("meta") as recorded, pytest.raises(NotImplementedError):
         read_figures(pending, Distributed())  # a log step: the one read, which meta cannot serve
     assert recorded.reads == ["aten::_to_copy"]
