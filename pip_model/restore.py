@@ -28,6 +28,7 @@ from pip_model.checkpoints import is_model_content, load_model_file, model_from_
 from pip_model.data import to_array, to_tensor
 from pip_model.evaluation import restore_tiled
 from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
+from pip_model.tracking import mlflow_uri_problem
 from pip_model import tasks
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 
@@ -61,39 +62,6 @@ def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
     except ReferenceCheckpointError as error:
         raise RestoreError(f"{path} is neither a model file of this project nor a published checkpoint:\n{error}") \
             from None
-
-
-def mlflow_uri_problem(spec: str, error: Exception) -> str:
-    """One line saying why an MLflow model URI did not load, and what the store holds instead."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    store = mlflow.get_tracking_uri()
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if not spec.startswith("models:/"):
-        return f"{spec}: cannot load it from MLflow at {store}: {first_line}"
-    reference = spec.removeprefix("models:/").rstrip("/")
-    name, alias, version = reference, None, None
-    if "@" in reference:
-        name, alias = reference.split("@", 1)
-    elif "/" in reference:
-        name, version = reference.rsplit("/", 1)
-    try:
-        client = MlflowClient()
-        registered = {model.name: model for model in client.search_registered_models()}
-    except Exception:  # the store itself is unreachable: the original error says the most
-        return f"{spec}: cannot load it from MLflow at {store}: {first_line}"
-    if name not in registered:
-        known = ", ".join(f"{model}@{'/@'.join(sorted(info.aliases))}" if info.aliases else model
-                          for model, info in sorted(registered.items())) or "none"
-        return f"{spec}: no registered model {name!r} in MLflow at {store}; registered: {known}"
-    aliases = sorted(registered[name].aliases)
-    versions = sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")), key=int)
-    if (alias is not None and alias in aliases) or (version is not None and version in versions):
-        return f"{spec}: registered, but it did not load from MLflow at {store}: {first_line}"
-    what = f"alias {alias!r}" if alias is not None else f"version {version!r}"
-    return (f"{spec}: {name} has no {what} (aliases: {', '.join(aliases) or 'none'}; versions: "
-            f"{', '.join(versions) or 'none'}) in MLflow at {store}")
 
 
 def _newest_first(folder: Path) -> list[Path]:

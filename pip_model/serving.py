@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pip_model.tasks import parse_prompt
+from pip_model.tracking import mlflow_uri_problem
 
 
 class ServedRestorer(nn.Module):
@@ -61,7 +62,10 @@ class ServedRestorer(nn.Module):
         if uri not in self._sensors:
             import mlflow.pytorch
 
-            self._sensors[uri] = mlflow.pytorch.load_model(uri, map_location=images.device).eval()
+            try:
+                self._sensors[uri] = mlflow.pytorch.load_model(uri, map_location=images.device).eval()
+            except Exception as error:  # MlflowException, OSError...: one line saying what the store holds
+                raise ValueError(f"task=auto: {mlflow_uri_problem(uri, error)}") from None
         return self._sensors[uri].prompt(images)[1]
 
     def __getstate__(self) -> dict[str, Any]:

@@ -125,8 +125,66 @@ def dvc_input_tags(root: Path, inputs: list[str]) -> dict[str, str]:
     return hashes
 
 
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
+
+
+def uri_form_problem(uri: str) -> str | None:
+    """What is wrong with the form of a tracking URI, in one sentence; None when its form is fine."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if uri.startswith("databricks") or scheme.split("+", 1)[0] in TRACKING_SCHEMES:
+        return None
+    if not scheme or scheme == "file":
+        path = uri.removeprefix("file://")
+        return (f"'{uri}' is a path: MLflow keeps folder stores in maintenance mode only; use a database, e.g. "
+                f"sqlite:///{Path(path).resolve()}" + ("" if path.endswith(".db") else "/mlflow.db"))
+    return f"'{uri}' has the unknown scheme '{scheme}://'; use sqlite:///PATH, http(s)://HOST:PORT or postgresql://..."
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (its type when it says nothing), at most 300 characters."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def mlflow_uri_problem(spec: str, error: Exception) -> str:
+    """One line saying why an MLflow model URI did not load, and what the store holds instead."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    store = mlflow.get_tracking_uri()
+    reason = first_line(error)
+    if not spec.startswith("models:/"):
+        return f"{spec}: cannot load it from MLflow at {store}: {reason}"
+    reference = spec.removeprefix("models:/").rstrip("/")
+    name, alias, version = reference, None, None
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+    elif "/" in reference:
+        name, version = reference.rsplit("/", 1)
+    try:
+        client = MlflowClient()
+        registered = {model.name: model for model in client.search_registered_models()}
+    except Exception:  # the store itself is unreachable: the original error says the most
+        return f"{spec}: cannot load it from MLflow at {store}: {reason}"
+    if name not in registered:
+        known = ", ".join(f"{model}@{'/@'.join(sorted(info.aliases))}" if info.aliases else model
+                          for model, info in sorted(registered.items())) or "none"
+        return f"{spec}: no registered model {name!r} in MLflow at {store}; registered: {known}"
+    aliases = sorted(registered[name].aliases)
+    versions = sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")), key=int)
+    if (alias is not None and alias in aliases) or (version is not None and version in versions):
+        return f"{spec}: registered, but it did not load from MLflow at {store}: {reason}"
+    what = f"alias {alias!r}" if alias is not None else f"version {version!r}"
+    return (f"{spec}: {name} has no {what} (aliases: {', '.join(aliases) or 'none'}; versions: "
+            f"{', '.join(versions) or 'none'}) in MLflow at {store}")
+
+
 def _check_reachable(uri: str, timeout: float = 10.0) -> None:
-    """Fails fast, without MLflow's long retry loop, when a tracking server does not answer."""
+    """Fails fast, without MLflow's long retry loop, when a tracking URI is malformed or its server does not
+    answer."""
+    problem = uri_form_problem(uri)
+    if problem:
+        raise TrackingUnavailable(f"{problem} (MLFLOW_TRACKING_URI or params.yaml tracking.uri); nothing was run.")
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error
@@ -244,8 +302,8 @@ class Tracker:
         self.failures: list[str] = []
         self.pending = PendingLog(pending) if pending is not None else None
         _check_reachable(uri)
-        self.client = MlflowClient(tracking_uri=uri)
         try:
+            self.client = MlflowClient(tracking_uri=uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 location = None
@@ -265,9 +323,11 @@ class Tracker:
             else:
                 self.client.get_run(run_id)
         except Exception as error:
+            hint = (f"it needs the package {error.name}: pip install -e '.[scale]'" if isinstance(
+                error, ModuleNotFoundError) else f"{type(error).__name__}: {first_line(error)}")
             raise TrackingUnavailable(
-                f"MLflow tracking at {uri} cannot be used ({type(error).__name__}: {error}). Start the server, fix "
-                "MLFLOW_TRACKING_URI or params.yaml's tracking_uri; nothing was trained."
+                f"MLflow tracking at {uri} cannot be used ({hint}). Start the server, fix MLFLOW_TRACKING_URI or "
+                "params.yaml's tracking.uri; nothing was run."
             ) from error
         self.run_id = run_id
         self._monitor = None

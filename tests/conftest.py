@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,44 @@ def running_server(command: list[str], health_url: str, log_path: Path,
             yield process
         finally:
             stop_group(process)
+
+
+def server_command(folder: Path, port: int) -> list[str]:
+    """An `mlflow server` on loopback with a SQLite backend and proxied artifacts, both in ``folder``."""
+    return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"]
+
+
+def server_environment() -> dict[str, str]:
+    """The server's environment: this one, without telemetry, with this interpreter's scripts on PATH."""
+    return dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true",
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers ``url``."""
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Server:
+    """A running server: its URI and its process (the leader of its own process group)."""
+
+    uri: str
+    process: subprocess.Popen
+
+
+@pytest.fixture
+def mlflow_server(tmp_path) -> Server:
+    """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes (a test may also
+    kill the whole group itself)."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with running_server(server_command(tmp_path, port), f"{uri}/health", tmp_path / "server.log",
+                        server_environment()) as process:
+        yield Server(uri, process)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -28,53 +27,23 @@ from pip_model import restore
 from pip_model.checkpoints import load_model_file
 from pip_model.data import to_tensor
 from pip_model.image_files import read_image, write_png
+from pip_model.registry import build_model
+from pip_model.serving import ServedRestorer
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
 from pip_model.tracking import PENDING_SUFFIX, PendingLog
-from tests.conftest import free_port, running_server, stage_environment, stop_group
+from tests.conftest import (
+    Server,
+    answers,
+    free_port,
+    running_server,
+    server_command,
+    server_environment,
+    stage_environment,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED = "pip-universal-pip_restormer_tiny"
 CANDIDATE = f"models:/{REGISTERED}@candidate"
-
-
-def server_command(folder: Path, port: int) -> list[str]:
-    """An `mlflow server` on loopback with a SQLite backend and proxied artifacts, both in ``folder``."""
-    return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"]
-
-
-def server_environment() -> dict[str, str]:
-    """The server's environment: this one, without telemetry."""
-    return dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-
-
-def answers(url: str) -> bool:
-    """Whether an HTTP server answers ``url``."""
-    try:
-        urllib.request.urlopen(url, timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
-@dataclass
-class Server:
-    """A running server: its URI and its process (the leader of its own process group)."""
-
-    uri: str
-    process: subprocess.Popen
-
-
-@pytest.fixture
-def mlflow_server(tmp_path) -> Server:
-    """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes (a test may also
-    kill the whole group itself)."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    with running_server(server_command(tmp_path, port), f"{uri}/health", tmp_path / "server.log",
-                        server_environment()) as process:
-        yield Server(uri, process)
 
 
 def write_params(folder: Path, **train: object) -> dict:
@@ -165,8 +134,7 @@ def assert_served_model_answers_rest(uri: str, photo: Path, folder: Path) -> Non
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", CANDIDATE, "--env-manager", "local",
                "--host", "127.0.0.1", "--port", str(port)]
     with running_server(command, f"http://127.0.0.1:{port}/ping", folder / "serve.log",
-                        dict(server_environment(), MLFLOW_TRACKING_URI=uri,  # it starts uvicorn from PATH
-                             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")):
+                        dict(server_environment(), MLFLOW_TRACKING_URI=uri)):
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", method="POST", headers={"Content-Type": "application/json"},
             data=json.dumps({"inputs": image.numpy().tolist(), "params": {"task": "rain=0.7,haze=0.3"}}).encode())
@@ -389,3 +357,28 @@ def test_a_wrong_model_uri_gets_one_line_naming_what_exists(tmp_path, monkeypatc
         said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("restore:")]
         assert len(said) == 1 and said[0].startswith(f"restore: {spec}: ") and message in said[0], said
         assert "pip-universal-demo" in said[0] and "Traceback" not in said[0]
+    # A run that does not exist, and the sensor URI of a served model's task=auto.
+    assert restore.main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "runs:/0123/model"]) == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("restore:")]
+    assert len(said) == 1 and said[0].startswith("restore: runs:/0123/model: cannot load it from MLflow at sqlite:///")
+    served = ServedRestorer(build_model("pip_nafnet_tiny"), sensor_uri="models:/nope@x")
+    with pytest.raises(ValueError) as error:
+        served(torch.rand(1, 3, 16, 16), task="auto")
+    assert str(error.value).startswith("task=auto: models:/nope@x: no registered model 'nope' in MLflow at sqlite:///")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("uri", "message"), [
+    ("foo://host/store", "'foo://host/store' has the unknown scheme 'foo://'; use sqlite:///PATH, http(s)://"),
+    ("mlflow.db", "'mlflow.db' is a path: MLflow keeps folder stores in maintenance mode only; use a database, e.g. "
+                  "sqlite:///"),
+    ("file:///tmp/mlruns", "'file:///tmp/mlruns' is a path"),
+    ("http://127.0.0.1:9", "the MLflow tracking server at http://127.0.0.1:9 does not answer"),
+], ids=["unknown-scheme", "bare-path", "file-store", "no-server"])
+def test_a_wrong_tracking_uri_gets_one_line_before_anything_runs(uri, message):
+    from pip_model.tracking import Tracker, TrackingUnavailable
+
+    with pytest.raises(TrackingUnavailable) as error:
+        Tracker(uri=uri, experiment="e", run_name="r")
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert "MLFLOW_TRACKING_URI" in str(error.value)

@@ -127,8 +127,10 @@ def _train_in_process(params: Path, prepared: Path, out: Path):
                  curve_path=out / "curve.csv", checkpoint_path=out / "ckpt.pt", ranges=ranges, progress=False)
 
 
-def test_a_killed_run_resumes_to_the_same_weights(prepared, tmp_path):
-    env = stage_environment(tmp_path)
+def test_a_killed_run_resumes_to_the_same_weights(prepared, tmp_path, mlflow_server):
+    """``kill -9`` of training, then the stage again: it resumes from the checkpoint to the weights of an
+    uninterrupted run, and continues the killed run's MLflow run on a real tracking server."""
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=mlflow_server.uri)
     interrupted = tmp_path / "interrupted"
     params = _stage_params(tmp_path / "config")
     _kill_at_first_checkpoint(_train_command(params, prepared, interrupted), interrupted, env)
