@@ -50,8 +50,10 @@ def task_class(task: str) -> int:
     try:
         return TASK_TO_CLASS[task]
     except KeyError:
-        kind = "a composite task: it has several classes" if task in COMPOSITE_TASKS else "an unknown task"
-        raise ValueError(f"{task!r} is {kind}; expected one of {', '.join(TASKS)}") from None
+        if task in COMPOSITE_TASKS:
+            raise ValueError(f"{task!r} is a composite task with several classes (see task_classes); expected one "
+                             f"of {', '.join(TASKS)}") from None
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}") from None
 
 
 def task_components(task: str) -> tuple[str, ...]:

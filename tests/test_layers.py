@@ -12,7 +12,15 @@ from pip_model import build_model, prompt_regularization
 from pip_model.layers import TOP_M_FRACTIONS, ChannelLayerNorm, CrossAttention, pad_to_multiple
 from pip_model.losses import pixel_loss, prompt_bank_penalty, psnr_loss
 from pip_model.pip import DegradationPrompt, PromptToFeature, match_channels
-from pip_model.tasks import TASK_TO_CLASS, task_class
+from pip_model.tasks import (
+    TASK_TO_CLASS,
+    parse_prompt,
+    task_class,
+    task_classes,
+    task_components,
+    task_label,
+    task_prompt,
+)
 
 
 def test_task_names_map_to_fixed_classes():
@@ -22,6 +30,19 @@ def test_task_names_map_to_fixed_classes():
     }
     with pytest.raises(ValueError, match="unknown task 'desnow'"):
         task_class("desnow")
+    with pytest.raises(ValueError, match="'derain_dehaze' is a composite task with several classes"):
+        task_class("derain_dehaze")
+
+
+def test_composites_name_their_classes_and_prompts_can_be_named_in_words():
+    assert task_components("lowlight_denoise") == ("lowlight", "denoise_15") and task_classes("derain") == (1,)
+    assert task_prompt("derain_dehaze").tolist() == [0, 0.5, 0.5, 0, 0] and task_label("deblur_denoise") == "3+0"
+    assert parse_prompt("deblur").tolist() == [0, 0, 0, 1, 0] and parse_prompt("haze").tolist() == [0, 0, 1, 0, 0]
+    assert parse_prompt("rain=3, noise=1").tolist() == pytest.approx([0.25, 0.75, 0, 0, 0])
+    with pytest.raises(ValueError, match="unknown prompt 'fog': give a task"):
+        parse_prompt("fog")
+    with pytest.raises(ValueError, match="unknown task 'fog'"):
+        task_components("fog")
 
 
 @pytest.mark.parametrize("kind", ["with_bias", "bias_free"])

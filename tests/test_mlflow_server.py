@@ -5,6 +5,7 @@ training outlives the server going away mid-run."""
 from __future__ import annotations
 
 import json
+import contextlib
 import math
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -206,30 +208,39 @@ OUTAGE_ENVIRONMENT = {  # MLflow's HTTP client retries with backoff for minutes 
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
-def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_path, default_prepared):
-    """The server's whole process group is killed while train logs every step: training goes on to the end,
-    the model file and the curve are complete, exit code 0, and the failed logging calls are reported."""
-    steps = 30
-    write_params(tmp_path, steps=steps, log_every=1, sample_every=5)
-    server = mlflow_server
-    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=server.uri, **OUTAGE_ENVIRONMENT)
-    stdout_path, stderr_path = tmp_path / "train.out", tmp_path / "train.err"
-    deadline = time.monotonic() + 240
+@contextlib.contextmanager
+def training_through_an_outage(server: Server, folder: Path, prepared: Path, deadline: float
+                               ) -> Iterator[subprocess.Popen]:
+    """Runs the train stage in ``folder`` (output in train.out and train.err) and kills the tracking server's
+    group once step 1 is logged; yields the training process, killed on exit if it still runs."""
+    env = stage_environment(folder, MLFLOW_TRACKING_URI=server.uri, **OUTAGE_ENVIRONMENT)
+    stdout_path, stderr_path = folder / "train.out", folder / "train.err"
     with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
-        train = subprocess.Popen(train_command(default_prepared), cwd=tmp_path, env=env, stdout=stdout,
-                                 stderr=stderr)
+        train = subprocess.Popen(train_command(prepared), cwd=folder, env=env, stdout=stdout, stderr=stderr)
         try:
             while "train: step 1/" not in stdout_path.read_text():  # the run exists and logs steps
                 assert train.poll() is None, f"train ended before step 1:\n{stderr_path.read_text()}"
                 assert time.monotonic() < deadline, "train did not reach step 1 in time"
                 time.sleep(0.05)
             _kill_server(server)
-            steps_before_outage = stdout_path.read_text().count("train: step ")
-            code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
+            yield train
         finally:
             if train.poll() is None:
                 train.kill()
                 train.wait()
+
+
+def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_path, default_prepared):
+    """The server's whole process group is killed while train logs every step: training goes on to the end,
+    the model file and the curve are complete, exit code 0, and the failed logging calls are reported."""
+    steps = 30
+    write_params(tmp_path, steps=steps, log_every=1, sample_every=5)
+    server = mlflow_server
+    stdout_path, stderr_path = tmp_path / "train.out", tmp_path / "train.err"
+    deadline = time.monotonic() + 240
+    with training_through_an_outage(server, tmp_path, default_prepared, deadline) as train:
+        steps_before_outage = stdout_path.read_text().count("train: step ")
+        code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
     out, err = stdout_path.read_text(), stderr_path.read_text()
     assert steps_before_outage < steps, "the server died only after training: the outage was not mid-run"
     assert code == 0, f"train exited {code}:\n{out}\n{err}"
@@ -261,38 +272,25 @@ def test_metrics_of_an_outage_reach_the_server_when_it_is_back(mlflow_server, tm
     write_params(tmp_path, steps=steps, log_every=1, sample_every=1000)
     server = mlflow_server
     port = int(server.uri.rsplit(":", 1)[1])
-    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=server.uri, **OUTAGE_ENVIRONMENT)
     stdout_path, stderr_path = tmp_path / "train.out", tmp_path / "train.err"
     deadline = time.monotonic() + 300
-    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
-        train = subprocess.Popen(train_command(default_prepared), cwd=tmp_path, env=env, stdout=stdout,
-                                 stderr=stderr)
-        try:
-            while "train: step 1/" not in stdout_path.read_text():
-                assert train.poll() is None, f"train ended before step 1:\n{stderr_path.read_text()}"
-                assert time.monotonic() < deadline, "train did not reach step 1 in time"
-                time.sleep(0.05)
-            _kill_server(server)
-            pending = tmp_path / "checkpoints" / f"pip_restormer_tiny{PENDING_SUFFIX}"
-            while not pending.is_file():  # an outage step's metrics were kept
-                assert train.poll() is None and time.monotonic() < deadline, "nothing was kept during the outage"
-                time.sleep(0.05)
-            with running_server(server_command(tmp_path, port), f"{server.uri}/health", tmp_path / "again.log",
-                                server_environment()):
-                back_at = stdout_path.read_text().count("train: step ")
-                code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
-                assert back_at < steps, "training ended before the server was back: the outage covered the run"
-                assert code == 0, f"train exited {code}:\n{stderr_path.read_text()}"
-                assert not pending.exists(), "metrics were left pending although the server was back"
-                client = MlflowClient(tracking_uri=server.uri)
-                run = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id])[0]
-                history = client.get_metric_history(run.info.run_id, "train_loss")
-                assert sorted(metric.step for metric in history) == list(range(1, steps + 1))
-                assert run.info.status == "FINISHED"
-        finally:
-            if train.poll() is None:
-                train.kill()
-                train.wait()
+    with training_through_an_outage(server, tmp_path, default_prepared, deadline) as train:
+        pending = tmp_path / "checkpoints" / f"pip_restormer_tiny{PENDING_SUFFIX}"
+        while not pending.is_file():  # an outage step's metrics were kept
+            assert train.poll() is None and time.monotonic() < deadline, "nothing was kept during the outage"
+            time.sleep(0.05)
+        with running_server(server_command(tmp_path, port), f"{server.uri}/health", tmp_path / "again.log",
+                            server_environment()):
+            back_at = stdout_path.read_text().count("train: step ")
+            code = train.wait(timeout=max(1.0, deadline - time.monotonic()))
+            assert back_at < steps, "training ended before the server was back: the outage covered the run"
+            assert code == 0, f"train exited {code}:\n{stderr_path.read_text()}"
+            assert not pending.exists(), "metrics were left pending although the server was back"
+            client = MlflowClient(tracking_uri=server.uri)
+            run = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id])[0]
+            history = client.get_metric_history(run.info.run_id, "train_loss")
+            assert sorted(metric.step for metric in history) == list(range(1, steps + 1))
+            assert run.info.status == "FINISHED"
 
 
 def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):

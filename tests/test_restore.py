@@ -164,8 +164,8 @@ def test_auto_uses_the_sensor_and_records_its_scores(random_pip, scene, tmp_path
     # ... and not what the rain prompt alone or the noise prompt would give.
     rain = restore("rain", "--task", "derain")
     noise = restore("noise", "--task", "denoise_25")
-    assert np.abs(auto - rain).mean() > 1 / 255
-    assert np.abs(auto - noise).mean() > 1 / 255
+    assert np.abs(auto - rain).max() > 2 / 255  # rounding to 8 bits alone moves no pixel by more than 1/255
+    assert np.abs(auto - noise).max() > 2 / 255
     assert not (tmp_path / "rain" / "noisy.scores.json").exists()
 
 
