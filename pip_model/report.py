@@ -191,8 +191,8 @@ def prompt_swap_grid(benchmark_dir: Path, model: nn.Module, tasks: Sequence[str]
 
 def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Mapping[str, Any]
                       ) -> pd.DataFrame:
-    """PSNR of each single task under every fixed prompt (from ``evaluate``'s prompts.json), the true prompt's
-    column first marked by ``*``, and the sensor's (the blind row) beside them."""
+    """PSNR of each single task under every fixed prompt (from ``evaluate``'s prompts.json), the true prompt's cell
+    marked ``*``, and the sensor's prompt (the blind row) beside them; cells are text, two decimals."""
     model = next(iter(prompts)).split("@")[0]
     rows = {}
     for task in next(iter(prompts.values())):
@@ -202,9 +202,9 @@ def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], 
         for contender, per_task in prompts.items():
             prompt_name = contender.split("@", 1)[1]
             true = prompt_name in DEGRADATION_CLASSES and DEGRADATION_CLASSES.index(prompt_name) in task_classes(task)
-            row[f"{prompt_name}{' *' if true else ''}"] = per_task[task]["psnr"]
+            row[prompt_name] = f"{per_task[task]['psnr']:.2f}{' *' if true else ''}"
         if task in metrics.get(f"{model}_blind", {}):
-            row["sensor"] = metrics[f"{model}_blind"][task]["psnr"]
+            row["sensor"] = f"{metrics[f'{model}_blind'][task]['psnr']:.2f}"
         rows[task] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -212,17 +212,18 @@ def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], 
 def composite_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]],
                     prompts: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
     """PSNR per composite task: the input, the classical restorers chained, the first PIP model under each single
-    true prompt, under the true mixture and under the sensor's, and whether the sensor's beats both the input and
-    the best single prompt."""
+    true prompt and the best of them, under the true mixture and under the sensor's, and whether the sensor's
+    beats both the input and the best single prompt."""
     model = next(iter(prompts)).split("@")[0]
     rows = {}
     for task in (task for task in next(iter(metrics.values())) if task in COMPOSITE_TASKS):
-        row = {"input": metrics["input"][task]["psnr"]}
+        row: dict[str, Any] = {"input": metrics["input"][task]["psnr"]}
         if "classical" in metrics:
             row["classical chained"] = metrics["classical"][task]["psnr"]
-        singles = {f"{DEGRADATION_CLASSES[c]} prompt": prompts[f"{model}@{DEGRADATION_CLASSES[c]}"][task]["psnr"]
+        singles = {DEGRADATION_CLASSES[c]: prompts[f"{model}@{DEGRADATION_CLASSES[c]}"][task]["psnr"]
                    for c in task_classes(task)}
-        row |= singles
+        row["single prompts"] = ", ".join(f"{name} {value:.2f}" for name, value in singles.items())
+        row["best single"] = max(singles.values())
         row["true mixture"] = metrics[model][task]["psnr"]
         if f"{model}_blind" in metrics:
             row["sensor mixture"] = sensor = metrics[f"{model}_blind"][task]["psnr"]
@@ -270,7 +271,7 @@ def write_report(
         model = html.escape(next(iter(prompts)).split("@")[0])
         sections += [f"<h2>What a wrong or blended prompt costs: {model}, PSNR (dB) per fixed prompt</h2>",
                      "<p>* the true prompt; uniform: every class at 0.2; sensor: the blind row.</p>",
-                     prompt_cost_table(prompts, metrics).round(2).to_html()]
+                     prompt_cost_table(prompts, metrics).to_html()]
         composites = composite_table(metrics, prompts)
         if not composites.empty:
             sections += [f"<h2>Composite degradations: {model}, PSNR (dB)</h2>", composites.round(2).to_html()]

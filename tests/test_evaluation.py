@@ -311,19 +311,22 @@ def test_the_prompt_contenders_hold_a_fixed_prompt_whatever_the_task():
 
 
 def test_the_report_tables_compare_prompts_and_composites():
-    metrics = {"input": {"derain": {"psnr": 12.0}, "derain_dehaze": {"psnr": 10.0}},
-               "classical": {"derain": {"psnr": 13.0}, "derain_dehaze": {"psnr": 11.0}},
-               "pip": {"derain": {"psnr": 20.0}, "derain_dehaze": {"psnr": 15.0}},
-               "pip_blind": {"derain": {"psnr": 19.5}, "derain_dehaze": {"psnr": 14.0}}}
+    metrics = {"input": {"derain": {"psnr": 12.0}, "dehaze": {"psnr": 9.0}, "derain_dehaze": {"psnr": 10.0}},
+               "classical": {"derain": {"psnr": 13.0}, "dehaze": {"psnr": 9.5}, "derain_dehaze": {"psnr": 11.0}},
+               "pip": {"derain": {"psnr": 20.0}, "dehaze": {"psnr": 15.0}, "derain_dehaze": {"psnr": 15.0}},
+               "pip_blind": {"derain": {"psnr": 19.5}, "dehaze": {"psnr": 15.0}, "derain_dehaze": {"psnr": 14.0}}}
     prompts = {f"pip@{name}": {"derain": {"psnr": 20.0 if name == "rain" else 5.0},
+                               "dehaze": {"psnr": 15.0 if name == "haze" else 6.0},
                                "derain_dehaze": {"psnr": {"rain": 12.0, "haze": 14.5}.get(name, 3.0)}}
                for name in (*DEGRADATION_CLASSES, "uniform")}
     cost = prompt_cost_table(prompts, metrics)
-    assert list(cost.index) == ["derain"] and cost.loc["derain", "rain *"] == 20.0
-    assert cost.loc["derain", "uniform"] == 5.0 and cost.loc["derain", "sensor"] == 19.5
+    assert list(cost.index) == ["derain", "dehaze"] and list(cost.columns) == [*DEGRADATION_CLASSES, "uniform", "sensor"]
+    assert cost.loc["derain", "rain"] == "20.00 *" and cost.loc["derain", "haze"] == "5.00"
+    assert cost.loc["dehaze", "haze"] == "15.00 *" and cost.loc["dehaze", "sensor"] == "15.00"
+    assert cost.loc["derain", "uniform"] == "5.00" and not cost.isna().any().any()
     composites = composite_table(metrics, prompts)
     assert composites.loc["derain_dehaze"].to_dict() == {
-        "input": 10.0, "classical chained": 11.0, "rain prompt": 12.0, "haze prompt": 14.5, "true mixture": 15.0,
-        "sensor mixture": 14.0, "sensor beats input and best single": "no"}
+        "input": 10.0, "classical chained": 11.0, "single prompts": "rain 12.00, haze 14.50", "best single": 14.5,
+        "true mixture": 15.0, "sensor mixture": 14.0, "sensor beats input and best single": "no"}
     metrics["pip_blind"]["derain_dehaze"]["psnr"] = 14.6
     assert composite_table(metrics, prompts).loc["derain_dehaze", "sensor beats input and best single"] == "yes"
