@@ -199,6 +199,9 @@ def _check_reachable(uri: str, timeout: float = 10.0) -> None:
         ) from error
 
 
+PENDING_SUFFIX = ".mlflow-pending.jsonl"
+
+
 class PendingLog:
     """Tracking calls that could not be sent, kept on disk as JSON lines until they can be.
 
@@ -270,11 +273,9 @@ def sync_pending(paths: list[Path]) -> dict[Path, int]:
             sent[file] = PendingLog(file).send()
         except Exception as error:
             raise TrackingUnavailable(f"{file}: its pending MLflow calls could not be sent ({type(error).__name__}: "
-                                      f"{error}); they are kept there, try again when the server answers") from error
+                                      f"{first_line(error)}); they are kept there, try again when the server "
+                                      "answers") from error
     return sent
-
-
-PENDING_SUFFIX = ".mlflow-pending.jsonl"
 
 
 class Tracker:
