@@ -192,12 +192,25 @@ def test_a_checkpoint_resumes_after_harmless_changes_and_on_fewer_gpus(prepared,
         torch.testing.assert_close(final.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
 
 
-def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path):
+@pytest.mark.parametrize("nodes", [1, 2], ids=["one-node", "two-nodes"])
+def test_ddp_with_two_gloo_ranks_matches_one_process(prepared, tmp_path, nodes):
+    """Two gloo ranks under torchrun, on one node, or on two emulated nodes (two launchers meeting through a c10d
+    rendezvous on loopback, as on two machines), train to the weights of one process with the same global batch."""
     ddp = tmp_path / "ddp"
     ddp.mkdir()
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(ROOT / "tests" / "workers" / "ddp_train.py"), str(ddp), str(prepared)],
-                   check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
+    if nodes == 1:
+        launch = ["--standalone", "--nproc_per_node", "2"]
+    else:
+        launch = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+                  "--rdzv_endpoint", f"127.0.0.1:{free_port()}", "--rdzv_id", "pip-two-nodes"]
+    launchers = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launch,
+                                   str(ROOT / "tests" / "workers" / "ddp_train.py"), str(ddp), str(prepared)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
+                 for _ in range(nodes)]
+    for launcher in launchers:
+        output, _ = launcher.communicate(timeout=300)
+        assert launcher.returncode == 0, output
     rank0 = torch.load(ddp / "rank0.pt", weights_only=True)
     rank1 = torch.load(ddp / "rank1.pt", weights_only=True)
     for key in rank0:
