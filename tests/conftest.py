@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -156,11 +157,41 @@ def running_server(command: list[str], health_url: str, log_path: Path,
             stop_group(process)
 
 
-def server_command(folder: Path, port: int) -> list[str]:
-    """An `mlflow server` on loopback with a SQLite backend and proxied artifacts, both in ``folder``."""
+def server_command(folder: Path, port: int, backend: str | None = None) -> list[str]:
+    """An `mlflow server` on loopback with artifacts proxied into ``folder``, and its runs in ``backend`` (a
+    database URI) or in a SQLite file in ``folder``."""
     return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+            "--backend-store-uri", backend or f"sqlite:///{folder / 'server.db'}",
             "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"]
+
+
+POSTGRES_BIN = Path(os.environ.get("PIP_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@contextlib.contextmanager
+def running_postgres(port: int) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on loopback (run as the ``postgres`` user when we are root, which PostgreSQL
+    refuses to run as); yields its URI and removes it afterwards."""
+    if not (POSTGRES_BIN / "initdb").is_file():
+        pytest.skip(f"PostgreSQL is not installed at {POSTGRES_BIN} (set PIP_POSTGRES_BIN)")
+    folder = Path(tempfile.mkdtemp(prefix="pip-postgres-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    data = folder / "data"
+
+    def postgres(*command: object) -> None:
+        subprocess.run([*as_postgres, *map(str, command)], check=True, capture_output=True, cwd=folder)
+
+    try:
+        postgres(POSTGRES_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+        postgres(POSTGRES_BIN / "pg_ctl", "-D", data, "-l", folder / "postgres.log", "-w", "start", "-o",
+                 f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off")
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            postgres(POSTGRES_BIN / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def server_environment() -> dict[str, str]:
@@ -180,18 +211,22 @@ def answers(url: str) -> bool:
 
 @dataclass
 class Server:
-    """A running server: its URI and its process (the leader of its own process group)."""
+    """A running server: its URI, its process (the leader of its own process group) and its store."""
 
     uri: str
     process: subprocess.Popen
+    backend: str | None = None  # the database URI of its store, when not its SQLite file
 
 
 @pytest.fixture
-def mlflow_server(tmp_path) -> Server:
-    """A real MLflow server on loopback with a SQLite backend; stopped with its worker processes (a test may also
-    kill the whole group itself)."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    with running_server(server_command(tmp_path, port), f"{uri}/health", tmp_path / "server.log",
-                        server_environment()) as process:
-        yield Server(uri, process)
+def mlflow_server(request, tmp_path) -> Iterator[Server]:
+    """A real MLflow server on loopback with a SQLite backend, or (indirect parameter ``"postgresql"``) a
+    throwaway PostgreSQL cluster; stopped with its worker processes (a test may also kill the whole group)."""
+    with contextlib.ExitStack() as stack:
+        backend = (stack.enter_context(running_postgres(free_port()))
+                   if getattr(request, "param", "sqlite") == "postgresql" else None)
+        port = free_port()
+        uri = f"http://127.0.0.1:{port}"
+        process = stack.enter_context(running_server(server_command(tmp_path, port, backend), f"{uri}/health",
+                                                     tmp_path / "server.log", server_environment()))
+        yield Server(uri, process, backend)

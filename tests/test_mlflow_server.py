@@ -145,11 +145,14 @@ def assert_served_model_answers_rest(uri: str, photo: Path, folder: Path) -> Non
     np.testing.assert_allclose(predictions, expected.numpy(), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("mlflow_server", ["sqlite", pytest.param("postgresql", marks=pytest.mark.scale)],
+                         indirect=True)
 def test_train_evaluate_and_the_registered_model_through_a_real_server(
     mlflow_server, tmp_path, default_prepared, benchmark_48, monkeypatch,
 ):
-    """train and evaluate log to a real server; the model it registers restores like the model file, through
-    ``prompt-restore --model models:/...`` / ``runs:/...`` and as pyfunc in a clean process."""
+    """train and evaluate log to a real server (its store in SQLite, or in a real PostgreSQL with the driver of
+    the `scale` extra); the model it registers restores like the model file, through ``prompt-restore --model
+    models:/...`` / ``runs:/...``, as pyfunc in a clean process, and served by ``mlflow models serve``."""
     uri = mlflow_server.uri
     params = write_params(tmp_path, steps=4, log_every=2, sample_every=2)
     env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=uri)
@@ -182,6 +185,12 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
         assert version.run_id == trained["run_id"]
         artifacts = {a.path for a in client.list_artifacts(trained["run_id"])}
         assert {"curves", "evaluation"} <= artifacts
+        if mlflow_server.backend:  # the runs are in PostgreSQL itself, through the driver of the scale extra
+            import psycopg
+
+            with psycopg.connect(mlflow_server.backend) as database:
+                stored = {row[0] for row in database.execute("select run_uuid from runs")}
+            assert trained["run_id"] in stored and baseline["run_id"] in stored
         loaded = mlflow.pytorch.load_model(CANDIDATE)
         assert loaded.uses_prompts and loaded.sensor_uri == "models:/pip-universal-sensor_tiny@candidate"
 
