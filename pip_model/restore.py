@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from pip_model import tasks
 from pip_model.checkpoints import is_model_content, load_model_file, model_from_content, safe_load
 from pip_model.data import to_array, to_tensor
 from pip_model.evaluation import restore_tiled
 from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
-from pip_model.tracking import mlflow_uri_problem
-from pip_model import tasks
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
+from pip_model.tracking import mlflow_uri_problem
 
 
 class RestoreError(ValueError):

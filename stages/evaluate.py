@@ -70,11 +70,11 @@ def main() -> int:
               f"confusion (true x top class)\n{report.confusion}")
     prompted = next(((contender.name, contender.model) for contender in contenders
                      if getattr(contender.model, "uses_prompts", False)), None)
-    if prompted is not None:
-        # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on composites.
-        swapped = evaluate(pairs, prompt_contenders(*prompted, config), config)
-        args.prompts.parent.mkdir(parents=True, exist_ok=True)
-        args.prompts.write_text(json.dumps(swapped.metrics, indent=2) + "\n")
+    # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on composites
+    # (empty without a PIP model).
+    swapped = evaluate(pairs, prompt_contenders(*prompted, config), config).metrics if prompted is not None else {}
+    args.prompts.parent.mkdir(parents=True, exist_ok=True)
+    args.prompts.write_text(json.dumps(swapped, indent=2) + "\n")
 
     root = Path(args.params).resolve().parent
     benchmark_hash = dvc_input_tags(root, [str(args.benchmark)]).get(f"dvc.{args.benchmark}.md5")

@@ -208,6 +208,12 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
     assert prompts["pip_nafnet_tiny@rain"]["derain"] == metrics["pip_nafnet_tiny"]["derain"]
     assert prompts["pip_nafnet_tiny@haze"]["derain"] != metrics["pip_nafnet_tiny"]["derain"]
     assert set(prompts) == {f"pip_nafnet_tiny@{name}" for name in (*DEGRADATION_CLASSES, "uniform")}
+    # Without a PIP model there is no prompt to vary, and the stage still writes its declared output.
+    subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
+                    "--benchmark", str(benchmark_48), "--models", "models/nafnet_tiny.pt", "--metrics", "plain.json",
+                    "--per-image", "plain.csv", "--examples", "plain", "--prompts", "plain_prompts.json"],
+                   cwd=tmp_path, env=stage_environment(tmp_path), check=True, capture_output=True)
+    assert json.loads((tmp_path / "plain_prompts.json").read_text()) == {}
 
     # Every contender on every benchmark pair, one row each, and metrics.json holds their per-task means.
     per_image = pd.read_csv(tmp_path / "per_image.csv")
