@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from dvc.utils.serialize import modify_yaml
@@ -24,10 +24,16 @@ class FlowsConfig:
     Attributes:
         cron: schedule of the ``pipeline`` deployment.
         sweep_parallel: DVC experiments a sweep runs at once (on CUDA, at most one per GPU).
+        sweep_runner: where a sweep's points run: ``local`` (threads of the flow's process, each starting its
+            experiment) or ``dask`` (the tasks of a Dask cluster, through prefect-dask).
+        dask_address: the scheduler of a running Dask cluster (``tcp://host:8786``); empty for a local cluster of
+            ``sweep_parallel`` worker processes, made for the sweep and closed after it.
     """
 
     cron: str = "0 2 * * *"
     sweep_parallel: int = 2
+    sweep_runner: Literal["local", "dask"] = "local"
+    dask_address: str = ""
 
 
 def environment(repo: Path) -> dict[str, str]:

@@ -4,12 +4,18 @@ Each grid point is `dvc exp run --temp -S ...`, so it runs in its own temporary 
 DVC records it as an experiment; its MLflow runs carry the tag `sweep=<id>`.
 
     python -m flows.sweep train.lr=0.001,0.002 train.models='[[pip_restormer_tiny],[restormer_tiny]]'
+
+The points run as Prefect tasks of a subflow whose task runner `params.yaml: flows` chooses: threads of
+this process (`sweep_runner: local`), or the workers of a Dask cluster (`sweep_runner: dask`, through
+prefect-dask; `dask_address` names a running cluster, whose workers must see `repo_dir`).
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import os
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -20,6 +26,7 @@ import torch
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.common import FlowsConfig, dvc, override_arguments
 from pip_model.config import BaseConfig, load_section
@@ -28,8 +35,10 @@ from pip_model.config import BaseConfig, load_section
 @task(retries=1, retry_delay_seconds=10, task_run_name="experiment {name}")
 def run_experiment(repo_dir: str, name: str, overrides: dict[str, Any], env: dict[str, str]) -> str:
     """Runs one grid point as a temporary DVC experiment (``env``: its GPU binding, if any)."""
+    logger = get_run_logger()
+    logger.info("experiment %s starts in process %d on %s", name, os.getpid(), socket.gethostname())
     dvc(Path(repo_dir), "exp", "run", "--temp", "-n", name, *override_arguments(overrides), env=env)
-    get_run_logger().info("experiment %s done: %s", name, overrides)
+    logger.info("experiment %s done: %s", name, overrides)
     return name
 
 
@@ -55,6 +64,32 @@ def concurrent_slots(parallel: int, gpus: int) -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": str(gpu)} for gpu in range(min(parallel, gpus))]
 
 
+def points_runner(config: FlowsConfig, slots: int) -> TaskRunner:
+    """The task runner of a sweep's points (``params.yaml: flows``): ``slots`` threads here, or a Dask cluster,
+    either the one at ``dask_address`` or a local one of ``slots`` single-threaded worker processes."""
+    if config.sweep_runner == "local":
+        return ThreadPoolTaskRunner(max_workers=slots)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ModuleNotFoundError:
+        raise RuntimeError("flows.sweep_runner is dask, which needs prefect-dask: pip install -e '.[scale]'") from None
+    if config.dask_address:
+        return DaskTaskRunner(address=config.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": slots, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
+
+
+@flow(name="sweep-points", flow_run_name="points of sweep {sweep_id}")
+def run_points(repo_dir: str, sweep_id: str, points: list[dict[str, Any]], slots: list[dict[str, str]]) -> list[str]:
+    """Runs the points as DVC experiments, one per slot at a time (``slots``: each one's environment)."""
+    names = []
+    for start in range(0, len(points), len(slots)):
+        futures = [run_experiment.submit(repo_dir, f"sweep-{sweep_id}-{i}", point, env)
+                   for i, (point, env) in enumerate(zip(points[start : start + len(slots)], slots), start=start)]
+        names += [future.result() for future in futures]
+    return names
+
+
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid's values."""
     keys = list(grid)
@@ -78,15 +113,16 @@ def sweep(repo_dir: str = ".", grid: dict[str, list[Any]] | None = None,
     sweep_id = uuid.uuid4().hex[:8]
     points = grid_points(grid)
     params = Path(repo_dir) / "params.yaml"
-    on_gpu = load_section(BaseConfig, "base", params).torch_device() == "cuda"
-    slots = concurrent_slots(load_section(FlowsConfig, "flows", params).sweep_parallel,
-                             torch.cuda.device_count() if on_gpu else 0)
-    names = []
-    for start in range(0, len(points), len(slots)):  # one experiment per slot at a time
-        futures = [run_experiment.submit(repo_dir, f"sweep-{sweep_id}-{i}",
-                                         {**(fixed or {}), **point, "+tracking.tags.sweep": sweep_id}, env)
-                   for i, (point, env) in enumerate(zip(points[start : start + len(slots)], slots), start=start)]
-        names += [future.result() for future in futures]
+    config = load_section(FlowsConfig, "flows", params)
+    # A remote Dask cluster binds its own workers to GPUs; here, each experiment gets a GPU of this machine.
+    on_gpu = not config.dask_address and load_section(BaseConfig, "base", params).torch_device() == "cuda"
+    slots = concurrent_slots(config.sweep_parallel, torch.cuda.device_count() if on_gpu else 0)
+    runner = points_runner(config, len(slots))
+    where = (f"the Dask cluster at {config.dask_address}" if config.dask_address else
+             "a local Dask cluster" if config.sweep_runner == "dask" else "threads of this process")
+    print(f"sweep {sweep_id}: {len(points)} experiments, {len(slots)} at a time, on {where}")
+    names = run_points.with_options(task_runner=runner)(
+        repo_dir, sweep_id, [{**(fixed or {}), **point, "+tracking.tags.sweep": sweep_id} for point in points], slots)
     gather(repo_dir, names, sweep_id)
     path = Path(repo_dir) / "results" / "sweeps" / f"{sweep_id}.csv"
     print(f"sweep {sweep_id}: {len(names)} experiments, table at {path}")

@@ -47,6 +47,16 @@ class TrackingConfig:
     system_metrics_interval: float = 10.0
     tags: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        if "://" in self.uri and urlsplit(self.uri).password is not None:
+            # params.yaml is committed: a password here would be in git for good.
+            raise ValueError(
+                "tracking.uri holds a password, and params.yaml is committed to git: remove it. A server's login goes "
+                "in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; a database URI with its password goes "
+                "in MLFLOW_TRACKING_URI (leave tracking.uri empty)")
+
 
 def registered_name(model_name: str) -> str:
     """Model Registry name of a pipeline model."""
@@ -177,6 +187,22 @@ def mlflow_uri_problem(spec: str, error: Exception) -> str:
     what = f"alias {alias!r}" if alias is not None else f"version {version!r}"
     return (f"{spec}: {name} has no {what} (aliases: {', '.join(aliases) or 'none'}; versions: "
             f"{', '.join(versions) or 'none'}) in MLflow at {store}")
+
+
+def access_hint(error: Exception) -> str | None:
+    """What to do about a missing driver or a refused login, in words; None for other errors."""
+    if isinstance(error, ModuleNotFoundError):
+        return f"it needs the package {error.name}: pip install -e '.[scale]'"
+    code = getattr(error, "error_code", None)
+    if code == "UNAUTHENTICATED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        return (f"the server refused the login of {user!r}: check MLFLOW_TRACKING_PASSWORD" if user else
+                "the server asks for a login: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the "
+                "environment")
+    if code == "PERMISSION_DENIED":
+        return (f"the user {os.environ.get('MLFLOW_TRACKING_USERNAME')!r} may not write here: an admin grants "
+                "it (mlflow.server.get_app_client('basic-auth', ...).create_experiment_permission)")
+    return None
 
 
 def _check_reachable(uri: str, timeout: float = 10.0) -> None:
@@ -324,8 +350,7 @@ class Tracker:
             else:
                 self.client.get_run(run_id)
         except Exception as error:
-            hint = (f"it needs the package {error.name}: pip install -e '.[scale]'" if isinstance(
-                error, ModuleNotFoundError) else f"{type(error).__name__}: {first_line(error)}")
+            hint = access_hint(error) or f"{type(error).__name__}: {first_line(error)}"
             raise TrackingUnavailable(
                 f"MLflow tracking at {uri} cannot be used ({hint}). Start the server, fix MLFLOW_TRACKING_URI or "
                 "params.yaml's tracking.uri; nothing was run."

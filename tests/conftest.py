@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -14,7 +15,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -157,12 +158,40 @@ def running_server(command: list[str], health_url: str, log_path: Path,
             stop_group(process)
 
 
-def server_command(folder: Path, port: int, backend: str | None = None) -> list[str]:
+def server_command(folder: Path, port: int, backend: str | None = None, *, basic_auth: bool = False) -> list[str]:
     """An `mlflow server` on loopback with artifacts proxied into ``folder``, and its runs in ``backend`` (a
-    database URI) or in a SQLite file in ``folder``."""
+    database URI) or in a SQLite file in ``folder``; ``basic_auth`` turns its logins on."""
     return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
             "--backend-store-uri", backend or f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"]
+            "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1",
+            *(["--app-name", "basic-auth"] if basic_auth else [])]
+
+
+MLFLOW_ADMIN = ("admin", secrets.token_urlsafe(12))
+
+
+def basic_auth_settings(folder: Path, users_database: str) -> dict[str, str]:
+    """The server-side settings of MLflow's basic-auth app, as the README's team setup writes them: a config
+    file (the admin's login, the users' database, read-only access by default) and the key that signs its
+    forms."""
+    config = folder / "basic_auth.ini"
+    config.write_text("[mlflow]\ndefault_permission = READ\n"
+                      f"database_uri = {users_database}\n"
+                      f"admin_username = {MLFLOW_ADMIN[0]}\nadmin_password = {MLFLOW_ADMIN[1]}\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+
+
+def create_mlflow_user(uri: str, username: str) -> dict[str, str]:
+    """Has the admin create a user on a basic-auth server (the README's command); returns that user's login as
+    the environment variables MLflow clients read."""
+    password = secrets.token_urlsafe(12)
+    subprocess.run([sys.executable, "-c", "import sys, mlflow.server as server; server.get_app_client("
+                    "'basic-auth', tracking_uri=sys.argv[1]).create_user(sys.argv[2], sys.argv[3])",
+                    uri, username, password], check=True, capture_output=True,
+                   env=dict(server_environment(), MLFLOW_TRACKING_USERNAME=MLFLOW_ADMIN[0],
+                            MLFLOW_TRACKING_PASSWORD=MLFLOW_ADMIN[1]))
+    return {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
 
 
 POSTGRES_BIN = Path(os.environ.get("PIP_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
@@ -171,7 +200,8 @@ POSTGRES_BIN = Path(os.environ.get("PIP_POSTGRES_BIN", "/usr/lib/postgresql/15/b
 @contextlib.contextmanager
 def running_postgres(port: int) -> Iterator[str]:
     """A throwaway PostgreSQL cluster on loopback (run as the ``postgres`` user when we are root, which PostgreSQL
-    refuses to run as); yields its URI and removes it afterwards."""
+    refuses to run as) with a second, empty database ``users``; yields the URI of its main database and removes
+    it afterwards."""
     if not (POSTGRES_BIN / "initdb").is_file():
         pytest.skip(f"PostgreSQL is not installed at {POSTGRES_BIN} (set PIP_POSTGRES_BIN)")
     folder = Path(tempfile.mkdtemp(prefix="pip-postgres-"))
@@ -187,6 +217,7 @@ def running_postgres(port: int) -> Iterator[str]:
         postgres(POSTGRES_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
         postgres(POSTGRES_BIN / "pg_ctl", "-D", data, "-l", folder / "postgres.log", "-w", "start", "-o",
                  f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off")
+        postgres(POSTGRES_BIN / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "users")
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -216,17 +247,39 @@ class Server:
     uri: str
     process: subprocess.Popen
     backend: str | None = None  # the database URI of its store, when not its SQLite file
+    login: dict[str, str] = field(default_factory=dict)  # a user's MLflow login (environment), when it asks
 
 
 @pytest.fixture
 def mlflow_server(request, tmp_path) -> Iterator[Server]:
-    """A real MLflow server on loopback with a SQLite backend, or (indirect parameter ``"postgresql"``) a
-    throwaway PostgreSQL cluster; stopped with its worker processes (a test may also kill the whole group)."""
+    """A real MLflow server on loopback with a SQLite backend, or (indirect parameter ``"team"``) the README's
+    team server: its runs and its users in a throwaway PostgreSQL cluster, logins required, and a user
+    ``researcher`` made by the admin. Stopped with its worker processes (a test may also kill the whole group)."""
     with contextlib.ExitStack() as stack:
-        backend = (stack.enter_context(running_postgres(free_port()))
-                   if getattr(request, "param", "sqlite") == "postgresql" else None)
+        team = getattr(request, "param", "sqlite") == "team"
+        backend = stack.enter_context(running_postgres(free_port())) if team else None
         port = free_port()
         uri = f"http://127.0.0.1:{port}"
-        process = stack.enter_context(running_server(server_command(tmp_path, port, backend), f"{uri}/health",
-                                                     tmp_path / "server.log", server_environment()))
-        yield Server(uri, process, backend)
+        environment = server_environment()
+        if team:
+            environment.update(basic_auth_settings(tmp_path, backend.rsplit("/", 1)[0] + "/users"))
+        process = stack.enter_context(running_server(server_command(tmp_path, port, backend, basic_auth=team),
+                                                     f"{uri}/health", tmp_path / "server.log", environment))
+        yield Server(uri, process, backend, create_mlflow_user(uri, "researcher") if team else {})
+
+
+PREFECT_LOGIN = f"team:{secrets.token_urlsafe(12)}"
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory) -> dict[str, str]:
+    """A real Prefect server on a loopback port, with its own PREFECT_HOME and a login required (the README's
+    team setup); yields the settings of a client that has the login."""
+    home = tmp_path_factory.mktemp("prefect")
+    port = free_port()
+    settings = {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(command, f"http://127.0.0.1:{port}/api/health", home / "server.log",
+                        dict(os.environ, **settings, PREFECT_SERVER_API_AUTH_STRING=PREFECT_LOGIN)):
+        yield {**settings, "PREFECT_API_AUTH_STRING": PREFECT_LOGIN}

@@ -4,8 +4,9 @@ training outlives the server going away mid-run."""
 
 from __future__ import annotations
 
-import json
+import base64
 import contextlib
+import json
 import math
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,17 +147,42 @@ def assert_served_model_answers_rest(uri: str, photo: Path, folder: Path) -> Non
     np.testing.assert_allclose(predictions, expected.numpy(), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("mlflow_server", ["sqlite", pytest.param("postgresql", marks=pytest.mark.scale)],
+def assert_refused_without_a_login(uri: str, tmp_path: Path, default_prepared: Path, login: dict[str, str]) -> None:
+    """A team server turns away the REST API without a login or with a wrong password, and the train stage stops
+    before training with one line saying which login to set."""
+    for header in ({}, {"Authorization": "Basic " + base64.b64encode(
+            f"{login['MLFLOW_TRACKING_USERNAME']}:wrong".encode()).decode()}):
+        request = urllib.request.Request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=5", headers=header)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+    for attempt, expected in (({}, "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
+                              ({**login, "MLFLOW_TRACKING_PASSWORD": "wrong"},
+                               "refused the login of 'researcher': check MLFLOW_TRACKING_PASSWORD")):
+        env = {key: value for key, value in stage_environment(tmp_path, MLFLOW_TRACKING_URI=uri).items()
+               if key not in login}
+        done = subprocess.run(train_command(default_prepared), cwd=tmp_path, env={**env, **attempt},
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
+        assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("mlflow_server", ["sqlite", pytest.param("team", marks=pytest.mark.scale)],
                          indirect=True)
 def test_train_evaluate_and_the_registered_model_through_a_real_server(
     mlflow_server, tmp_path, default_prepared, benchmark_48, monkeypatch,
 ):
-    """train and evaluate log to a real server (its store in SQLite, or in a real PostgreSQL with the driver of
-    the `scale` extra); the model it registers restores like the model file, through ``prompt-restore --model
-    models:/...`` / ``runs:/...``, as pyfunc in a clean process, and served by ``mlflow models serve``."""
+    """train and evaluate log to a real server (its store in SQLite, or the team setup: runs and users in a real
+    PostgreSQL through the driver of the `scale` extra, a login required and read from the environment); the
+    model it registers restores like the model file, through ``prompt-restore --model models:/...`` /
+    ``runs:/...``, as pyfunc in a clean process, and served by ``mlflow models serve``."""
     uri = mlflow_server.uri
     params = write_params(tmp_path, steps=4, log_every=2, sample_every=2)
-    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=uri)
+    if mlflow_server.login:
+        assert_refused_without_a_login(uri, tmp_path, default_prepared, mlflow_server.login)
+    env = stage_environment(tmp_path, MLFLOW_TRACKING_URI=uri, **mlflow_server.login)
+    for key, value in mlflow_server.login.items():
+        monkeypatch.setenv(key, value)  # for this process and the clean ones it starts
 
     def stage(*command: str) -> None:
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
@@ -389,3 +416,20 @@ def test_a_wrong_tracking_uri_gets_one_line_before_anything_runs(uri, message):
         Tracker(uri=uri, experiment="e", run_name="r")
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
     assert "MLFLOW_TRACKING_URI" in str(error.value)
+
+
+@pytest.mark.parametrize("uri", ["http://alice:secret@mlflow-host:5000", "postgresql://mlflow:secret@db:5432/mlflow"])
+def test_a_password_in_params_yaml_is_refused(tmp_path, uri):
+    """params.yaml is committed: a tracking URI there that carries a password stops every stage with one line
+    that says where a login goes instead (a URI without one is fine)."""
+    from pip_model.config import ConfigError, load_section
+    from pip_model.tracking import TrackingConfig
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"tracking": {"uri": uri}}))
+    with pytest.raises(ConfigError) as error:
+        load_section(TrackingConfig, "tracking", params)
+    assert "tracking.uri holds a password" in str(error.value) and "MLFLOW_TRACKING_PASSWORD" in str(error.value)
+    assert "secret" not in str(error.value)
+    params.write_text(yaml.safe_dump({"tracking": {"uri": uri.replace(":secret", "")}}))
+    assert load_section(TrackingConfig, "tracking", params).uri == uri.replace(":secret", "")

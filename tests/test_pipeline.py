@@ -6,13 +6,15 @@ running the pipeline again."""
 
 from __future__ import annotations
 
+import base64
 import json
-import os
+import re
 import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
+import urllib.error
+import urllib.request
 
 import pandas as pd
 import pytest
@@ -20,7 +22,7 @@ import yaml
 
 from pip_model.image_files import read_image
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
-from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stop_group
+from tests.conftest import Repo, make_pipeline_repo, stop_group
 
 TINY = {
     "degrade": {"benchmark_crop": 48, "crops_per_image": 1, "train_pairs_per_task": 2, "train_patch": 32},
@@ -160,17 +162,19 @@ def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
     assert applied["tracking"]["tags"] == {"sweep": "35498153", "note": "plain words"}
 
 
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory) -> dict[str, str]:
-    """A real Prefect server on a loopback port, with its own PREFECT_HOME."""
-    home = tmp_path_factory.mktemp("prefect")
-    port = free_port()
-    settings = {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with running_server(command, f"http://127.0.0.1:{port}/api/health", home / "server.log",
-                        dict(os.environ, **settings)):
-        yield settings
+def test_the_prefect_server_lets_in_only_who_has_the_login(repo, prefect_api):
+    """Without the login, or with a wrong one, the API refuses (HTTP 401) and so does the CLI; with it (every
+    other Prefect test here), flows run."""
+    for header in ({}, {"Authorization": "Basic " + base64.b64encode(b"team:wrong").decode()}):
+        request = urllib.request.Request(f"{prefect_api['PREFECT_API_URL']}/flows/filter", data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json", **header})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+    outsider = repo.run(sys.executable, "-m", "prefect", "deployment", "ls", check=False,
+                        env={**prefect_api, "PREFECT_API_AUTH_STRING": "team:wrong"})
+    assert outsider.returncode != 0 and "401" in outsider.stdout + outsider.stderr
+    assert repo.run(sys.executable, "-m", "prefect", "deployment", "ls", env=prefect_api).returncode == 0
 
 
 def test_pipeline_flow_applies_overrides_reruns_what_they_change_and_publishes(repo, prefect_api):
@@ -200,8 +204,8 @@ def _trigger(repo: Repo, prefect_api: dict[str, str], deployment: str, **paramet
 
 
 def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tmp_path):
-    """`python -m flows.deploy` serves `pipeline/nightly` on params.yaml's cron and `sweep/on-demand`; triggering
-    the sweep runs a grid of DVC experiments, gathered from `dvc exp show` into one table, their MLflow runs tagged."""
+    """`python -m flows.deploy` serves `pipeline/nightly` on params.yaml's cron and `sweep/on-demand`; a triggered
+    run of the pipeline completes in the serving process."""
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         serving = subprocess.Popen([sys.executable, "-m", "flows.deploy"], cwd=repo.path,
@@ -218,12 +222,44 @@ def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tm
                             env=prefect_api).stdout
         assert "17 3 * * 1" in schedule
         _trigger(repo, prefect_api, "pipeline/nightly", stages=["report"])  # up to date: proves the served run
-        _trigger(repo, prefect_api, "sweep/on-demand", grid={"train.lr": [0.001, 0.003]})
     finally:
         stop_group(serving)
+    assert "Beginning flow run" in log.read_text()
+
+
+@pytest.mark.scale
+def test_a_worker_runs_the_pool_deployments_from_source_and_the_sweep_on_dask(repo, prefect_api, tmp_path):
+    """The production way: a process work pool, the deployments registered on it from source
+    (`python -m flows.deploy --pool`), and a real `prefect worker` started elsewhere that runs them in its copy of
+    the source. With `flows.sweep_runner: dask`, the sweep's points run at once in the worker processes of a local
+    Dask cluster; their experiments are gathered from `dvc exp show` into one table, their MLflow runs tagged."""
+    repo.run(sys.executable, "-m", "prefect", "work-pool", "create", "test-pool", "--type", "process",
+             env=prefect_api)
+    repo.set_params({"flows": {"sweep_runner": "dask"}})
+    repo.run("git", "commit", "-qam", "sweeps on Dask")
+    deployed = repo.run(sys.executable, "-m", "flows.deploy", "--pool", "test-pool", env=prefect_api)
+    assert "on the work pool test-pool" in deployed.stdout, deployed.stdout + deployed.stderr
+    log = tmp_path / "worker.log"
+    with log.open("w") as output:
+        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "test-pool"],
+                                  cwd=tmp_path, env={**repo.env, **prefect_api}, stdout=output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _trigger(repo, prefect_api, "pipeline/nightly", stages=["report"])
+        _trigger(repo, prefect_api, "sweep/on-demand", grid={"train.lr": [0.001, 0.003]})
+    finally:
+        stop_group(worker)
+        repo.run("git", "revert", "--no-edit", "HEAD")
+    worked = log.read_text()
+    assert "Executing deployment step: set_working_directory" in worked and "Finished in state Completed" in worked
+    # The points ran in two processes (threads would share one), Dask's workers, and both started before either
+    # finished.
+    pids = set(re.findall(r"experiment sweep-\w+-\d starts in process (\d+)", worked))
+    assert len(pids) == 2 and "on a local Dask cluster" in worked and "distributed.nanny" in worked, worked
+    assert worked.rindex("starts in process") < worked.index(" done: {"), worked
 
     tables = list((repo.path / "results" / "sweeps").glob("*.csv"))
-    assert len(tables) == 1, log.read_text()
+    assert len(tables) == 1, worked
     table = pd.read_csv(tables[0])
     assert len(table) == 2 and sorted(table["train.lr"]) == [0.001, 0.003]
     assert table["pip_restormer_tiny.derain.psnr"].between(0, 100).all()

@@ -1,13 +1,21 @@
 """The scale-out paths, run for real on loopback: a DVC remote that carries results and experiments from one
-clone to another. Marked ``scale``: CI runs them, ``-m 'not scale'`` skips them locally."""
+clone to another, and a sweep on a running Dask cluster. Marked ``scale``: CI runs them, ``-m 'not scale'`` skips
+them locally."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
-from tests.conftest import Repo, make_pipeline_repo
+from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stage_environment
 from tests.test_pipeline import TINY
 
 pytestmark = pytest.mark.scale
@@ -50,3 +58,48 @@ def test_a_dvc_remote_carries_results_and_experiments_to_another_clone(tmp_path)
     assert "lr: 0.001" in (b.path / "params.yaml").read_text()
     applied = json.loads((b.path / "results" / "metrics.json").read_text())
     assert applied == json.loads((a.path / "results" / "metrics.json").read_text()) and applied != before
+
+
+# A one-stage DVC pipeline whose experiments take a second: the sweep's machinery without the training.
+SQUARE_STAGE = {"stages": {"square": {
+    "cmd": "python -c \"import json, yaml; x = yaml.safe_load(open('params.yaml'))['x']; "
+           "json.dump({'square': x * x}, open('square.json', 'w'))\"",
+    "params": ["x"], "metrics": [{"square.json": {"cache": False}}]}}}
+
+
+def test_a_sweep_runs_on_the_dask_cluster_at_its_address(tmp_path, prefect_api):
+    """With `flows.sweep_runner: dask` and `flows.dask_address`, a sweep sends its points to a running cluster
+    (a `dask scheduler` and a `dask worker` of two processes on loopback, the README's commands); each point runs
+    in one of that cluster's worker processes, and the experiments are gathered into the sweep's table."""
+    repo = Repo(tmp_path / "repo")
+    repo.path.mkdir()
+    port, dashboard = free_port(), free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    (repo.path / "dvc.yaml").write_text(yaml.safe_dump(SQUARE_STAGE))
+    (repo.path / "params.yaml").write_text(yaml.safe_dump(
+        {"x": 1, "flows": {"sweep_runner": "dask", "dask_address": address, "sweep_parallel": 2}}))
+    repo.run("git", "init", "-q")
+    repo.dvc("init", "-q")
+    repo.dvc("repro")
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-qm", "square")
+    # The cluster's processes run in this environment (the flows importable), like the README's.
+    env = {**stage_environment(tmp_path), **prefect_api}
+    dask = str(Path(sys.executable).parent / "dask")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(running_server(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address",
+             f"127.0.0.1:{dashboard}"], f"http://127.0.0.1:{dashboard}/health", tmp_path / "scheduler.log", env))
+        workers = stack.enter_context(running_server(
+            [dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+            f"http://127.0.0.1:{dashboard}/health", tmp_path / "workers.log", env))
+        done = subprocess.run([sys.executable, "-m", "flows.sweep", "x=2,3"], cwd=repo.path, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert f"on the Dask cluster at {address}" in done.stderr, done.stderr
+    worked = (tmp_path / "workers.log").read_text()
+    pids = set(re.findall(r"experiment sweep-\w+-\d starts in process (\d+)", worked))
+    assert len(pids) == 2 and str(workers.pid) not in pids, worked  # the cluster's two worker processes
+    tables = list((repo.path / "results" / "sweeps").glob("*.csv"))
+    table = pd.read_csv(tables[0])
+    assert sorted(zip(table["x"], table["square"])) == [(2, 4), (3, 9)], table.to_string()
