@@ -35,6 +35,11 @@ class FlowsConfig:
     sweep_runner: Literal["local", "dask"] = "local"
     dask_address: str = ""
 
+    def __post_init__(self) -> None:
+        if self.dask_address and self.sweep_runner != "dask":
+            raise ValueError(f"flows.dask_address is {self.dask_address!r} but flows.sweep_runner is "
+                             f"{self.sweep_runner!r}: set sweep_runner: dask to use that cluster, or empty the address")
+
 
 def environment(repo: Path) -> dict[str, str]:
     """The stages' environment: this interpreter's tools on PATH, MLflow at the repository's store."""

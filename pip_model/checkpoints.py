@@ -52,6 +52,14 @@ def model_from_content(content: Any, path: str | os.PathLike) -> tuple[nn.Module
     if not is_model_content(content):
         raise ValueError(f"{path}: not a model file of this project (expected format {MODEL_FORMAT!r})")
     model = build_model(content["model_name"])
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    found = {name: tuple(tensor.shape) for name, tensor in content["state_dict"].items()}
+    if found != expected:  # written by another version of the network (e.g. a sensor before exposure statistics)
+        differ = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
+        raise ValueError(
+            f"{path}: its {content['model_name']} does not fit this version of the network ({differ[0]} is "
+            f"{found.get(differ[0])} in the file, {expected.get(differ[0])} here; {len(differ)} of its tensors "
+            "differ); retrain it (dvc repro) or use the version that wrote it")
     model.load_state_dict(content["state_dict"])
     metadata = {key: value for key, value in content.items() if key != "state_dict"}
     return model.eval(), metadata

@@ -363,7 +363,8 @@ class OnlinePairSampler:
     ``real_share``, that share of a task's slots is instead a crop of one of its real
     training pairs (the same window of the degraded and the clean file, read from disk).
     With ``augment``, crops are randomly flipped, rotated and channel-permuted first (a pair's
-    two crops alike).
+    two crops alike). With ``exposure`` (low, high), each synthetic crop is scaled by a factor
+    drawn from that range before it is degraded: dim scenes that are not low-light images.
 
     ``batch(step)`` is a pure function of its arguments, so a resumed run sees the same
     batches as an uninterrupted one. Each slot of the global batch draws from its own
@@ -379,13 +380,14 @@ class OnlinePairSampler:
         ranges: DegradationRanges | None = None, augment: bool = False,
         real_pairs: Mapping[str, Sequence[tuple[Path, Path]]] | None = None,
         real_share: Mapping[str, float] | None = None, slots: range | None = None,
+        exposure: tuple[float, float] | None = None,
     ) -> None:
         if not len(images):
             raise ValueError("online training needs at least one clean training image")
         self.images, self.tasks, self.patch, self.batch_size = images, list(tasks), patch, batch_size
         self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
-        self.augment = augment
+        self.augment, self.exposure = augment, exposure
         self.slots = slots if slots is not None else range(batch_size)
         if not 0 <= self.slots.start < self.slots.stop <= batch_size or self.slots.step != 1:
             raise ValueError(f"slots {self.slots} is not a share of a batch of {batch_size}")
@@ -420,6 +422,9 @@ class OnlinePairSampler:
             crop = random_crops([image], 1, self.patch, generator, which=[0])[0]
             if self.augment:
                 crop = augment(crop, generator)
+            if self.exposure and not real:
+                low, high = self.exposure
+                crop = crop * (low + (high - low) * float(torch.rand((), generator=generator)))
             clean.append(crop[-3:])
             degraded.append(crop[:3] if real else torch.zeros_like(crop))
         runs = [SyntheticRun(task, start, stop, draw_degradation(

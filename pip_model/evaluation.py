@@ -23,6 +23,7 @@ from pip_model.checkpoints import load_model_file
 from pip_model.classical import classical_restore
 from pip_model.data import to_array, to_tensor
 from pip_model.image_files import read_image
+from pip_model.sensor import PRESENT_SCORE
 from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt
 
 
@@ -343,7 +344,7 @@ def sensor_report(pairs: Sequence[BenchmarkPair], sensor: nn.Module) -> SensorRe
         scores = sensor(pair.degraded.to(device))[0].cpu()
         classes = task_classes(pair.row.task)
         if pair.row.task in COMPOSITE_TASKS:
-            found = {int(class_id) for class_id in torch.nonzero(scores > 0.5).flatten()}
+            found = {int(class_id) for class_id in torch.nonzero(scores >= PRESENT_SCORE).flatten()}
             composite_hits.setdefault(pair.row.task, []).append(found == set(classes))
         else:
             confusion[classes[0], int(scores.argmax())] += 1

@@ -29,6 +29,7 @@ from pip_model.checkpoints import is_model_content, load_model_file, model_from_
 from pip_model.data import to_array, to_tensor
 from pip_model.evaluation import restore_tiled
 from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
+from pip_model.sensor import PRESENT_SCORE
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 from pip_model.tracking import mlflow_uri_problem
 
@@ -108,7 +109,7 @@ def sensor_decision(scores: torch.Tensor, weights: torch.Tensor) -> dict[str, di
     scores_by_class = {name: round(float(score), 4) for name, score in zip(DEGRADATION_CLASSES, scores)}
     prompt = {name: round(float(weight), 4) for name, weight in zip(DEGRADATION_CLASSES, weights)}
     unsure = [name for name, score in scores_by_class.items() if SURE_MARGIN < score < 1 - SURE_MARGIN]
-    found = [name for name, score in scores_by_class.items() if score >= 0.5]
+    found = [name for name, score in scores_by_class.items() if score >= PRESENT_SCORE]
     state = f"unsure about {', '.join(unsure)}: blended prompt" if unsure else "sure"
     words = (f"{' + '.join(found) or 'no degradation found'} ({state}); scores "
              + ", ".join(f"{name} {score:.2f}" for name, score in scores_by_class.items())

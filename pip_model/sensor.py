@@ -14,12 +14,34 @@ from torch import nn
 
 from pip_model.tasks import NUM_CLASSES
 
-# Scores are raised to this power before they are normalised into prompt weights (see DegradationSensor.prompt).
+# A class scoring at least this is present and weighs fully in the prompt; a fainter one weighs its score over
+# this, to the power PROMPT_SHARPNESS (see DegradationSensor.prompt).
+PRESENT_SCORE = 0.6
 PROMPT_SHARPNESS = 4.0
+# Brightness quantiles the classifier sees, and the most pixels they are taken from (a strided subsample).
+EXPOSURE_QUANTILES = (0.1, 0.5, 0.9, 0.99)
+EXPOSURE_SAMPLES = 1 << 16
+
+
+def exposure_statistics(images: torch.Tensor) -> torch.Tensor:
+    """Each image's exposure: the mean and spread of every channel and quantiles of its brightness.
+
+    The conv features are normalised per image, which keeps their patterns but loses how bright the image is,
+    and that is what tells a dark photograph from a normally exposed one that is only noisy.
+
+    Shape:
+        (B, C, H, W) -> (B, 2 * C + len(EXPOSURE_QUANTILES))
+    """
+    brightness = images.mean(dim=1).flatten(1)
+    stride = max(1, brightness.shape[1] // EXPOSURE_SAMPLES)  # quantile's cost grows with the pixels
+    levels = torch.tensor(EXPOSURE_QUANTILES, dtype=images.dtype, device=images.device)
+    quantiles = torch.quantile(brightness[:, ::stride], levels, dim=1).T
+    return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3), correction=0), quantiles], dim=1)
 
 
 class DegradationSensor(nn.Module):
-    """Strided conv stages, then mean- and std-pooling, then a linear classifier.
+    """Strided conv stages, then mean- and std-pooling, then a linear classifier that also sees the image's
+    exposure (:func:`exposure_statistics`).
 
     Std-pooling keeps the strength of high-frequency responses (noise, rain streaks),
     which plain mean-pooling averages away.
@@ -48,7 +70,7 @@ class DegradationSensor(nn.Module):
             ]
             channels = width
         self.features = nn.Sequential(*stages)
-        self.classifier = nn.Linear(2 * channels, num_classes)
+        self.classifier = nn.Linear(2 * channels + 2 * in_channels + len(EXPOSURE_QUANTILES), num_classes)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Unnormalised class scores, for training with one binary cross-entropy per class.
@@ -57,20 +79,23 @@ class DegradationSensor(nn.Module):
             (B, in_channels, H, W) -> (B, num_classes)
         """
         features = self.features(images).flatten(2)
-        pooled = torch.cat([features.mean(dim=-1), features.std(dim=-1, correction=0)], dim=1)
-        return self.classifier(pooled)
+        pooled = [features.mean(dim=-1), features.std(dim=-1, correction=0), exposure_statistics(images)]
+        return self.classifier(torch.cat(pooled, dim=1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(images))
 
-    def prompt(self, images: torch.Tensor, *, sharpness: float = PROMPT_SHARPNESS) -> tuple[torch.Tensor, torch.Tensor]:
-        """The per-class scores and the prompt weights they make: the scores raised to ``sharpness`` and normalised
-        to sum to 1. At 4 a class scoring 0.99 outweighs one at 0.5 by 15 to 1 (a wrong prompt can cost 14 dB, so
-        a faint score must weigh little), while classes with similar scores share the prompt.
+    def prompt(self, images: torch.Tensor, *, present: float = PRESENT_SCORE,
+               sharpness: float = PROMPT_SHARPNESS) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-class scores and the prompt weights they make: every class scoring at least ``present`` weighs
+        1, a fainter one ``(score / present) ** sharpness``, and the weights are normalised to sum to 1.
+
+        The classes found share the prompt equally, which is a composite's true mixture; a doubtful class gets a
+        small share (at 0.3, a sixteenth of a found one), since a wrong prompt can cost 14 dB.
 
         Shape:
             (B, in_channels, H, W) -> (B, num_classes), (B, num_classes)
         """
         scores = self(images)
-        powered = scores**sharpness
-        return scores, powered / powered.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        weights = (scores / present).clamp(max=1) ** sharpness
+        return scores, weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)

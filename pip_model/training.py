@@ -497,6 +497,8 @@ class SensorConfig:
         steps: optimiser steps.
         batch_size: images per step.
         patch: side of the training crops.
+        exposure: range of the factor that scales each clean crop before it is degraded, so that dim but normally
+            exposed scenes (which only the low-light degradation makes dark and grainy) are in the training.
         lr: AdamW learning rate (cosine decay, no warm-up).
         weight_decay: AdamW weight decay.
         log_every: steps between progress lines and logged metrics.
@@ -508,11 +510,15 @@ class SensorConfig:
     steps: int = 200
     batch_size: int = 16
     patch: int = 64
+    exposure: tuple[float, float] = (1.0, 1.0)
     lr: float = 2e-3
     weight_decay: float = 0.01
     log_every: int = 20
 
     def __post_init__(self) -> None:
+        if not 0 < self.exposure[0] <= self.exposure[1] <= 1:
+            raise ValueError(f"sensor.exposure must be [low, high] with 0 < low <= high <= 1, "
+                             f"got {list(self.exposure)}")
         if model_spec(self.model).kind != "sensor":
             raise ValueError(f"sensor.model must be a sensor (sensor, sensor_tiny), got {self.model!r}")
         for task in (*self.tasks, *self.task_weights):
@@ -533,7 +539,8 @@ def train_sensor(
         optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
     data = OnlinePairSampler(split_files(prepared_dir, "train"), tasks=config.tasks, patch=config.patch,
                              batch_size=config.batch_size, seed=derive_seed(seed, "sensor"), device=target,
-                             ranges=ranges, augment=True, task_weights=config.task_weights)
+                             ranges=ranges, augment=True, task_weights=config.task_weights,
+                             exposure=None if config.exposure == (1.0, 1.0) else config.exposure)
     bar = Progress(config.steps, 0, config.log_every, progress)
     started = time.perf_counter()
     for step in range(1, config.steps + 1):

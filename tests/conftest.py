@@ -26,8 +26,8 @@ from pip_model.corpus import PrepareConfig, prepare_corpus
 from pip_model.data import DegradeConfig, build_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model", "flows", "data/datasets", "results/seeds",
-                  ".dvcignore", ".gitignore")
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model", "flows", "data/datasets",
+                  "results/seeds", ".dvcignore", ".gitignore")
 
 
 QUIET = {"progress": lambda message: None}

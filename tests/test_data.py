@@ -108,6 +108,26 @@ def test_online_sampler_is_seeded_per_step(prepared):
     assert not torch.equal(other_seed.clean, batch.clean)
 
 
+def test_the_sensor_sees_dim_scenes_that_are_not_low_light(prepared, tmp_path):
+    """``exposure`` scales each synthetic clean crop by a factor from its range (drawn after the crop, so the
+    crops are the same as without it) before the degradation; real pairs stay as they are."""
+    images = [image for _, image in load_split(prepared, "train")]
+    common = {"tasks": ["derain", "lowlight"], "patch": 24, "batch_size": 6, "seed": 0}
+    plain = OnlinePairSampler(images, **common).batch(3)
+    dim = OnlinePairSampler(images, exposure=(0.5, 0.5), **common).batch(3)
+    torch.testing.assert_close(dim.clean, 0.5 * plain.clean)
+    assert dim.tasks == plain.tasks and (dim.degraded.mean() < 0.8 * plain.degraded.mean())
+    spread = OnlinePairSampler(images, exposure=(0.5, 1.0), **common).batch(3).clean.flatten(1).amax(dim=1)
+    ratios = spread / plain.clean.flatten(1).amax(dim=1)
+    assert ((ratios >= 0.5 - 1e-6) & (ratios <= 1 + 1e-6)).all() and ratios.std() > 0.01  # one factor per crop
+    real = {"derain": _inverted_pairs(tmp_path, 2)}
+    paired = OnlinePairSampler(split_files(prepared, "train"), exposure=(0.5, 0.5), real_pairs=real,
+                               real_share={"derain": 1.0}, **common).batch(3)
+    for task, degraded, clean in zip(paired.tasks, paired.degraded, paired.clean):
+        if task == "derain":  # a window of a real pair, as it is on disk
+            assert (degraded - (1 - clean)).abs().max() < 1e-5
+
+
 def test_offline_pairs_and_balanced_sampler(prepared, tmp_path):
     manifest = write_offline_pairs(prepared, SMALL, seed=0, out_dir=tmp_path / "pairs", **QUIET)
     assert Counter(manifest["task"]) == {task: 3 for task in TASKS}

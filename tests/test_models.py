@@ -152,6 +152,44 @@ def test_sensor_probabilities_steer_pip_blindly():
     assert (by_sensor[1] - by_class).abs().mean() < 0.2 * (by_sensor[1] - by_sensor[2]).abs().mean()
 
 
+def test_the_classes_found_share_the_prompt_and_a_doubt_weighs_little():
+    """Classes scoring at least 0.6 are found and weigh alike (a composite gets its true mixture however sure the
+    sensor is of each part); a fainter class weighs (score / 0.6) ** 4 of a found one."""
+    sensor = build_model("sensor_tiny").eval()
+    wanted = torch.tensor([0.99, 0.7, 0.3, 0.01, 0.6])
+    with torch.no_grad():
+        torch.nn.init.zeros_(sensor.classifier.weight)
+        sensor.classifier.bias.copy_(torch.logit(wanted))
+        scores, weights = sensor.prompt(_images())
+    torch.testing.assert_close(scores[0], wanted)
+    share = torch.tensor([1, 1, 0.5**4, (0.01 / 0.6) ** 4, 1])
+    torch.testing.assert_close(weights, (share / share.sum()).expand(2, -1))
+
+
+def test_the_sensor_sees_how_bright_an_image_is():
+    """Its conv features are normalised per image, so the exposure statistics are what tell a dark photograph
+    from a normally exposed one: they are right (a half-dark, half-bright image), a large image's strided
+    subsample gives its full quantiles, and the classifier reads them (a darker copy of the same image scores
+    differently through them alone)."""
+    from pip_model.sensor import EXPOSURE_QUANTILES, EXPOSURE_SAMPLES, exposure_statistics
+
+    split = torch.cat([torch.full((1, 3, 8, 16), 0.1), torch.full((1, 3, 8, 16), 0.7)], dim=2)
+    statistics = exposure_statistics(split)[0]
+    torch.testing.assert_close(statistics[:3], torch.full((3,), 0.4))
+    torch.testing.assert_close(statistics[3:6], torch.full((3,), 0.3))
+    assert statistics[6:].tolist() == pytest.approx([0.1, 0.4, 0.7, 0.7], abs=1e-6)  # quantiles 0.1 ... 0.99
+    assert len(statistics) == 6 + len(EXPOSURE_QUANTILES)
+    large = torch.rand(1, 3, 512, 4 * EXPOSURE_SAMPLES // 512, generator=torch.Generator().manual_seed(0))
+    every_pixel = torch.quantile(large.mean(dim=1).flatten(), torch.tensor(EXPOSURE_QUANTILES))
+    torch.testing.assert_close(exposure_statistics(large)[0, 6:], every_pixel, atol=0.01, rtol=0)
+
+    sensor = build_model("sensor_tiny").eval()
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sensor.classifier.weight[:, :-len(statistics)] = 0  # only the exposure columns left
+        assert not torch.allclose(sensor.logits(image), sensor.logits(0.2 * image), atol=1e-3)
+
+
 def test_pip_at_chosen_levels_only():
     config = PIPConfig(levels=(2,), prompt_channels=(32,), prompt_sizes=(8,))
     model = build_model("nafnet_tiny", pip=config)

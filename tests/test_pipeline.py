@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -143,6 +144,19 @@ def test_a_sweep_runs_one_experiment_per_gpu_each_bound_to_its_own():
     assert concurrent_slots(2, gpus=4) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
 
 
+def test_a_sweep_runs_its_points_where_params_yaml_says():
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.common import FlowsConfig
+    from flows.sweep import points_runner
+
+    assert isinstance(points_runner(FlowsConfig(), 2), ThreadPoolTaskRunner)
+    assert points_runner(FlowsConfig(sweep_runner="dask"), 3).cluster_kwargs["n_workers"] == 3  # a local cluster
+    assert points_runner(FlowsConfig(sweep_runner="dask", dask_address="tcp://h:8786"), 2).address == "tcp://h:8786"
+    with pytest.raises(ValueError, match="set sweep_runner: dask to use that cluster"):
+        FlowsConfig(dask_address="tcp://h:8786")  # an address that would be ignored
+
+
 def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
     """What `dvc exp run -S` makes of the flows' overrides: a sweep id of digits stays a string tag, and lists
     and mappings keep their structure."""
@@ -162,7 +176,7 @@ def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
     assert applied["tracking"]["tags"] == {"sweep": "35498153", "note": "plain words"}
 
 
-def test_the_prefect_server_lets_in_only_who_has_the_login(repo, prefect_api):
+def test_the_prefect_server_lets_in_only_who_has_the_login(prefect_api):
     """Without the login, or with a wrong one, the API refuses (HTTP 401) and so does the CLI; with it (every
     other Prefect test here), flows run."""
     for header in ({}, {"Authorization": "Basic " + base64.b64encode(b"team:wrong").decode()}):
@@ -171,10 +185,13 @@ def test_the_prefect_server_lets_in_only_who_has_the_login(repo, prefect_api):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 401
-    outsider = repo.run(sys.executable, "-m", "prefect", "deployment", "ls", check=False,
-                        env={**prefect_api, "PREFECT_API_AUTH_STRING": "team:wrong"})
+    def deployments(login: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], capture_output=True, text=True,
+                              env={**os.environ, **prefect_api, "PREFECT_API_AUTH_STRING": login})
+
+    outsider = deployments("team:wrong")
     assert outsider.returncode != 0 and "401" in outsider.stdout + outsider.stderr
-    assert repo.run(sys.executable, "-m", "prefect", "deployment", "ls", env=prefect_api).returncode == 0
+    assert deployments(prefect_api["PREFECT_API_AUTH_STRING"]).returncode == 0
 
 
 def test_pipeline_flow_applies_overrides_reruns_what_they_change_and_publishes(repo, prefect_api):

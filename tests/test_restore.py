@@ -72,17 +72,17 @@ def _summary(out: Path) -> dict:
 
 
 def _rain_sensor() -> torch.nn.Module:
-    """A sensor sure (score > 0.99) that the noisy coffee crop shows rain, and unsure about haze (about 0.45).
+    """A sensor sure (score > 0.99) that the noisy coffee crop shows rain, and unsure about haze (about 0.7: found,
+    but not surely).
 
-    Its random classifier, scaled up 10 times, keeps image-dependent scores; a bias of +3 for rain and -3 for
-    every other class sets the verdict.
+    Its random classifier, scaled up 10 times, keeps image-dependent scores; biases set the verdict.
     """
     torch.manual_seed(0)
     sensor = build_model("sensor_tiny").eval()
     with torch.no_grad():
         sensor.classifier.weight *= 10
-        sensor.classifier.bias.copy_(torch.full((len(DEGRADATION_CLASSES),), -3.0))
-        sensor.classifier.bias[DEGRADATION_CLASSES.index("rain")] = 3.0
+        biases = {"noise": -4.0, "rain": 6.0, "haze": -5.0, "blur": -6.0, "lowlight": -3.0}
+        sensor.classifier.bias.copy_(torch.tensor([biases[name] for name in DEGRADATION_CLASSES]))
     return sensor
 
 
@@ -155,7 +155,7 @@ def test_auto_uses_the_sensor_and_records_its_scores(random_pip, scene, tmp_path
     np.testing.assert_allclose(list(recorded["prompt"].values()), weights[0].numpy(), atol=1e-3)
     assert recorded["prompt"]["haze"] > 0.1  # a blend, not the argmax
     printed = capsys.readouterr().out
-    assert "noisy.png: rain + haze (unsure about haze" in printed and "blended prompt); scores noise 0.01, rain 1.00" in printed
+    assert "noisy.png: rain + haze (unsure about haze: blended prompt); scores noise 0.01, rain 1.00" in printed
     assert json.loads((tmp_path / "auto" / "noisy.scores.json").read_text()) == recorded  # --explain
 
     # The restoration is the one that blend prompts for ...
@@ -324,3 +324,11 @@ def test_model_files_and_other_checkpoints_are_told_apart(trained, tmp_path):
         load_restorer(str(tmp_path / "broken.pt"), "cpu")
     with pytest.raises(RestoreError, match="missing.pt: no such checkpoint file"):
         load_restorer(str(tmp_path / "missing.pt"), "cpu")
+    # A sensor written before its classifier saw the exposure statistics: one line, not a size-mismatch dump.
+    old_sensor = build_model("sensor_tiny")
+    old_sensor.classifier = torch.nn.Linear(old_sensor.classifier.in_features - 10, 5)
+    save_model_file(tmp_path / "old_sensor.pt", old_sensor, model_name="sensor_tiny")
+    with pytest.raises(ValueError, match=r"old_sensor.pt: its sensor_tiny does not fit this version of the network "
+                                         r"\(classifier.weight is \(5, 128\) in the file, \(5, 138\) here; 1 of "
+                                         r"its tensors differ\); retrain it"):
+        load_model_file(tmp_path / "old_sensor.pt")
