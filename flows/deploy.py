@@ -40,8 +40,9 @@ def deployments(repo_dir: Path, *, source: str | None = None, pool: str | None =
                  sweep.from_source(origin, "flows/sweep.py:sweep"))
         parameters = {"repo_dir": "."}  # the worker runs a flow in its copy of the source
     return [
-        flows[0].to_deployment(name="nightly", cron=cron, parameters=parameters, work_pool_name=pool,
-                               description="The whole DVC pipeline, nightly"),
+        # On a pool, a copy from git starts without outputs: fetch what the DVC remote holds first.
+        flows[0].to_deployment(name="nightly", cron=cron, parameters={**parameters, "pull": bool(pool)},
+                               work_pool_name=pool, description="The whole DVC pipeline, nightly"),
         flows[1].to_deployment(name="on-demand", parameters=parameters, work_pool_name=pool,
                                description="A grid of DVC experiments, on demand"),
     ]

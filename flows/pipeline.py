@@ -5,6 +5,7 @@ so a run after an unchanged `dvc repro` does no work.
 
     python -m flows.pipeline                       # run once, here
     python -m flows.pipeline train.lr=0.001        # with params overrides (like dvc -S)
+    python -m flows.pipeline --pull                # first fetch what the DVC remote holds (a fresh clone)
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ def repro_stage(repo_dir: str, stage: str) -> bool:
     ran = "Running stage" in output
     get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, nothing to do")
     return ran
+
+
+@task(retries=2, retry_delay_seconds=10, task_run_name="dvc pull")
+def pull_outputs(repo_dir: str) -> bool:
+    """Fetches from the DVC remote the outputs it holds for this commit (a fresh clone, e.g. a worker's copy from
+    git, then reruns only what changed); True if there was a remote to pull from."""
+    repo = Path(repo_dir)
+    if not dvc(repo, "remote", "list").strip():
+        get_run_logger().info("no DVC remote configured: nothing to pull, every missing output is recomputed")
+        return False
+    dvc(repo, "pull", "--allow-missing")
+    get_run_logger().info("pulled what the DVC remote holds")
+    return True
 
 
 @task(task_run_name="apply params overrides")
@@ -76,14 +90,17 @@ def publish_results(repo_dir: str) -> dict[str, Any]:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(repo_dir: str = ".", overrides: dict[str, Any] | None = None,
-             stages: list[str] = list(STAGES)) -> dict[str, Any]:
+             stages: list[str] = list(STAGES), pull: bool = False) -> dict[str, Any]:
     """Runs the DVC pipeline stage by stage and publishes the results.
 
     Args:
         repo_dir: the repository holding dvc.yaml and params.yaml.
         overrides: dotted params to set first, e.g. {"train.lr": 0.001}.
         stages: the stages to reproduce, in order.
+        pull: first fetch the outputs the DVC remote holds (``dvc pull``), if one is configured.
     """
+    if pull:
+        pull_outputs(repo_dir)
     if overrides:
         apply_overrides(repo_dir, overrides)
     for stage in stages:
@@ -92,4 +109,6 @@ def pipeline(repo_dir: str = ".", overrides: dict[str, Any] | None = None,
 
 
 if __name__ == "__main__":
-    pipeline(repo_dir=str(Path.cwd()), overrides=parse_overrides(sys.argv[1:]) or None)
+    arguments = sys.argv[1:]
+    pipeline(repo_dir=str(Path.cwd()), overrides=parse_overrides([a for a in arguments if a != "--pull"]) or None,
+             pull="--pull" in arguments)

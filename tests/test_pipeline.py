@@ -269,6 +269,7 @@ def test_a_worker_runs_the_pool_deployments_from_source_and_the_sweep_on_dask(re
         repo.run("git", "revert", "--no-edit", "HEAD")
     worked = log.read_text()
     assert "Executing deployment step: set_working_directory" in worked and "Finished in state Completed" in worked
+    assert "no DVC remote configured: nothing to pull" in worked  # a pool's pipeline pulls first, where it can
     # The points ran in two processes (threads would share one), Dask's workers, and both started before either
     # finished.
     pids = set(re.findall(r"experiment sweep-\w+-\d starts in process (\d+)", worked))

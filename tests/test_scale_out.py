@@ -21,10 +21,11 @@ from tests.test_pipeline import TINY
 pytestmark = pytest.mark.scale
 
 
-def test_a_dvc_remote_carries_results_and_experiments_to_another_clone(tmp_path):
+def test_a_dvc_remote_carries_results_and_experiments_to_another_clone(tmp_path, prefect_api):
     """Clone A runs the tiny pipeline and pushes (git to a bare remote, data to a DVC remote folder, as the
-    README's S3 or SSH remote would hold it); clone B pulls, `dvc repro` there does nothing and its metrics and
-    models are A's. An experiment run in A travels to B with `dvc exp push` / `dvc exp pull`."""
+    README's S3 or SSH remote would hold it); in clone B, the `pipeline` flow with `--pull` (what a worker's fresh
+    copy from git runs) fetches it and finds every stage up to date, and B's metrics and models are A's. An
+    experiment run in A travels to B with `dvc exp push` / `dvc exp pull`."""
     a = make_pipeline_repo(tmp_path / "a", TINY)
     origin, storage = tmp_path / "origin.git", tmp_path / "storage"
     a.run("git", "init", "-q", "--bare", str(origin))
@@ -38,7 +39,9 @@ def test_a_dvc_remote_carries_results_and_experiments_to_another_clone(tmp_path)
 
     b = Repo(tmp_path / "b")
     a.run("git", "clone", "-q", "-b", "main", str(origin), str(b.path))
-    b.dvc("pull")
+    flow = b.run(sys.executable, "-m", "flows.pipeline", "--pull", env=prefect_api)
+    logs = flow.stdout + flow.stderr
+    assert "pulled what the DVC remote holds" in logs and logs.count("up to date, nothing to do") == 6, logs
     output = b.dvc("repro").stdout
     assert "Running stage" not in output and "Data and pipelines are up to date" in output, output
     assert json.loads((b.path / "results" / "metrics.json").read_text()) == json.loads(
