@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import os
 import subprocess
@@ -71,13 +73,12 @@ def set_params(repo: Path, overrides: Mapping[str, Any]) -> None:
             section[key] = value
 
 
-def parse_overrides(arguments: list[str]) -> dict[str, Any]:
-    """Command-line ``KEY=VALUE`` pairs -> ``{KEY: value}``, each value read as YAML (``train.lr=0.001``)."""
-    pairs = [item.split("=", 1) for item in arguments]
-    bad = [item for item, pair in zip(arguments, pairs) if len(pair) != 2]
-    if bad:
-        raise SystemExit(f"expected KEY=VALUE, got {' '.join(bad)}")
-    return {key: yaml.safe_load(value) for key, value in pairs}
+def key_value(text: str) -> tuple[str, Any]:
+    """One command-line ``KEY=VALUE`` (the value read as YAML), for argparse's ``type=``."""
+    key, sign, value = text.partition("=")
+    if not sign or not key or key.startswith("-"):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a dotted param of params.yaml), got {text!r}")
+    return key, yaml.safe_load(value)
 
 
 def hydra_value(value: Any) -> str:

@@ -17,7 +17,6 @@ source and run them there:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from prefect import deploy, serve
@@ -25,7 +24,7 @@ from prefect import deploy, serve
 from flows.common import FlowsConfig
 from flows.pipeline import pipeline
 from flows.sweep import sweep
-from pip_model.config import load_section
+from pip_model.config import CommandLine, load_section
 
 
 def deployments(repo_dir: Path, *, source: str | None = None, pool: str | None = None) -> list:
@@ -49,7 +48,8 @@ def deployments(repo_dir: Path, *, source: str | None = None, pool: str | None =
 
 
 def main(arguments: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serves the deployments here, or registers them on a work pool.")
+    parser = CommandLine(prog="python -m flows.deploy", description=__doc__,
+                         example="python -m flows.deploy --pool gpu-pool --source https://example.org/team/pip.git")
     parser.add_argument("--pool", help="a work pool: register the deployments there (from source) and return")
     parser.add_argument("--source", help="with --pool: where workers get the code (default: this repository)")
     args = parser.parse_args(arguments)

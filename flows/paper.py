@@ -10,15 +10,14 @@ so `results/metrics.json` and `reports/` (with the paper's table) are there when
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
-from flows.common import dvc, override_arguments, parse_overrides
-from pip_model.config import read_params
+from flows.common import dvc, key_value, override_arguments
+from pip_model.config import CommandLine, ConfigError, read_params
 
 
 def protocol_overrides(repo: Path, protocol: str, datasets_root: str,
@@ -60,8 +59,21 @@ def paper(protocol: str, datasets_root: str, repo_dir: str = ".", overrides: dic
     return str(table)
 
 
+def main(arguments: list[str] | None = None) -> None:
+    try:
+        known = sorted(name for name in read_params("params.yaml").get("protocols") or {} if name != "recipe")
+    except ConfigError:
+        known = []  # not in a repository: --help still answers, and a run says what is missing
+    parser = CommandLine(prog="python -m flows.paper", description=__doc__,
+                         example="python -m flows.paper 3task /data/datasets train.steps=1000")
+    parser.add_argument("protocol", choices=known or None, metavar="PROTOCOL",
+                        help=f"a protocol of params.yaml: {', '.join(known) or 'none found here'}")
+    parser.add_argument("datasets_root", metavar="DATASETS_DIR", help="the folder holding the paper's datasets")
+    parser.add_argument("overrides", nargs="*", type=key_value, metavar="KEY=VALUE", help="params set last")
+    args = parser.parse_args(arguments)
+    paper(protocol=args.protocol, datasets_root=args.datasets_root, repo_dir=str(Path.cwd()),
+          overrides=dict(args.overrides) or None)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit("usage: python -m flows.paper PROTOCOL DATASETS_DIR [KEY=VALUE ...]")
-    paper(protocol=sys.argv[1], datasets_root=sys.argv[2], repo_dir=str(Path.cwd()),
-          overrides=parse_overrides(sys.argv[3:]) or None)
+    main()

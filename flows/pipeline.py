@@ -11,25 +11,25 @@ so a run after an unchanged `dvc repro` does no work.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import dvc, metric_rows, parse_overrides, set_params
-from pip_model.config import load_section
+from flows.common import dvc, key_value, metric_rows, set_params
+from pip_model.config import CommandLine, load_section
 from pip_model.tracking import TrackingConfig, tracking_uri
 
-STAGES = ("prepare", "degrade", "train", "train_sensor", "evaluate", "report")
+STAGES = ("scan", "prepare", "degrade", "train", "train_sensor", "evaluate", "report")
 
 
 @task(retries=2, retry_delay_seconds=10, task_run_name="dvc repro {stage}")
 def repro_stage(repo_dir: str, stage: str) -> bool:
     """Reproduces one stage (a `foreach` group runs all its items); True if anything ran."""
     output = dvc(Path(repo_dir), "repro", stage)
-    ran = "Running stage" in output
+    # Its own name only: `scan` runs on every repro as the upstream of each stage, and says so.
+    ran = f"Running stage '{stage}'" in output or f"Running stage '{stage}@" in output
     get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, nothing to do")
     return ran
 
@@ -108,7 +108,15 @@ def pipeline(repo_dir: str = ".", overrides: dict[str, Any] | None = None,
     return publish_results(repo_dir)
 
 
+def main(arguments: list[str] | None = None) -> None:
+    parser = CommandLine(prog="python -m flows.pipeline", description=__doc__,
+                         example="python -m flows.pipeline train.lr=0.001 --pull")
+    parser.add_argument("overrides", nargs="*", type=key_value, metavar="KEY=VALUE",
+                        help="params to set in params.yaml first, like `dvc exp run -S`")
+    parser.add_argument("--pull", action="store_true", help="first fetch what the DVC remote holds")
+    args = parser.parse_args(arguments)
+    pipeline(repo_dir=str(Path.cwd()), overrides=dict(args.overrides) or None, pull=args.pull)
+
+
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    pipeline(repo_dir=str(Path.cwd()), overrides=parse_overrides([a for a in arguments if a != "--pull"]) or None,
-             pull="--pull" in arguments)
+    main()

@@ -10,14 +10,14 @@ chart); run `dvc repro` afterwards and the report shows them.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import flow
 
-from flows.common import parse_overrides
+from flows.common import key_value
+from pip_model.config import CommandLine
 from flows.sweep import sweep
 from pip_model.seeds import write_seed_results
 
@@ -48,8 +48,25 @@ def seeds(repo_dir: str = ".", seed_values: list[int] | None = None, fixed: dict
     return str(out)
 
 
-if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    values = [int(argument) for argument in arguments if argument.lstrip("-").isdigit()]
+def _seed_or_override(text: str) -> int | tuple[str, Any]:
+    try:
+        return int(text)
+    except ValueError:
+        return key_value(text)
+
+
+def main(arguments: list[str] | None = None) -> None:
+    parser = CommandLine(prog="python -m flows.seeds", description=__doc__,
+                         example="python -m flows.seeds 0 1 2 train.steps=600")
+    parser.add_argument("items", nargs="*", type=_seed_or_override, metavar="SEED | KEY=VALUE",
+                        help="values of base.seed (at least 2; default 0 1 2) and params set for every seed")
+    args = parser.parse_args(arguments)
+    values = [item for item in args.items if isinstance(item, int)]
+    if len(values) == 1:
+        parser.error(f"a spread needs at least 2 seeds, got {values[0]}")
     seeds(repo_dir=str(Path.cwd()), seed_values=values or None,
-          fixed=parse_overrides([argument for argument in arguments if "=" in argument]) or None)
+          fixed=dict(item for item in args.items if not isinstance(item, int)) or None)
+
+
+if __name__ == "__main__":
+    main()

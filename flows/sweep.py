@@ -12,11 +12,11 @@ prefect-dask; `dask_address` names a running cluster, whose workers must see `re
 
 from __future__ import annotations
 
+import argparse
 import io
 import itertools
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.common import FlowsConfig, dvc, override_arguments
-from pip_model.config import BaseConfig, load_section
+from pip_model.config import BaseConfig, CommandLine, load_section
 
 
 @task(retries=1, retry_delay_seconds=10, task_run_name="experiment {name}")
@@ -129,7 +129,22 @@ def sweep(repo_dir: str = ".", grid: dict[str, list[Any]] | None = None,
     return str(path)
 
 
+def _grid_axis(text: str) -> tuple[str, list[Any]]:
+    key, sign, values = text.partition("=")
+    if not sign or not key or key.startswith("-") or not values:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE1,VALUE2,... (a dotted param of params.yaml), got "
+                                         f"{text!r}")
+    return key, [yaml.safe_load(value) for value in values.split(",")]
+
+
+def main(arguments: list[str] | None = None) -> None:
+    parser = CommandLine(prog="python -m flows.sweep", description=__doc__,
+                         example="python -m flows.sweep train.lr=0.001,0.002 base.seed=0,1")
+    parser.add_argument("grid", nargs="+", type=_grid_axis, metavar="KEY=V1,V2,...",
+                        help="one axis of the grid: a dotted param and its values (every combination runs)")
+    args = parser.parse_args(arguments)
+    sweep(repo_dir=str(Path.cwd()), grid=dict(args.grid))
+
+
 if __name__ == "__main__":
-    grid = {key: [yaml.safe_load(v) for v in value.split(",")] for key, value in
-            (item.split("=", 1) for item in sys.argv[1:])}
-    sweep(repo_dir=str(Path.cwd()), grid=grid or None)
+    main()

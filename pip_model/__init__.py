@@ -1,26 +1,40 @@
 """PIP: Prompt-In-Prompt learning for universal image restoration.
 
 The public surface: the model registry, the reference loader, the degradations, the
-task/class mapping and the prompt regulariser.
+task/class mapping and the prompt regulariser. Names are imported on first use, so a
+submodule that needs no torch (``pip_model.image_files``, used by the `scan` stage on every
+`dvc repro`) loads in a fraction of a second.
 """
 
-from pip_model.degradations import degrade
-from pip_model.losses import prompt_regularization
-from pip_model.pip import PIPConfig
-from pip_model.reference import load_reference
-from pip_model.registry import build_model, list_models
-from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES, TASK_TO_CLASS, TASKS, task_class
+from __future__ import annotations
 
-__all__ = [
-    "DEGRADATION_CLASSES",
-    "NUM_CLASSES",
-    "TASKS",
-    "TASK_TO_CLASS",
-    "PIPConfig",
-    "build_model",
-    "degrade",
-    "list_models",
-    "load_reference",
-    "prompt_regularization",
-    "task_class",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEGRADATION_CLASSES": "pip_model.tasks",
+    "NUM_CLASSES": "pip_model.tasks",
+    "TASKS": "pip_model.tasks",
+    "TASK_TO_CLASS": "pip_model.tasks",
+    "PIPConfig": "pip_model.pip",
+    "build_model": "pip_model.registry",
+    "degrade": "pip_model.degradations",
+    "list_models": "pip_model.registry",
+    "load_reference": "pip_model.reference",
+    "prompt_regularization": "pip_model.losses",
+    "task_class": "pip_model.tasks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pip_model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -51,6 +51,8 @@ def model_from_content(content: Any, path: str | os.PathLike) -> tuple[nn.Module
     """:func:`load_model_file` on content already read from ``path`` (named in errors)."""
     if not is_model_content(content):
         raise ValueError(f"{path}: not a model file of this project (expected format {MODEL_FORMAT!r})")
+    if not isinstance(content.get("state_dict"), dict) or not isinstance(content.get("model_name"), str):
+        raise ValueError(f"{path}: a model file of this project without its weights or model name (damaged?)")
     model = build_model(content["model_name"])
     expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     found = {name: tuple(tensor.shape) for name, tensor in content["state_dict"].items()}

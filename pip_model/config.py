@@ -7,13 +7,14 @@ is allowed.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
@@ -22,6 +23,20 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A ``params.yaml`` value that is missing, unknown or of the wrong type."""
+
+
+class CommandLine(argparse.ArgumentParser):
+    """The argument parser of every entry point: ``--help`` lists the arguments, choices and an example and exits
+    0 without doing any work; a bad or unknown argument gets one line (``prog: error: ...``) and exit code 2."""
+
+    def __init__(self, *, example: str = "", **keywords: Any) -> None:
+        keywords.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        if example:
+            keywords["epilog"] = "\n".join(filter(None, [keywords.get("epilog"), f"example:\n  {example}"]))
+        super().__init__(**keywords)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:

@@ -31,7 +31,16 @@ import pandas as pd
 
 from pip_model.datasets import discover, unique_id
 from pip_model.datasets.base import slug
-from pip_model.image_files import ImageFileError, LoadedImage, read_image, write_png
+from pip_model.image_files import (
+    DEFAULT_MAX_PIXELS,
+    ImageFileError,
+    LoadedImage,
+    printable,
+    file_digest,
+    read_image,
+    walk_files,
+    write_png,
+)
 from pip_model.tasks import task_class
 
 SPLITS = ("train", "val", "test")
@@ -82,6 +91,7 @@ class PrepareConfig:
         datasets_root: a folder holding the paper's datasets (see :mod:`pip_model.datasets`); its clean sets
             replace the default photographs, its pairs join the benchmark (test) or training (train).
         paired: real paired datasets to add, folder by folder.
+        max_pixels: images whose header declares more pixels are rejected before decoding.
     """
 
     source: str = ""
@@ -91,6 +101,7 @@ class PrepareConfig:
     test_fraction: float = 0.25
     min_per_split: int = 1
     paired: tuple[PairedSource, ...] = ()
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
@@ -134,19 +145,23 @@ def skimage_candidates() -> list[Candidate]:
 
 
 def iter_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, recursively, in a stable order (hidden ones skipped)."""
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
-            yield path
+    """Every usable file under ``root``, recursively, in a stable order (hidden ones and bad entries skipped)."""
+    yield from walk_files(root).files
 
 
-def folder_candidates(root: Path) -> list[Candidate]:
-    """Every file of a user folder; non-images are rejected later with a reason."""
+def folder_candidates(root: Path, rejects: list[dict[str, str]], max_pixels: int = DEFAULT_MAX_PIXELS
+                      ) -> list[Candidate]:
+    """Every file of a user folder; non-images are rejected later with a reason, bad entries (broken links, loops,
+    unreadable files, names that are not UTF-8) now."""
     if not root.is_dir():
         raise FileNotFoundError(f"prepare.source: {root} is not a folder")
+    walk = walk_files(root)
+    for path, reason in walk.problems:
+        _reject(rejects, path, reason)
     return [
-        Candidate(name=str(path.relative_to(root)), origin=str(path), load=lambda path=path: read_image(path))
-        for path in iter_files(root)
+        Candidate(name=str(path.relative_to(root)), origin=str(path),
+                  load=lambda path=path: read_image(path, max_pixels=max_pixels))
+        for path in walk.files
     ]
 
 
@@ -202,7 +217,7 @@ class PreparedCorpus:
 
 
 def _reject(rejects: list[dict[str, str]], origin: str, reason: str) -> None:
-    rejects.append({"path": origin, "reason": reason})
+    rejects.append({"path": printable(origin), "reason": printable(reason)})
 
 
 def _load_checked(candidate: Candidate, min_side: int, rejects: list[dict[str, str]]) -> LoadedImage | None:
@@ -293,21 +308,12 @@ def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> 
                     f"{source.task}-{slug(str(degraded.relative_to(degraded_dir)))}") for degraded, clean in pairs]
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes: the manifest's record of exactly which file was seen."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 REAL_PAIR_COLUMNS = ["id", "task", "class_id", "split", "degraded_path", "clean_path", "width", "height",
                      "degraded_bytes", "clean_bytes", "degraded_sha256", "clean_sha256"]
 
 
-def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]],
-                 progress: Callable[[str], None]) -> list[dict[str, object]]:
+def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: Callable[[str], None],
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[dict[str, object]]:
     """Checks every pair (both files decode, same size) and lists it where it lies, with sizes and hashes.
 
     Nothing is copied: the datasets stay where they are, one image pair in memory at a time.
@@ -318,7 +324,8 @@ def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]],
         if number % 100 == 0 or number == len(jobs):
             progress(f"prepare: pairs [{number}/{len(jobs)}]")
         try:
-            degraded, clean = read_image(job.degraded), read_image(job.clean)
+            degraded = read_image(job.degraded, max_pixels=max_pixels)
+            clean = read_image(job.clean, max_pixels=max_pixels)
         except ImageFileError as error:
             _reject(rejects, str(error.path), f"paired {job.task}: {error.reason}")
             continue
@@ -338,16 +345,19 @@ def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]],
     return rows
 
 
-def dataset_sources(root: Path, rejects: list[dict[str, str]],
-                    progress: Callable[[str], None]) -> tuple[list[Candidate], list[PairJob]]:
-    """The clean images (with their fixed split) and the pairs that the datasets under ``root`` hold."""
+def dataset_sources(root: Path, rejects: list[dict[str, str]], progress: Callable[[str], None],
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[Candidate], list[PairJob]]:
+    """The clean images (with their fixed split) and the pairs that the datasets under ``root`` hold; the bad
+    entries of the folder (broken links, loops, unreadable files, names that are not UTF-8) are rejected."""
     found = discover(root)
+    for path, reason in walk_files(root).problems:
+        _reject(rejects, path, reason)
     for line in found.summary():
         progress(f"prepare: {root}: {line}")
     for path, reason in found.skipped:
         _reject(rejects, path, reason)
     candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path.resolve()),
-                            load=lambda path=image.path: read_image(path), split=image.split, referenced=True)
+                            load=lambda path=image.path: read_image(path, max_pixels=max_pixels), split=image.split, referenced=True)
                   for image in found.clean]
     jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
                     f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}") for pair in found.pairs]
@@ -367,12 +377,12 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
         NotEnoughImagesError: too few usable images for the splits.
     """
     rejects: list[dict[str, str]] = []
-    dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress)
+    dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress, config.max_pixels)
                                 if config.datasets_root else ([], []))
     for source in config.paired:
         jobs += _paired_source_jobs(source, rejects)
     # The default photographs stand in only when no clean images are given.
-    candidates = folder_candidates(Path(config.source)) if config.source else \
+    candidates = folder_candidates(Path(config.source), rejects, config.max_pixels) if config.source else \
         [] if dataset_candidates else skimage_candidates()
     candidates += dataset_candidates
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -407,7 +417,7 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
                                min_per_split=config.min_per_split) if free or not rows else [])
     for row, split in zip(rows, fixed_splits):
         row["split"] = split or next(drawn)
-    pair_rows = _index_pairs(jobs, rejects, progress)
+    pair_rows = _index_pairs(jobs, rejects, progress, config.max_pixels)
 
     result = PreparedCorpus(
         manifest=pd.DataFrame(rows, columns=["id", "path", "size", "width", "height", "hash", "split", "origin"]),

@@ -8,6 +8,7 @@ the Y channel of YCbCr, as papers report both.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[t
 @torch.no_grad()
 def restore_tiled(
     model: nn.Module, image: torch.Tensor, degradation: torch.Tensor | None, *, tile: int, overlap: int,
-    on_tile: Callable[[int, int], None] | None = None, tile_batch: int = 4,
+    on_tile: Callable[[int, int], None] | None = None, tile_batch: int = 4, deadline: float | None = None,
 ) -> torch.Tensor:
     """Restores one image tile by tile on the model's device, blending overlaps with linear ramps.
 
@@ -103,6 +104,10 @@ def restore_tiled(
         overlap: pixels shared by neighbouring tiles.
         on_tile: called with (done, total) after each batch of tiles, for progress.
         tile_batch: tiles restored in one forward pass.
+        deadline: a ``time.monotonic()`` past which no further batch of tiles starts.
+
+    Raises:
+        TimeoutError: the deadline passed (the work stops there, within one batch of tiles).
 
     Shape:
         (1, 3, H, W) -> (1, 3, H, W)
@@ -116,6 +121,8 @@ def restore_tiled(
     weights = torch.zeros(1, 1, height, width, device=device)
     windows = list(tile_windows(height, width, tile, overlap))
     for first in range(0, len(windows), tile_batch):
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"stopped after {first} of {len(windows)} tiles: past the deadline")
         group = windows[first : first + tile_batch]
         patches = torch.cat([source[..., top : top + tile, left : left + tile] for top, left in group])
         prompts = None if degradation is None else degradation.expand(len(group), *degradation.shape[1:])

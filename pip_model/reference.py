@@ -61,6 +61,10 @@ def _read_state_dict(source: Mapping[str, torch.Tensor] | str | PathLike) -> Map
             source = source[wrapper]
     if not isinstance(source, Mapping):
         raise ReferenceCheckpointError(f"expected a state dict (a mapping of names to tensors), got {type(source).__name__}")
+    not_tensors = [key for key, value in source.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise ReferenceCheckpointError(f"expected a state dict (a mapping of names to tensors); {not_tensors[0]!r} "
+                                       f"holds {type(source[not_tensors[0]]).__name__} ({len(not_tensors)} such entries)")
     return source
 
 

@@ -3,10 +3,13 @@
     prompt-restore INPUT... --out DIR [--task TASK | --task auto [--explain] | --mix derain=0.7,dehaze=0.3]
                    [--model PATH | --model models:/NAME@ALIAS] [--tile 512 --overlap 32] [--device cpu|cuda]
 
-Inputs are files or folders (searched recursively). Outputs keep the input's name as a
-PNG (16-bit for 16-bit inputs, alpha carried through), are written atomically, never
-replace an input, and are skipped when they exist unless ``--overwrite``. A file that
-cannot be read fails alone; the exit code is 1 if any failed. With ``--task auto`` the sensor
+Inputs are files or folders (searched recursively; an output folder inside an input folder
+is not searched). Outputs keep the input's relative path and name as a PNG (16-bit for
+16-bit inputs, alpha carried through); two inputs that would share an output name keep more
+of their path, or their extension in the name. Outputs are written atomically with the
+umask's permissions, never replace an input, and are skipped when they exist unless
+``--overwrite``. A file that cannot be read, or declares more than ``--max-pixels``, fails
+alone; the exit code is 1 if any failed. With ``--task auto`` the sensor
 scores each image and its scores become the prompt; each image's decision and how sure the
 sensor is are printed, and ``--explain`` writes them beside the output (``NAME.scores.json``).
 """
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +31,19 @@ from torch import nn
 
 from pip_model import tasks
 from pip_model.checkpoints import is_model_content, load_model_file, model_from_content, safe_load
+from pip_model.config import CommandLine
 from pip_model.data import to_array, to_tensor
 from pip_model.evaluation import restore_tiled
-from pip_model.image_files import IMAGE_SUFFIXES, ImageFileError, read_image, write_png
+from pip_model.image_files import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    ImageFileError,
+    printable,
+    read_image,
+    remove_temporary_files,
+    walk_files,
+    write_png,
+)
 from pip_model.sensor import PRESENT_SCORE
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 from pip_model.tracking import mlflow_uri_problem
@@ -117,18 +132,73 @@ def sensor_decision(scores: torch.Tensor, weights: torch.Tensor) -> dict[str, di
     return {"decision": words, "scores": scores_by_class, "prompt": prompt}
 
 
-def collect_inputs(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(file, path relative to its input root) for every input; missing inputs are reported."""
-    found, missing = [], []
+def collect_inputs(inputs: Sequence[Path], *, exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(file, path relative to its input root) for every input; missing inputs and bad entries are reported.
+
+    Folders are searched recursively, except ``exclude`` (the output folder) and what lies under it when it sits
+    inside an input folder (when it is the input folder itself, nothing is left out: inputs are never replaced).
+    """
+    found, problems = [], []
+    excluded = exclude.resolve() if exclude is not None else None
     for item in inputs:
         if item.is_dir():
-            found += [(path, path.relative_to(item)) for path in sorted(item.rglob("*"))
-                      if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES]
+            walk = walk_files(item, suffixes=IMAGE_SUFFIXES)
+            inside = excluded is not None and excluded != item.resolve() and excluded.is_relative_to(item.resolve())
+            found += [(path, path.relative_to(item)) for path in walk.files
+                      if not (inside and path.resolve().is_relative_to(excluded))]
+            problems += [f"{path}: {reason}" for path, reason in walk.problems]
         elif item.is_file():
             found.append((item, Path(item.name)))
         else:
-            missing.append(f"{item}: no such file or folder")
-    return found, missing
+            problems.append(f"{printable(item)}: no such file or folder")
+    seen: set[Path] = set()
+    unique = [(path, relative) for path, relative in found  # a file given twice is restored once
+              if not (path.resolve() in seen or seen.add(path.resolve()))]
+    return unique, problems
+
+
+def output_names(files: Sequence[tuple[Path, Path]]) -> list[Path]:
+    """One distinct output path (relative, ``.png``) per input.
+
+    An input keeps its relative path; inputs that would share one keep their path from the folder they have in
+    common (``a/x.png``, ``b/x.png``), and those still alike (``y.jpg``, ``y.png``) their extension in the name
+    (``y_jpg.png``, ``y_png.png``).
+    """
+    names = [relative.with_suffix(".png") for _, relative in files]
+    for clash in _clashes(names):
+        common = Path(os.path.commonpath([files[i][0].resolve().parent for i in clash]))
+        for i in clash:
+            names[i] = files[i][0].resolve().relative_to(common).with_suffix(".png")
+    for clash in _clashes(names):
+        for i in clash:
+            source = files[i][0]
+            names[i] = names[i].with_name(f"{source.stem}_{source.suffix.lstrip('.').lower()}.png")
+    for clash in _clashes(names):  # a name made above that another input already has
+        for number, i in enumerate(clash[1:], start=2):
+            names[i] = names[i].with_name(f"{names[i].stem}_{number}.png")
+    return names
+
+
+def _clashes(names: Sequence[Path]) -> list[list[int]]:
+    """Groups of indices whose names are equal (case-insensitively: on some file systems they are one file)."""
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        groups.setdefault(name.as_posix().lower(), []).append(index)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def check_writable(folder: Path) -> None:
+    """Creates ``folder`` and proves a file can be written there, before any work.
+
+    Raises:
+        RestoreError: naming the folder and the reason.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise RestoreError(f"--out {folder}: cannot write there ({error.strerror or error})") from None
 
 
 @dataclass
@@ -151,6 +221,8 @@ def _progress(total: int):
 
 def run(arguments: argparse.Namespace) -> int:
     device = arguments.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RestoreError("--device cuda: this torch build or machine has no CUDA device; use --device cpu")
     root = Path.cwd()
     spec = arguments.model or str(newest_model(root))
     model, description = load_restorer(spec, device)
@@ -161,7 +233,13 @@ def run(arguments: argparse.Namespace) -> int:
         fixed = parse_mix(arguments.mix)
     elif arguments.task == "auto":
         sensor_path = Path(arguments.sensor) if arguments.sensor else newest_sensor(root)
-        sensor = load_model_file(sensor_path)[0].to(device)
+        try:
+            sensor, metadata = load_model_file(sensor_path)
+        except (ValueError, FileNotFoundError) as error:
+            raise RestoreError(f"--sensor {error}") from None
+        if not hasattr(sensor, "prompt"):
+            raise RestoreError(f"--sensor {sensor_path}: holds {metadata['model_name']}, a restorer, not a sensor")
+        sensor = sensor.to(device)
         print(f"restore: degradation chosen per image by the sensor {sensor_path}", flush=True)
     elif arguments.task:
         fixed = task_prompt(arguments.task)
@@ -171,12 +249,15 @@ def run(arguments: argparse.Namespace) -> int:
         raise RestoreError("--explain shows the sensor's scores: use it with --task auto")
 
     out = Path(arguments.out)
-    files, missing = collect_inputs([Path(p) for p in arguments.inputs])
+    check_writable(out)  # before any image is restored, not after the last one
+    for left in remove_temporary_files(out):
+        print(f"restore: removed {left}, left by an interrupted run", flush=True)
+    files, missing = collect_inputs([Path(p) for p in arguments.inputs], exclude=out)
     summary = Summary(failed=list(missing))
     inputs = {path.resolve() for path, _ in files}
     bar = _progress(len(files))
-    for number, (path, relative) in enumerate(files, start=1):
-        target = (out / relative).with_suffix(".png")
+    for number, ((path, _), name) in enumerate(zip(files, output_names(files)), start=1):
+        target = out / name
         if bar is None:
             print(f"restore: [{number}/{len(files)}] {path}", flush=True)
         try:
@@ -189,12 +270,14 @@ def run(arguments: argparse.Namespace) -> int:
                 summary.restored.append(str(target))
         except (ImageFileError, OSError) as error:
             summary.failed.append(str(error) if isinstance(error, ImageFileError) else f"{path}: {error}")
+        except MemoryError:
+            summary.failed.append(f"{path}: restoring it needs more memory than this machine has; try a smaller "
+                                  "--tile")
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
 
-    out.mkdir(parents=True, exist_ok=True)
     (out / "restore_summary.json").write_text(json.dumps(
         {"model": description, "restored": summary.restored, "skipped": summary.skipped, "failed": summary.failed,
          "predictions": summary.predictions}, indent=2) + "\n")
@@ -209,13 +292,11 @@ def run(arguments: argparse.Namespace) -> int:
 @torch.no_grad()
 def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module | None, fixed: torch.Tensor | None,
                  arguments: argparse.Namespace, device: str, summary: Summary) -> None:
-    image = read_image(path)
+    image = read_image(path, max_pixels=arguments.max_pixels)
     degraded = to_tensor(image.rgb)[None]
     weights = fixed[None] if fixed is not None else None
     if sensor is not None:
-        small = torch.nn.functional.interpolate(degraded, scale_factor=min(1.0, 512 / max(image.size)),
-                                                mode="area") if max(image.size) > 512 else degraded
-        scores, weights = (tensor.cpu() for tensor in sensor.prompt(small.to(device)))
+        scores, weights = (tensor.cpu() for tensor in sensor.prompt(degraded.to(device)))
         decision = sensor_decision(scores[0], weights[0])
         summary.predictions[str(path)] = decision
         print(f"restore: {path.name}: {decision['decision']}", flush=True)
@@ -235,15 +316,57 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
     if tiles is not None:
         tiles.close()
     result = to_array(restored[0].clamp(0, 1))
-    write_png(target, result, alpha=image.alpha, bit_depth=image.bit_depth)
+    # The compare image first: an output that exists is complete with it, and one cut short is redone whole.
     if arguments.compare:
-        write_png(target.with_name(f"{target.stem}_compare.png"), np.concatenate([image.rgb, result], axis=1),
-                  bit_depth=image.bit_depth)
+        label = f"restored ({decision_label})" if (decision_label := _prompt_label(weights)) else "restored"
+        write_png(target.with_name(f"{target.stem}_compare.png"),
+                  labelled_strip([image.rgb, result], [f"input: {path.name}", label]), bit_depth=image.bit_depth)
+    write_png(target, result, alpha=image.alpha, bit_depth=image.bit_depth)
 
 
-def parser() -> argparse.ArgumentParser:
-    command = argparse.ArgumentParser(prog="prompt-restore", description=__doc__,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is under {low}")
+        return value
+
+    return parse
+
+
+def _prompt_label(weights: torch.Tensor | None) -> str:
+    if weights is None:
+        return ""
+    return " + ".join(f"{name} {weight:.2f}" for name, weight in zip(DEGRADATION_CLASSES, weights[0].tolist())
+                      if weight >= 0.005)
+
+
+def labelled_strip(images: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+    """Images side by side under a white band naming each, for the compare image.
+
+    Shape:
+        images: (H, W_i, 3) each, in [0, 1] -> (H + band, sum W_i, 3)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = images[0].shape[0]
+    band = max(14, min(32, height // 12))
+    font = ImageFont.load_default(size=band * 0.7)
+    panels = []
+    for image, label in zip(images, labels):
+        header = Image.new("L", (image.shape[1], band), 255)
+        ImageDraw.Draw(header).text((4, band * 0.12), label, fill=0, font=font)
+        grey = np.asarray(header, dtype=np.float32)[..., None].repeat(3, axis=-1) / 255
+        panels.append(np.concatenate([grey, image], axis=0))
+    return np.concatenate(panels, axis=1)
+
+
+def parser(prog: str = "prompt-restore") -> argparse.ArgumentParser:
+    command = CommandLine(prog=prog, description=__doc__,
+                          example=f"{prog} photos/ --out restored/ --task auto --explain")
     command.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     command.add_argument("--out", required=True, help="output folder")
     prompt = command.add_mutually_exclusive_group()
@@ -254,18 +377,21 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--sensor", help="sensor model file for --task auto (default: newest in sensors/)")
     command.add_argument("--explain", action="store_true",
                          help="with --task auto: write the sensor's per-class scores beside each output")
-    command.add_argument("--tile", type=int, default=512, help="tile side for large images")
-    command.add_argument("--overlap", type=int, default=32, help="overlap between tiles")
+    command.add_argument("--tile", type=_at_least(32), default=512, help="tile side for large images (>= 32)")
+    command.add_argument("--overlap", type=_at_least(0), default=32, help="overlap between tiles (>= 0)")
+    command.add_argument("--max-pixels", type=_at_least(1), default=DEFAULT_MAX_PIXELS,
+                         help=f"refuse images whose header declares more pixels (default {DEFAULT_MAX_PIXELS:,})")
     command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
     command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     command.add_argument("--compare", action="store_true", help="also write INPUT|RESTORED side by side")
     return command
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "prompt-restore") -> int:
+    command = parser(prog)
+    arguments = command.parse_args(argv)
     if arguments.overlap >= arguments.tile // 2:
-        parser().error(f"--overlap ({arguments.overlap}) must be under half of --tile ({arguments.tile})")
+        command.error(f"--overlap ({arguments.overlap}) must be under half of --tile ({arguments.tile})")
     try:
         return run(arguments)
     except RestoreError as error:

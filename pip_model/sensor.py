@@ -17,6 +17,7 @@ from pip_model.tasks import NUM_CLASSES
 # A class scoring at least this is present and weighs fully in the prompt; a fainter one weighs its score over
 # this, to the power PROMPT_SHARPNESS (see DegradationSensor.prompt).
 PRESENT_SCORE = 0.6
+SENSED_SIDE = 512
 PROMPT_SHARPNESS = 4.0
 # Brightness quantiles the classifier sees, and the most pixels they are taken from (a strided subsample).
 EXPOSURE_QUANTILES = (0.1, 0.5, 0.9, 0.99)
@@ -85,10 +86,13 @@ class DegradationSensor(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(images))
 
-    def prompt(self, images: torch.Tensor, *, present: float = PRESENT_SCORE,
-               sharpness: float = PROMPT_SHARPNESS) -> tuple[torch.Tensor, torch.Tensor]:
+    def prompt(self, images: torch.Tensor, *, present: float = PRESENT_SCORE, sharpness: float = PROMPT_SHARPNESS,
+               max_side: int = SENSED_SIDE) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-class scores and the prompt weights they make: every class scoring at least ``present`` weighs
         1, a fainter one ``(score / present) ** sharpness``, and the weights are normalised to sum to 1.
+
+        Images larger than ``max_side`` are scored at that size (area-downscaled): a degradation shows at that
+        scale, and the cost stays bounded whatever the image's size.
 
         The classes found share the prompt equally, which is a composite's true mixture; a doubtful class gets a
         small share (at 0.3, a sixteenth of a found one), since a wrong prompt can cost 14 dB.
@@ -96,6 +100,8 @@ class DegradationSensor(nn.Module):
         Shape:
             (B, in_channels, H, W) -> (B, num_classes), (B, num_classes)
         """
+        if max(images.shape[-2:]) > max_side:
+            images = nn.functional.interpolate(images, scale_factor=max_side / max(images.shape[-2:]), mode="area")
         scores = self(images)
         weights = (scores / present).clamp(max=1) ** sharpness
         return scores, weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)

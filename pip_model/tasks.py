@@ -11,6 +11,8 @@ the sensor adds noise). Their prompt is the equal mixture of their classes.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 DEGRADATION_CLASSES: tuple[str, ...] = ("noise", "rain", "haze", "blur", "lowlight")
@@ -100,6 +102,10 @@ def task_prompt(task: str) -> torch.Tensor:
     return weights / weights.sum()
 
 
+# Mixture weights are shares: any finite scale works, but past this a float32 sum can overflow to inf.
+MAX_WEIGHT = 1e6
+
+
 def parse_mix(text: str) -> torch.Tensor:
     """``derain=0.7,dehaze=0.3`` -> normalised prompt weights over the degradation classes.
 
@@ -107,7 +113,8 @@ def parse_mix(text: str) -> torch.Tensor:
     that name the same class add up.
 
     Raises:
-        ValueError: saying which item is malformed, unknown, negative, or that the weights sum to zero.
+        ValueError: saying which item is malformed, unknown, negative or not finite, or that the weights sum to
+            zero.
 
     Shape:
         -> (NUM_CLASSES,)
@@ -127,6 +134,8 @@ def parse_mix(text: str) -> torch.Tensor:
         else:
             raise ValueError(f"unknown name {name!r}; use tasks ({', '.join(TASKS)}) or classes "
                              f"({', '.join(DEGRADATION_CLASSES)})")
+        if not math.isfinite(share) or share > MAX_WEIGHT:  # nan, inf, or so large that the sum overflows
+            raise ValueError(f"weight of {name} is {value.strip()}: give a finite number up to {MAX_WEIGHT:g}")
         if share < 0:
             raise ValueError(f"weight of {name} is negative ({share})")
         weights[class_id] += share

@@ -1,18 +1,24 @@
 """DVC stage `evaluate`: every trained model and the baselines on the benchmark -> metrics.
 
 Writes `metrics.json` ({model: {task: {psnr, ssim}}}), a per-image CSV and restored
-examples, and logs the per-task metrics onto each model's MLflow training run.
+examples, logs the per-task metrics onto each model's MLflow training run, and registers each
+trained model there with the sensor it was scored with bundled into it (what `mlflow models
+serve` runs: a request names a prompt, and nothing it sends is loaded).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from torch import nn
 
+from pip_model.checkpoints import load_model_file
 from pip_model.config import BaseConfig, ConfigError, load_section
 from pip_model.evaluation import (
     EvaluateConfig,
@@ -24,7 +30,22 @@ from pip_model.evaluation import (
     sensor_report,
 )
 from pip_model.image_files import write_png
-from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, dvc_input_tags
+from pip_model.serving import ServedRestorer
+from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, dvc_input_tags, registered_name
+
+
+def register(tracker: Tracker, model: nn.Module, name: str, sensor: nn.Module | None, sensor_name: str,
+             alias: str) -> None:
+    """Logs ``model`` as a served restorer (with ``sensor`` inside it for task=auto) and points ``alias`` at it."""
+    served = ServedRestorer(copy.deepcopy(model).cpu(), sensor=copy.deepcopy(sensor).cpu() if sensor else None,
+                            sensor_name=sensor_name)
+    example = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    version = tracker.log_model(served.eval(), registered_name=registered_name(name), alias=alias,
+                                input_example=example, params={"task": "auto", "sensor": sensor_name},
+                                example_params={"task": "noise"} if served.uses_prompts else None)
+    sensor_note = f", sensor {sensor_name} bundled" if sensor is not None else ", no sensor (task=auto refused)"
+    print(f"evaluate: registered {registered_name(name)} v{version} @{alias}{sensor_note}" if version is not None
+          else f"evaluate: {name} not registered in MLflow (logging failed)", flush=True)
 
 
 def main() -> int:
@@ -49,6 +70,7 @@ def main() -> int:
         return 1
 
     contenders, sensor = load_contenders(config, args.models, sensor_path=args.sensor, device=device)
+    sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
     print(f"evaluate: {len(contenders)} contenders on {device}", flush=True)
     pairs = load_benchmark(args.benchmark)
     result = evaluate(pairs, contenders, config)
@@ -89,6 +111,9 @@ def main() -> int:
             tracker.log_artifact(args.per_image, "evaluation")
             if (args.examples / name).is_dir():
                 tracker.log_artifact(args.examples / name, "evaluation/examples")
+            contender = next((c for c in contenders if c.name == name and c.model is not None and run_id), None)
+            if contender is not None:
+                register(tracker, contender.model, name, sensor, sensor_name, tracking.alias)
             if run_id is None:
                 tracker.finish()
     except TrackingUnavailable as error:

@@ -11,13 +11,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from pip_model.config import BaseConfig, ConfigError, load_section, read_params
 from pip_model.data import DegradeConfig
-from pip_model.serving import ServedRestorer
 from pip_model.tracking import (
     Tracker,
     TrackingConfig,
@@ -25,7 +23,6 @@ from pip_model.tracking import (
     TrackingUnavailable,
     dvc_input_tags,
     git_tags,
-    registered_name,
 )
 from pip_model.training import Distributed, TrainConfig, resumable_state, train
 
@@ -103,23 +100,13 @@ def main() -> int:
         return 0
 
     tracker.log_artifact(args.curve, "curves")
-    # Registered so that it loads like build_model's models and serves with a prompt named in words (task=...);
-    # task=auto asks the registered sensor of this pipeline.
-    sensor_model = read_params(args.params).get("sensor", {}).get("model", "sensor_tiny")
-    sensor_uri = f"models:/{registered_name(sensor_model)}@{tracking.alias}"
-    example = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
-    version = tracker.log_model(ServedRestorer(result.model.cpu(), sensor_uri=sensor_uri),
-                                registered_name=registered_name(config.model), alias=tracking.alias,
-                                input_example=example, params={"task": "auto", "sensor": sensor_uri},
-                                example_params={"task": "noise"} if result.model.uses_prompts else None)
+    # The model is registered by `evaluate`, with the sensor it was scored with bundled into it.
     final = result.curve.iloc[-1]
     tracker.log_metrics({"final_train_psnr": float(final["psnr"]), "final_train_loss": float(final["loss"])},
                         step=int(final["step"]))
     tracker.finish()
-    registered = (f"registered {registered_name(config.model)} v{version} @{tracking.alias}" if version is not None
-                  else "not registered in MLflow (logging failed)")
     print(f"train: {config.model} done: {int(final['step'])} steps, train PSNR {final['psnr']:.2f} dB, "
-          f"{result.patches_per_s:.1f} patches/s; {registered}", flush=True)
+          f"{result.patches_per_s:.1f} patches/s", flush=True)
     if tracker.failures:
         print(f"train: {len(tracker.failures)} MLflow logging call(s) failed; the model file is complete:",
               file=sys.stderr)

@@ -117,6 +117,13 @@ def make_pipeline_repo(path: Path, updates: dict[str, dict]) -> Repo:
     return repo
 
 
+def stages_run(dvc_output: str) -> list[str]:
+    """The stages a `dvc repro` ran, in order, without `scan` (it lists the datasets folder on every repro)."""
+    import re
+
+    return [stage for stage in re.findall(r"Running stage '([^']+)'", dvc_output) if stage != "scan"]
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as probe:
@@ -137,12 +144,14 @@ def stop_group(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_server(command: list[str], health_url: str, log_path: Path,
-                   env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    """Runs a server in its own process group until the block ends; waits until ``health_url`` answers.
+                   env: dict[str, str], cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Runs a server (in ``cwd``, or here) in its own process group until the block ends; waits until
+    ``health_url`` answers.
 
     Yields the server's process, the leader of its group, so a test may also kill the server itself."""
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         try:
             deadline = time.monotonic() + 120
             while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 import numpy as np
 import pytest
@@ -88,3 +89,31 @@ def test_write_png_round_trips_atomically(tmp_path, bit_depth):
     np.testing.assert_allclose(image.rgb, rgb, atol=step / 2 + 1e-6)
     np.testing.assert_allclose(image.alpha, alpha, atol=step / 2 + 1e-6)
     assert [p.name for p in path.parent.iterdir()] == ["restored.png"]
+
+
+def test_the_walk_lists_bad_entries_and_goes_on(tmp_path):
+    from pip_model.image_files import walk_files
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.png").write_bytes(b"1")
+    (tmp_path / "a" / ".hidden.png").write_bytes(b"1")
+    (tmp_path / "a" / "b" / "up").symlink_to(tmp_path / "a")  # a loop
+    (tmp_path / "linked").symlink_to(tmp_path / "a" / "b")  # a link to a folder is followed
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "missing.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    walk = walk_files(tmp_path)
+    assert walk.files == [tmp_path / "a" / "b" / "x.png", tmp_path / "linked" / "x.png"]
+    problems = dict(walk.problems)
+    assert problems[str(tmp_path / "dangling.png")].startswith("broken link to ")
+    assert problems[str(tmp_path / "pipe.png")] == "not a regular file"
+    assert "link loop" in problems[str(tmp_path / "a" / "b" / "up")]
+    assert walk_files(tmp_path, suffixes=frozenset({".jpg"})).files == []
+
+
+def test_written_files_take_the_umask_permissions(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        write_png(tmp_path / "x.png", np.zeros((4, 4, 3), np.float32))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o640

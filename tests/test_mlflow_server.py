@@ -28,11 +28,10 @@ import yaml
 from mlflow import MlflowClient
 
 from pip_model import restore
-from pip_model.checkpoints import load_model_file
+from pip_model.checkpoints import load_model_file, save_model_file
 from pip_model.data import to_tensor
 from pip_model.image_files import read_image, write_png
 from pip_model.registry import build_model
-from pip_model.serving import ServedRestorer
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
 from pip_model.tracking import PENDING_SUFFIX, PendingLog
 from tests.conftest import (
@@ -103,7 +102,7 @@ def _rain_and_haze(photo: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     weights[0, DEGRADATION_CLASSES.index("rain")], weights[0, DEGRADATION_CLASSES.index("haze")] = 0.7, 0.3
     model, _ = load_model_file(photo.parent.parent / "models" / "pip_restormer_tiny.pt")
     with torch.no_grad():
-        return image, weights, model(image, weights)
+        return image, weights, model(image, weights).clamp(0, 1)  # the served model clamps its output
 
 
 def assert_pyfunc_predicts_like_the_model_file(uri: str, photo: Path, folder: Path) -> None:
@@ -189,8 +188,10 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
         assert done.returncode == 0, f"{command[1]} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
     stage(*train_command(default_prepared))
+    save_model_file(tmp_path / "sensors" / "sensor_tiny.pt", build_model("sensor_tiny"), model_name="sensor_tiny")
     stage(sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
           "--benchmark", str(benchmark_48), "--models", "models/pip_restormer_tiny.pt",
+          "--sensor", "sensors/sensor_tiny.pt",
           "--metrics", "results/metrics.json", "--per-image", "results/per_image.csv", "--examples", "results/ex",
           "--prompts", "results/prompts.json")
 
@@ -219,7 +220,7 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
                 stored = {row[0] for row in database.execute("select run_uuid from runs")}
             assert trained["run_id"] in stored and baseline["run_id"] in stored
         loaded = mlflow.pytorch.load_model(CANDIDATE)
-        assert loaded.uses_prompts and loaded.sensor_uri == "models:/pip-universal-sensor_tiny@candidate"
+        assert loaded.uses_prompts and loaded.sensor_name == "sensor_tiny" and loaded.sensor is not None
 
         photo = tmp_path / "photos" / "rainy.png"
         photo.parent.mkdir()
@@ -285,7 +286,7 @@ def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_
     assert metadata["step"] == steps and model.uses_prompts
     curve = pd.read_csv(tmp_path / "curves" / "pip.csv")
     assert curve["step"].tolist() == list(range(1, steps + 1))
-    assert f"done: {steps} steps" in out and "not registered in MLflow" in out
+    assert f"done: {steps} steps" in out
 
     reported = re.search(r"train: (\d+) MLflow logging call\(s\) failed; the model file is complete:\n  (\w+)", err)
     assert reported, f"no report of the failed MLflow calls:\n{err}"
@@ -391,15 +392,10 @@ def test_a_wrong_model_uri_gets_one_line_naming_what_exists(tmp_path, monkeypatc
         said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("restore:")]
         assert len(said) == 1 and said[0].startswith(f"restore: {spec}: ") and message in said[0], said
         assert "pip-universal-demo" in said[0] and "Traceback" not in said[0]
-    # A run that does not exist, and the sensor URI of a served model's task=auto.
+    # A run that does not exist.
     assert restore.main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "runs:/0123/model"]) == 2
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("restore:")]
     assert len(said) == 1 and said[0].startswith("restore: runs:/0123/model: cannot load it from MLflow at sqlite:///")
-    served = ServedRestorer(build_model("pip_nafnet_tiny"), sensor_uri="models:/nope@x")
-    with pytest.raises(ValueError) as error:
-        served(torch.rand(1, 3, 16, 16), task="auto")
-    assert str(error.value).startswith("task=auto: models:/nope@x: no registered model 'nope' in MLflow at sqlite:///")
-    assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(("uri", "message"), [
@@ -433,3 +429,41 @@ def test_a_password_in_params_yaml_is_refused(tmp_path, uri):
     assert "secret" not in str(error.value)
     params.write_text(yaml.safe_dump({"tracking": {"uri": uri.replace(":secret", "")}}))
     assert load_section(TrackingConfig, "tracking", params).uri == uri.replace(":secret", "")
+
+
+def test_sync_skips_torn_lines_and_deleted_runs_and_a_stuck_file_blocks_no_other(tmp_path, monkeypatch):
+    """A pending file torn by a kill, holding a line for a run deleted since, sends the rest and keeps the two lines
+    aside (reported, never dropped); in folder mode a file whose server is away keeps its entries and the files
+    after it are still sent."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("sync")
+    kept, deleted, other = (client.create_run(experiment).info.run_id for _ in range(3))
+    client.delete_run(deleted)
+    folder = tmp_path / "checkpoints"
+
+    def metrics(run_id: str, value: float, target: str = uri) -> dict:
+        return {"uri": target, "run_id": run_id, "kind": "metrics", "metrics": [["loss", value, 0, 1]]}
+
+    torn = folder / f"b{PENDING_SUFFIX}"
+    for entry in (metrics(kept, 0.5), metrics(deleted, 0.4)):
+        PendingLog(torn).append(entry)
+    with torn.open("a") as file:
+        file.write('{"uri": "sqlite:///x", "run_id": "ab')  # the kill came mid-line
+    stuck = folder / f"a{PENDING_SUFFIX}"  # sorted first: its server does not answer
+    PendingLog(stuck).append(metrics(kept, 0.9, "http://127.0.0.1:9"))
+    PendingLog(folder / f"c{PENDING_SUFFIX}").append(metrics(other, 0.3))
+
+    env = stage_environment(tmp_path, **OUTAGE_ENVIRONMENT)
+    done = subprocess.run([sys.executable, "-m", "pip_model", "sync", str(folder)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"{stuck}: its pending MLflow calls could not be sent" in done.stderr
+    assert f"{torn}: skipped line 2: run {deleted} was deleted" in done.stderr
+    assert f"{torn}: skipped line 3: torn" in done.stderr
+    assert f"{torn}: 1 metric values sent" in done.stdout and f"c{PENDING_SUFFIX}: 1 metric values sent" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert client.get_run(kept).data.metrics["loss"] == 0.5 and client.get_run(other).data.metrics["loss"] == 0.3
+    assert len(PendingLog(stuck).entries()) == 1 and not torn.exists()
+    aside = torn.with_name(torn.name + ".rejected").read_text().splitlines()
+    assert len(aside) == 2 and deleted in aside[0] and aside[1].endswith('"run_id": "ab')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,61 @@ def test_stage_reports_bad_parameters_by_key(tmp_path):
     assert done.returncode == 1 and "must be >= 0 and sum to less than 1" in done.stderr
     done = _run_stage(tmp_path, {"base": {"seed": 0}, "prepare": {"source": "nowhere"}})
     assert done.returncode == 1 and "nowhere is not a folder" in done.stderr
+
+
+def _bad_entries(root: Path) -> dict[str, str]:
+    """A broken link, a link loop, a link to itself and a file whose name is not UTF-8, under ``root``; returns
+    each entry's path as rejects.csv prints it, with a word of the reason it must give."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "gone.png").symlink_to(root / "nowhere.png")
+    (root / "BSD400" / "loop").symlink_to(root)
+    (root / "self.png").symlink_to(root / "self.png")
+    bad_name = os.path.join(os.fsencode(root), b"bad\xffname.png")
+    with open(bad_name, "wb") as file:
+        file.write(b"x")
+    return {str(root / "gone.png"): "broken link", str(root / "BSD400" / "loop"): "link loop",
+            str(root / "self.png"): "cannot be read", os.fsencode(bad_name).decode("utf-8", "backslashreplace"):
+            "not valid UTF-8"}
+
+
+def _clean_sets(root: Path) -> None:
+    for i in range(3):
+        _photo(root / "BSD400" / f"{i}.png", seed=i, size=(130, 130))
+    for i in range(2):
+        _photo(root / "BSD68" / f"test{i}.png", seed=10 + i, size=(130, 130))
+
+
+def test_bad_entries_of_a_datasets_folder_are_rejected_and_the_rest_is_prepared(tmp_path):
+    root = tmp_path / "datasets"
+    _clean_sets(root)
+    expected = _bad_entries(root)
+    config = PrepareConfig(datasets_root=str(root), min_side=16)
+    result = prepare_corpus(config, seed=0, out_dir=tmp_path / "out", **QUIET)
+    assert len(result.manifest) == 5
+    rejects = pd.read_csv(tmp_path / "out" / "rejects.csv")  # written: no name broke the CSV
+    reasons = dict(zip(rejects["path"], rejects["reason"]))
+    for path, word in expected.items():
+        assert word in reasons[path], (path, reasons)
+
+
+def test_dvc_repro_prepares_a_datasets_folder_with_bad_entries(tmp_path):
+    """The same folder under a real `dvc repro`: DVC never hashes the folder itself (it would stop at the broken
+    link or the name before any stage runs), `scan` lists it, and `prepare` rejects the bad entries."""
+    from tests.conftest import make_pipeline_repo
+
+    repo = make_pipeline_repo(tmp_path / "repo", {"prepare": {"datasets_root": "datasets", "min_side": 16}})
+    _clean_sets(repo.path / "datasets")
+    expected = _bad_entries(repo.path / "datasets")
+    repo.dvc("repro", "prepare")
+    index = pd.read_csv(repo.path / "data" / "datasets_index.csv", keep_default_na=False)
+    assert sorted(index[index["problem"] == ""]["path"]) == ["BSD400/0.png", "BSD400/1.png", "BSD400/2.png",
+                                                              "BSD68/test0.png", "BSD68/test1.png"]
+    assert (index["problem"] != "").sum() == 4
+    rejects = pd.read_csv(repo.path / "data" / "prepared" / "rejects.csv")
+    assert len(pd.read_csv(repo.path / "data" / "prepared" / "manifest.csv")) == 5
+    assert {Path(path).name for path in rejects["path"]} >= {"gone.png", "loop", "self.png"}
+    # Nothing changed: prepare stays up to date though scan runs again; a new image reruns it.
+    assert "Running stage 'prepare'" not in repo.dvc("repro", "prepare").stdout
+    _photo(repo.path / "datasets" / "BSD400" / "3.png", seed=3, size=(130, 130))
+    assert "Running stage 'prepare'" in repo.dvc("repro", "prepare").stdout
+    assert expected

@@ -231,8 +231,8 @@ def test_rgba_and_16_bit_inputs_keep_alpha_and_depth(trained, scene, tmp_path):
     rgba = read_image(tmp_path / "out" / "rgba.png")
     np.testing.assert_array_equal(rgba.alpha, read_image(tmp_path / "in" / "rgba.png").alpha)
     assert rgba.bit_depth == 8 and read_image(tmp_path / "out" / "deep.png").bit_depth == 16
-    side_by_side = read_image(tmp_path / "out" / "deep_compare.png")
-    assert side_by_side.size == (noisy.shape[0], 2 * noisy.shape[1])
+    side_by_side = read_image(tmp_path / "out" / "deep_compare.png")  # a band of labels above both panels
+    assert side_by_side.size == (noisy.shape[0] + 14, 2 * noisy.shape[1]) and side_by_side.bit_depth == 16
 
 
 def test_a_corrupt_file_fails_alone(trained, scene, tmp_path):
@@ -332,3 +332,162 @@ def test_model_files_and_other_checkpoints_are_told_apart(trained, tmp_path):
                                          r"\(classifier.weight is \(5, 128\) in the file, \(5, 138\) here; 1 of "
                                          r"its tensors differ\); retrain it"):
         load_model_file(tmp_path / "old_sensor.pt")
+
+
+def _declared_png(path: Path, width: int, height: int, bit_depth: int) -> Path:
+    """A tiny PNG whose header declares width x height (a decompression bomb's shape: the pixels never come)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def _declared_tiff(path: Path, side: int) -> Path:
+    """A small TIFF whose header is patched to declare side x side pixels."""
+    import tifffile
+
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16))
+    data = bytearray(path.read_bytes())
+    offset = int.from_bytes(data[4:8], "little")
+    for entry in range(int.from_bytes(data[offset : offset + 2], "little")):
+        at = offset + 2 + 12 * entry
+        if int.from_bytes(data[at : at + 2], "little") in (256, 257):  # ImageWidth, ImageLength
+            data[at + 8 : at + 12] = side.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_images_over_the_pixel_limit_fail_alone_before_decoding(random_pip, scene, tmp_path):
+    """A 16-bit PNG, an 8-bit PNG and a TIFF that declare gigapixels in a few KB each fail with one line naming the
+    size and the limit, checked from the header; the rest of the batch is restored and the summary written."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bombs = [_declared_png(folder / "bomb16.png", 100000, 100000, 16), _declared_png(folder / "bomb8.png", 12000,
+                                                                                      12000, 8),
+             _declared_tiff(folder / "bomb.tif", 60000)]
+    write_png(folder / "zz_good.png", scene[1])
+    started = time.monotonic()
+    assert main([str(folder), "--out", str(tmp_path / "out"), "--model", str(random_pip), "--task", "denoise_25"]) == 1
+    assert time.monotonic() - started < 60
+    summary = _summary(tmp_path / "out")
+    assert summary["restored"] == [str(tmp_path / "out" / "zz_good.png")]
+    assert len(summary["failed"]) == 3
+    for bomb, line in zip(sorted(bombs), sorted(summary["failed"])):
+        assert line.startswith(f"{bomb}: ") and "megapixels) is over the limit of 50 megapixels" in line
+    # The limit is a flag: a small one refuses the good photo too, and says its size.
+    height, width = scene[1].shape[:2]
+    assert main([str(folder / "zz_good.png"), "--out", str(tmp_path / "out2"), "--model", str(random_pip),
+                 "--task", "denoise_25", "--max-pixels", "1000"]) == 1
+    assert f"{width}x{height} pixels" in _summary(tmp_path / "out2")["failed"][0]
+
+
+def test_inputs_that_share_an_output_name_keep_distinct_ones(random_pip, scene, tmp_path):
+    """a/x.png and b/x.png, y.jpg and y.png: four inputs, four outputs, and the summary counts what was written."""
+    from pip_model.restore import collect_inputs, output_names
+
+    for name in ("a/x.png", "b/x.png", "c/y.png"):
+        write_png(tmp_path / "in" / name, scene[1])
+    from PIL import Image
+
+    Image.fromarray(np.round(scene[1] * 255).astype(np.uint8)).save(tmp_path / "in" / "c" / "y.jpg")
+    inputs = [tmp_path / "in" / "a" / "x.png", tmp_path / "in" / "b" / "x.png", tmp_path / "in" / "c"]
+    for overwrite in ([], ["--overwrite"]):
+        assert main([*map(str, inputs), "--out", str(tmp_path / "out"), "--model", str(random_pip), "--task",
+                     "denoise_25", *overwrite]) == 0
+        summary = _summary(tmp_path / "out")
+        written = sorted(path.relative_to(tmp_path / "out").as_posix() for path in (tmp_path / "out").rglob("*.png"))
+        assert written == ["a/x.png", "b/x.png", "y_jpg.png", "y_png.png"]
+        assert len(summary["restored"] if overwrite else summary["restored"] + summary["skipped"]) == 4
+    assert collect_inputs([inputs[0], inputs[0]])[0] == [(inputs[0], Path("x.png"))]  # a file given twice: once
+    # A name made for a clash that a third input already has.
+    clash = [(tmp_path / "in" / "c" / "y.jpg", Path("y.jpg")), (tmp_path / "in" / "c" / "y.png", Path("y.png")),
+             (tmp_path / "y_jpg.png", Path("y_jpg.png"))]
+    assert output_names(clash) == [Path("y_jpg.png"), Path("y_png.png"), Path("y_jpg_2.png")]
+
+
+def test_an_output_folder_inside_the_input_is_not_restored_again(random_pip, scene, tmp_path):
+    write_png(tmp_path / "photos" / "photo.png", scene[1])
+    arguments = [str(tmp_path / "photos"), "--out", str(tmp_path / "photos" / "restored"), "--model",
+                 str(random_pip), "--task", "denoise_25", "--compare"]
+    for _ in range(2):
+        assert main(arguments) == 0
+    restored = sorted(p.relative_to(tmp_path / "photos").as_posix() for p in (tmp_path / "photos").rglob("*.png"))
+    assert restored == ["photo.png", "restored/photo.png", "restored/photo_compare.png"]
+
+
+def test_an_unwritable_output_is_found_before_any_work(random_pip, scene, tmp_path, capsys):
+    write_png(tmp_path / "in" / "photo.png", scene[1])
+    (tmp_path / "a_file").write_text("")
+    started = time.monotonic()
+    code = main([str(tmp_path / "in"), "--out", str(tmp_path / "a_file" / "out"), "--model", str(random_pip),
+                 "--task", "denoise_25"])
+    said = capsys.readouterr()
+    assert code == 2 and said.err.startswith(f"restore: --out {tmp_path / 'a_file' / 'out'}: cannot write there")
+    assert "[1/1]" not in said.out and time.monotonic() - started < 10  # before any image was restored
+
+
+def test_a_killed_run_leaves_no_temporary_file_and_outputs_come_whole_with_their_compare(random_pip, scene, tmp_path):
+    """A kill between the compare image and the output: the rerun removes the temporary file left behind and
+    redoes that image (its output does not exist); an output that exists always has its compare image. Outputs
+    are readable by others (the umask's permissions, not the temporary file's 0600)."""
+    write_png(tmp_path / "in" / "photo.png", scene[1])
+    out = tmp_path / "out"
+    out.mkdir()
+    left = out / ".photo.png.abcd1234.tmp"
+    left.write_bytes(b"half")
+    write_png(out / "photo_compare.png", scene[0])  # the compare image of the killed run, its output missing
+    previous = os.umask(0o022)
+    try:
+        assert main([str(tmp_path / "in"), "--out", str(out), "--model", str(random_pip), "--task", "denoise_25",
+                     "--compare"]) == 0
+    finally:
+        os.umask(previous)
+    assert not left.exists() and sorted(p.name for p in out.iterdir()) == [
+        "photo.png", "photo_compare.png", "restore_summary.json"]
+    compare = read_image(out / "photo_compare.png")
+    assert compare.size[1] == 2 * scene[1].shape[1]  # redone with its output
+    band = compare.size[0] - scene[1].shape[0]  # the labels' band above both panels: white with dark text
+    assert 14 <= band <= 32 and compare.rgb[:band].min() < 0.3 and np.median(compare.rgb[:band]) == 1.0
+    assert (out / "photo.png").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--mix", "rain=nan"], "restore: --mix: weight of rain is nan"),
+    (["--mix", "rain=inf"], "restore: --mix: weight of rain is inf"),
+    (["--mix", "rain=1e308,haze=1e308"], "restore: --mix: weight of rain is 1e308"),
+    (["--task", "auto", "--sensor", "MODEL"], "holds pip_nafnet_tiny, a restorer, not a sensor"),
+    (["--task", "auto", "--sensor", "missing.pt"], "restore: --sensor missing.pt: no such checkpoint file"),
+    (["--task", "derain", "--device", "cuda"], "restore: --device cuda: this torch build or machine has no CUDA"),
+])
+def test_a_bad_flag_gets_one_line_and_exit_2(random_pip, scene, tmp_path, monkeypatch, capsys, arguments, message):
+    if torch.cuda.is_available() and "cuda" in arguments:
+        pytest.skip("this machine has CUDA")
+    monkeypatch.chdir(tmp_path)
+    write_png(tmp_path / "in" / "photo.png", scene[1])
+    arguments = [str(random_pip) if argument == "MODEL" else argument for argument in arguments]
+    assert main(["in", "--out", "out", "--model", str(random_pip), *arguments]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", [["--overlap", "-1"], ["--tile", "8"], ["--max-pixels", "lots"]])
+def test_a_bad_number_is_a_usage_error(flag, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["in", "--out", "out", "--task", "derain", *flag])
+    assert exit_.value.code == 2 and f"argument {flag[0]}" in capsys.readouterr().err
+
+
+def test_checkpoints_that_are_not_state_dicts_get_one_line(tmp_path):
+    torch.save({"epoch": 3, "step": 100}, tmp_path / "ints.pth")
+    with pytest.raises(RestoreError, match=r"'epoch' holds int"):
+        load_restorer(str(tmp_path / "ints.pth"), "cpu")
+    torch.save({"format": "pip_model/1", "model_name": "pip_nafnet_tiny"}, tmp_path / "no_weights.pt")
+    with pytest.raises(RestoreError, match="without its weights or model name"):
+        load_restorer(str(tmp_path / "no_weights.pt"), "cpu")

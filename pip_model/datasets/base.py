@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pip_model.image_files import IMAGE_SUFFIXES
+from pip_model.image_files import IMAGE_SUFFIXES, walk_files
 
 Split = Literal["train", "test"]
 TRAIN_MARKERS = frozenset({"train", "training", "our485"})
@@ -73,9 +73,9 @@ class Discovery:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; hidden files and folders are left out."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """Image files under ``folder``, recursively, sorted; hidden files and folders and bad entries are left out
+    (:func:`pip_model.corpus.dataset_sources` lists the bad ones)."""
+    return walk_files(folder, suffixes=IMAGE_SUFFIXES).files
 
 
 def split_of(path: Path, default: Split) -> Split:
