@@ -12,6 +12,7 @@ Prints, per size: the answer's status, its time, and the server's peak resident 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -37,7 +38,11 @@ from pip_model.tracking import Tracker  # noqa: E402
 
 def _group_rss(leader: psutil.Process) -> int:
     total = 0
-    for process in [leader, *leader.children(recursive=True)]:
+    try:
+        processes = [leader, *leader.children(recursive=True)]
+    except psutil.Error:  # a child came or went while the tree was read
+        return 0
+    for process in processes:
         try:
             total += process.memory_info().rss
         except psutil.Error:
@@ -68,7 +73,9 @@ def main() -> int:
     tracker.finish()
 
     port = _free_port()
-    env = dict(os.environ, MLFLOW_TRACKING_URI=store)
+    # `mlflow models serve` starts uvicorn by name: this interpreter's tools first on PATH.
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     log = (folder / "serve.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/bench-served@candidate",
                                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)], env=env,
@@ -108,13 +115,14 @@ def main() -> int:
                     status = response.status
                     response.read()
             except urllib.error.HTTPError as error:
-                status = f"{error.code} {json.loads(error.read() or b'{}').get('message', '')[:80]}"
+                status = f"{error.code} {error.read().decode(errors='replace')[:80]}"  # 504 is plain text
             seconds = time.monotonic() - started
             done.set()
             sampler.join()
             print(f"| {side} | {status} | {seconds:.1f} | {peak[0] / 2**20:.0f} |", flush=True)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
     return 0

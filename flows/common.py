@@ -73,11 +73,17 @@ def set_params(repo: Path, overrides: Mapping[str, Any]) -> None:
             section[key] = value
 
 
-def key_value(text: str) -> tuple[str, Any]:
-    """One command-line ``KEY=VALUE`` (the value read as YAML), for argparse's ``type=``."""
+def split_key_value(text: str, form: str = "KEY=VALUE") -> tuple[str, str]:
+    """``KEY=VALUE`` -> (key, value text); argparse's error names ``form`` when ``text`` is not of it."""
     key, sign, value = text.partition("=")
     if not sign or not key or key.startswith("-"):
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a dotted param of params.yaml), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {form} (a dotted param of params.yaml), got {text!r}")
+    return key, value
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """One command-line ``KEY=VALUE`` (the value read as YAML), for argparse's ``type=``."""
+    key, value = split_key_value(text)
     return key, yaml.safe_load(value)
 
 

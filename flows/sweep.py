@@ -12,7 +12,6 @@ prefect-dask; `dask_address` names a running cluster, whose workers must see `re
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import os
@@ -28,7 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.common import FlowsConfig, dvc, override_arguments
+from flows.common import FlowsConfig, dvc, override_arguments, split_key_value
 from pip_model.config import BaseConfig, CommandLine, load_section
 
 
@@ -130,10 +129,7 @@ def sweep(repo_dir: str = ".", grid: dict[str, list[Any]] | None = None,
 
 
 def _grid_axis(text: str) -> tuple[str, list[Any]]:
-    key, sign, values = text.partition("=")
-    if not sign or not key or key.startswith("-") or not values:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE1,VALUE2,... (a dotted param of params.yaml), got "
-                                         f"{text!r}")
+    key, values = split_key_value(text, "KEY=VALUE1,VALUE2,...")
     return key, [yaml.safe_load(value) for value in values.split(",")]
 
 

@@ -99,11 +99,12 @@ def test_runs_say_what_they_are_and_one_execution_shares_a_tag(repo):
     assert len({run.data.tags["pipeline"] for run in runs}) == 1  # the runs of the one `dvc repro` so far
 
 
-def test_second_repro_does_nothing_in_under_5_seconds(repo):
+def test_second_repro_only_scans(repo):
+    # Only `scan` runs (always, a fraction of a second without torch): it finds the datasets folder unchanged, so
+    # nothing after it is stale. The bound is loose for a loaded 2-core machine; any training would take minutes.
     started = time.monotonic()
     output = repo.dvc("repro").stdout
-    assert time.monotonic() - started < 5
-    # Only `scan` runs (always): it finds the datasets folder unchanged, so nothing after it is stale.
+    assert time.monotonic() - started < 30
     assert stages_run(output) == [] and "Running stage 'scan'" in output and "didn't change, skipping" in output
 
 
