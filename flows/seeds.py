@@ -17,9 +17,10 @@ import pandas as pd
 from prefect import flow
 
 from flows.common import key_value
-from pip_model.config import CommandLine
 from flows.sweep import sweep
-from pip_model.seeds import write_seed_results
+from pip_model.config import CommandLine, read_params
+from pip_model.seeds import write_provenance, write_seed_results
+from pip_model.tracking import git_commit
 
 
 @flow(name="seeds", log_prints=True)
@@ -40,6 +41,14 @@ def seeds(repo_dir: str = ".", seed_values: list[int] | None = None, fixed: dict
     table = pd.read_csv(sweep(repo_dir=repo_dir, grid={"base.seed": seed_values}, fixed=fixed))
     out = Path(repo_dir) / "results" / "seeds"
     summary, difference = write_seed_results(table, out)
+    params = read_params(Path(repo_dir) / "params.yaml")
+    for key, value in (fixed or {}).items():  # the settings every seed ran with
+        *sections, name = key.lstrip("+").split(".")
+        target = params
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    write_provenance(out, commit=git_commit(Path(repo_dir)), params=params, seeds=seed_values)
     means = summary.pivot(index="task", columns="model", values="mean").reindex(summary["task"].unique())
     print(f"seeds {seed_values}: mean PSNR per task\n" + means.round(2).to_string())
     if not difference.empty:

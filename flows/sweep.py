@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import socket
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -43,15 +45,27 @@ def run_experiment(repo_dir: str, name: str, overrides: dict[str, Any], env: dic
 
 @task(task_run_name="gather results")
 def gather(repo_dir: str, names: list[str], sweep_id: str) -> pd.DataFrame:
-    """The sweep's experiments from `dvc exp show`, one row each, with their params and metrics."""
-    shown = pd.read_csv(io.StringIO(dvc(Path(repo_dir), "exp", "show", "--csv")))
-    table = shown[shown["Experiment"].isin(names)].dropna(axis=1, how="all")
+    """The sweep's experiments from `dvc exp show`, one row each, with their params and metrics, and the per-task
+    scores of each (``<model>.<task>.<metric>`` columns) read from the `results/metrics.json` of its commit."""
+    repo = Path(repo_dir)
+    shown = pd.read_csv(io.StringIO(dvc(repo, "exp", "show", "--csv")))
+    table = shown[shown["Experiment"].isin(names)].dropna(axis=1, how="all").reset_index(drop=True)
+    per_task = [{f"{model}.{task_name}.{metric}": value for model, tasks in experiment_metrics(repo, rev).items()
+                 for task_name, values in tasks.items() for metric, value in values.items()}
+                for rev in table["rev"]]
+    table = pd.concat([table, pd.DataFrame(per_task)], axis=1)
     out = Path(repo_dir) / "results" / "sweeps" / f"{sweep_id}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     rows = table.astype(str).to_dict(orient="records")
     create_table_artifact(key=f"sweep-{sweep_id}", table=rows, description=f"Sweep {sweep_id}: {out}")
     return table
+
+
+def experiment_metrics(repo: Path, rev: str) -> dict[str, Any]:
+    """`results/metrics.json` as one experiment's commit holds it ({} when it has none)."""
+    done = subprocess.run(["git", "show", f"{rev}:results/metrics.json"], cwd=repo, capture_output=True, text=True)
+    return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
 def concurrent_slots(parallel: int, gpus: int) -> list[dict[str, str]]:

@@ -9,7 +9,14 @@ submodule that needs no torch (``pip_model.image_files``, used by the `scan` sta
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# Intel's MKL picks its float kernels by CPU model, so the same code gave other pixels on an Intel machine than on
+# an AMD one (where MKL takes its generic path): COMPATIBLE is that generic path everywhere, which makes the
+# benchmark and training bit-identical across x86 machines at no measured cost (bench/reproducible.py). Set before
+# torch first calls MKL; a user who sets MKL_CBWR keeps theirs.
+os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
 _EXPORTS = {
     "DEGRADATION_CLASSES": "pip_model.tasks",

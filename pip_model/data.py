@@ -113,6 +113,65 @@ class ImageFiles(Sequence[torch.Tensor]):
         return image
 
 
+class ImageSet(Sequence[torch.Tensor]):
+    """Several image sequences seen as one (the training photographs, then procedural images).
+
+    Shape:
+        each item (3, H, W), values in [0, 1]
+    """
+
+    def __init__(self, *parts: Sequence[torch.Tensor]) -> None:
+        self.parts = [part for part in parts if len(part)]
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def __getitem__(self, index: int) -> torch.Tensor:  # type: ignore[override]
+        for part in self.parts:
+            if index < len(part):
+                return part[index]
+            index -= len(part)
+        raise IndexError(index)
+
+
+def dead_leaves(side: int, generator: torch.Generator, *, discs: int = 1500, smallest: float = 3.0) -> torch.Tensor:
+    """A dead-leaves image: opaque discs of random colour dropped one over another until they nearly cover it, their
+    radii drawn from a power law (density r^-3, the scale statistics of natural images), so that edges and flat
+    areas of every size occur and no photograph's content is learnt. Drawn at twice the size and area-averaged
+    down, so that the edges are soft as a lens makes them.
+
+    Shape:
+        -> (3, side, side), values in [0, 1]
+    """
+    canvas, smallest, largest = 2 * side, 2 * smallest, side / 2
+    # Inverse CDF of a density proportional to r^-3 on [smallest, largest].
+    uniform = torch.rand(discs, generator=generator)
+    radii = (smallest ** -2 - uniform * (smallest ** -2 - largest ** -2)) ** -0.5
+    centres = torch.rand(discs, 2, generator=generator) * canvas
+    colours = torch.rand(discs, 3, generator=generator) ** 1.5  # more dark than light tones, like photographs
+    image = torch.rand(3, 1, 1, generator=generator).expand(3, canvas, canvas).clone()
+    for (y, x), radius, colour in zip(centres.tolist(), radii.tolist(), colours):
+        top, bottom = max(0, int(y - radius)), min(canvas, int(y + radius) + 1)
+        left, right = max(0, int(x - radius)), min(canvas, int(x + radius) + 1)
+        if top >= bottom or left >= right:
+            continue
+        rows = torch.arange(top, bottom, dtype=torch.float32)[:, None]
+        columns = torch.arange(left, right, dtype=torch.float32)[None, :]
+        window = image[:, top:bottom, left:right]  # a view: painting it paints the image
+        window[:, (rows - y) ** 2 + (columns - x) ** 2 <= radius ** 2] = colour[:, None]
+    return torch.nn.functional.avg_pool2d(image[None], 2)[0]
+
+
+def dead_leaves_images(count: int, *, side: int, seed: int) -> list[torch.Tensor]:
+    """``count`` seeded dead-leaves images (:func:`dead_leaves`).
+
+    Shape:
+        -> count x (3, side, side)
+    """
+    return [dead_leaves(side, torch.Generator().manual_seed(derive_seed(seed, "dead-leaves", index)))
+            for index in range(count)]
+
+
 def split_files(prepared_dir: Path, split: str, *, cache: int = 64) -> ImageFiles:
     """The clean images of one split of the ``prepare`` output, read lazily (see :class:`ImageFiles`)."""
     manifest = pd.read_csv(prepared_dir / "manifest.csv")
@@ -364,7 +423,9 @@ class OnlinePairSampler:
     training pairs (the same window of the degraded and the clean file, read from disk).
     With ``augment``, crops are randomly flipped, rotated and channel-permuted first (a pair's
     two crops alike). With ``exposure`` (low, high), each synthetic crop is scaled by a factor
-    drawn from that range before it is degraded: dim scenes that are not low-light images.
+    drawn from that range before it is degraded: dim scenes that are not low-light images. With ``scales``
+    (low, high), each synthetic crop is cut ``patch / scale`` pixels wide (at most the image) and area-resized to
+    ``patch``: the photographs at several sizes, so their textures do not teach one scale.
 
     ``batch(step)`` is a pure function of its arguments, so a resumed run sees the same
     batches as an uninterrupted one. Each slot of the global batch draws from its own
@@ -380,7 +441,7 @@ class OnlinePairSampler:
         ranges: DegradationRanges | None = None, augment: bool = False,
         real_pairs: Mapping[str, Sequence[tuple[Path, Path]]] | None = None,
         real_share: Mapping[str, float] | None = None, slots: range | None = None,
-        exposure: tuple[float, float] | None = None,
+        exposure: tuple[float, float] | None = None, scales: tuple[float, float] | None = None,
     ) -> None:
         if not len(images):
             raise ValueError("online training needs at least one clean training image")
@@ -388,6 +449,7 @@ class OnlinePairSampler:
         self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
         self.augment, self.exposure = augment, exposure
+        self.scales = scales if scales and tuple(scales) != (1.0, 1.0) else None  # 1: the plain crop, no draw
         self.slots = slots if slots is not None else range(batch_size)
         if not 0 <= self.slots.start < self.slots.stop <= batch_size or self.slots.step != 1:
             raise ValueError(f"slots {self.slots} is not a share of a batch of {batch_size}")
@@ -419,7 +481,10 @@ class OnlinePairSampler:
                 image = torch.cat([to_tensor(read_image(degraded_path).rgb), to_tensor(read_image(clean_path).rgb)])
             else:
                 image = self.images[int(torch.randint(len(self.images), (1,), generator=generator))]
-            crop = random_crops([image], 1, self.patch, generator, which=[0])[0]
+            if self.scales and not real:
+                crop = self._scaled_crop(image, generator)
+            else:
+                crop = random_crops([image], 1, self.patch, generator, which=[0])[0]
             if self.augment:
                 crop = augment(crop, generator)
             if self.exposure and not real:
@@ -435,6 +500,15 @@ class OnlinePairSampler:
         tasks = [task for task, _ in plan]
         return StepCrops(step=step, tasks=tasks, clean=torch.stack(clean), degraded=torch.stack(degraded),
                          prompts=torch.stack([task_prompt(task) for task in tasks]), runs=runs)
+
+    def _scaled_crop(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        low, high = self.scales
+        scale = low + (high - low) * float(torch.rand((), generator=generator))
+        side = max(self.patch, min(round(self.patch / scale), *image.shape[-2:]))
+        crop = random_crops([image], 1, side, generator, which=[0])
+        if side == self.patch:
+            return crop[0]
+        return torch.nn.functional.interpolate(crop, size=(self.patch, self.patch), mode="area")[0]
 
     def finish(self, crops: StepCrops) -> PairBatch:
         """Copies the crops to the device and degrades the synthetic slots there, one batched call per run.

@@ -16,7 +16,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -408,3 +408,51 @@ def write_index(path: Path, rows: list[dict[str, object]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, lambda file: file.write(text.getvalue().encode()))
+
+
+def labelled_strip(images: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+    """Images side by side under a white band naming each, for the compare image.
+
+    Shape:
+        images: (H, W_i, 3) each, in [0, 1] -> (H + band, sum W_i, 3)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = images[0].shape[0]
+    band = max(14, min(32, height // 12))
+    font = ImageFont.load_default(size=band * 0.7)
+    panels = []
+    for image, label in zip(images, labels):
+        header = Image.new("L", (image.shape[1], band), 255)
+        ImageDraw.Draw(header).text((4, band * 0.12), label, fill=0, font=font)
+        grey = np.asarray(header, dtype=np.float32)[..., None].repeat(3, axis=-1) / 255
+        panels.append(np.concatenate([grey, image], axis=0))
+    return np.concatenate(panels, axis=1)
+
+
+def labelled_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], titles: Sequence[str], *,
+                  zoom: int = 1) -> np.ndarray:
+    """Rows of images, each row named on its left and each column titled on top, enlarged ``zoom`` times (pixel
+    repetition, so the pixels stay what they are), for sample grids a person reads.
+
+    Shape:
+        each image (H, W, 3) in [0, 1], alike within a row -> (title band + sum of rows' H, label + sum W, 3)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    def band(text: str, width: int, height: int) -> np.ndarray:
+        header = Image.new("L", (width, height), 255)
+        font = ImageFont.load_default(size=max(10, int(min(height, 28) * 0.6)))
+        ImageDraw.Draw(header).text((4, height * 0.15), text, fill=0, font=font)
+        return np.asarray(header, dtype=np.float32)[..., None].repeat(3, axis=-1) / 255
+
+    enlarged = [(label, [np.clip(image, 0, 1).repeat(zoom, axis=0).repeat(zoom, axis=1) for image in images])
+                for label, images in rows]
+    label_width = 10 + 7 * max(len(label) for label, _ in rows)
+    width = enlarged[0][1][0].shape[1]
+    lines = [np.concatenate([np.ones((22, label_width, 3), np.float32)]
+                            + [band(title, width, 22) for title in titles], axis=1)]
+    for label, images in enlarged:
+        height = images[0].shape[0]
+        lines.append(np.concatenate([band(label, label_width, height)] + images, axis=1))
+    return np.concatenate(lines, axis=0)

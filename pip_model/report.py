@@ -1,13 +1,17 @@
 """The ``report`` stage's logic: a self-contained HTML page with PNG figures.
 
-Contents: the per-task table of every model and baseline, a PSNR bar chart, the training
-curves, a restored-examples grid (one row per task), and the prompt-swap grid: one
-degraded image restored under each of the five degradation prompts, which shows how PIP
-decouples the degradation from the restoration.
+Contents: its provenance (commit, date, data, the settings that differ from the library
+defaults), the per-task table of every model and baseline, a PSNR bar chart, the training
+curves, a restored-examples grid (one row per task), the prompt-swap grid (one degraded image
+restored under each of the five degradation prompts, which shows how PIP decouples the
+degradation from the restoration), the sensor's section, and the seeds results, flagged when
+another commit or other settings made them. Every chart gives a method the same colour.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -25,10 +29,15 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pip_model.classical import classical_restore  # noqa: E402
-from pip_model.data import to_array, to_tensor  # noqa: E402
-from pip_model.evaluation import image_metrics  # noqa: E402
+from pip_model.colours import method_colours  # noqa: E402
+from pip_model.config import BaseConfig, from_mapping  # noqa: E402
+from pip_model.corpus import PrepareConfig  # noqa: E402
+from pip_model.data import DegradeConfig, to_array, to_tensor  # noqa: E402
+from pip_model.evaluation import EvaluateConfig, image_metrics  # noqa: E402
 from pip_model.image_files import read_image  # noqa: E402
-from pip_model.seeds import seed_section  # noqa: E402
+from pip_model.seeds import seed_section, staleness  # noqa: E402
+from pip_model.tracking import dvc_input_tags, flatten, git_commit, git_tags  # noqa: E402
+from pip_model.training import SensorConfig, TrainConfig  # noqa: E402
 from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt  # noqa: E402
 
 
@@ -97,9 +106,9 @@ def _save(figure: plt.Figure, path: Path, dpi: int) -> str:
     return path.name
 
 
-def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int) -> str:
+def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int, colours: Mapping[str, str]) -> str:
     figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(psnr)), 3.8))
-    psnr.plot.bar(ax=axis, width=0.8)
+    psnr.plot.bar(ax=axis, width=0.8, color=[colours[name] for name in psnr.columns])
     axis.set_ylabel("PSNR (dB)")
     axis.set_title("PSNR per task")
     axis.legend(fontsize=8, ncols=min(4, psnr.shape[1]))
@@ -108,16 +117,25 @@ def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int) -> str:
     return _save(figure, path, dpi)
 
 
-def curve_chart(curves: Mapping[str, pd.DataFrame], path: Path, dpi: int) -> str:
+LOSS_LABELS = {
+    "psnr": "loss: mean log10(MSE) per image\n(= -PSNR / 10 dB, so negative; lower is better)",
+    "l1": "loss: mean absolute error (L1)", "smooth_l1": "loss: smooth L1 (Huber, beta 1)",
+}
+
+
+def curve_chart(curves: Mapping[str, pd.DataFrame], path: Path, dpi: int, colours: Mapping[str, str],
+                loss: str = "") -> str:
+    """Loss and training PSNR against the step, one line per model in its colour; the loss axis says which loss
+    it is (``loss``: ``train.loss``)."""
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, curve in curves.items():
         smooth = curve.rolling(10, min_periods=1).mean()
-        loss_axis.plot(curve["step"], smooth["loss"], label=name)
-        psnr_axis.plot(curve["step"], smooth["psnr"], label=name)
+        loss_axis.plot(curve["step"], smooth["loss"], label=name, color=colours.get(name))
+        psnr_axis.plot(curve["step"], smooth["psnr"], label=name, color=colours.get(name))
     # The PSNR loss (log10 MSE) is negative; only an all-positive loss gets a log axis.
     positive = all((curve["loss"] > 0).all() for curve in curves.values())
-    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log" if positive else "linear",
-                  title="Loss (10-step mean)")
+    loss_axis.set(xlabel="step", ylabel=LOSS_LABELS.get(loss, "training loss"),
+                  yscale="log" if positive else "linear", title="Loss (10-step mean)")
     psnr_axis.set(xlabel="step", ylabel="training PSNR (dB)", title="Training PSNR (10-step mean)")
     psnr_axis.legend(fontsize=8)
     return _save(figure, path, dpi)
@@ -232,21 +250,117 @@ def composite_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]],
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+SECTION_CONFIGS = {"base": BaseConfig, "prepare": PrepareConfig, "degrade": DegradeConfig, "train": TrainConfig,
+                   "sensor": SensorConfig, "evaluate": EvaluateConfig, "report": ReportConfig}
+
+
+def changed_settings(params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(setting, value here, library default) for every setting of the pipeline's sections that differs from
+    the default its config class gives it."""
+    rows = []
+    for section, config in SECTION_CONFIGS.items():
+        default = flatten(dataclasses.asdict(from_mapping(config, None, section)), f"{section}.")
+        here = flatten(dataclasses.asdict(from_mapping(config, params.get(section), section)), f"{section}.")
+        rows += [(key, value, default.get(key, "")) for key, value in here.items() if default.get(key) != value]
+    return rows
+
+
+def provenance_header(root: Path, params: Mapping[str, Any], benchmark_dir: Path) -> str:
+    """The page's first lines: the commit (and whether its source had uncommitted changes), the date, the data,
+    and the settings that differ from the library defaults."""
+    tags = git_tags(root)
+    commit = tags.get("git.commit", "")
+    state = (f"with uncommitted changes to {html.escape(tags.get('git.dirty_files', ''))}"
+             if tags.get("git.dirty") == "True" else "source as committed")
+    prepare = params.get("prepare") or {}
+    source = prepare.get("source") or "scikit-image's bundled photographs"
+    datasets = prepare.get("datasets_root") or "none"
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    digest = dvc_input_tags(root, [str(benchmark_dir)]).get(f"dvc.{benchmark_dir}.md5", "not in dvc.lock")
+    changed = changed_settings(params)
+    rows = "".join(f"<tr><td style='text-align:left'>{html.escape(key)}</td><td>{html.escape(value)}</td>"
+                   f"<td>{html.escape(default)}</td></tr>" for key, value, default in changed)
+    made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<div class='provenance'>"
+        f"<p><b>Commit</b> <code>{html.escape(commit[:12] or 'not a git repository')}</code> ({state}) · "
+        f"<b>made</b> {made}<br><b>Data</b>: clean images from {html.escape(source)}; datasets folder "
+        f"{html.escape(datasets)}; benchmark <code>{html.escape(str(benchmark_dir))}</code> "
+        f"({len(manifest)} pairs, {manifest['task'].nunique()} tasks, DVC hash <code>{html.escape(digest)}</code>)"
+        "</p><details><summary>Settings that differ from the library defaults "
+        f"({len(changed)})</summary><table><tr><th>setting</th><th>here</th><th>default</th></tr>"
+        f"{rows}</table></details></div>")
+
+
+def confusion_chart(confusion: np.ndarray, path: Path, dpi: int) -> str:
+    """The sensor's confusion matrix on the benchmark's single tasks, counts in the cells."""
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    axis.imshow(confusion, cmap="Blues")
+    for (row, column), count in np.ndenumerate(confusion):
+        axis.text(column, row, str(count), ha="center", va="center", fontsize=9)
+    axis.set(xticks=range(len(DEGRADATION_CLASSES)), yticks=range(len(DEGRADATION_CLASSES)),
+             xticklabels=DEGRADATION_CLASSES, yticklabels=DEGRADATION_CLASSES, xlabel="top-scoring class",
+             ylabel="true class", title="Sensor confusion on the benchmark's single tasks")
+    axis.tick_params(axis="x", rotation=30)
+    return _save(figure, path, dpi)
+
+
+def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:
+    """The sensor's part of the page (from ``train_sensor``'s files): its headline figures, accuracy per class
+    and per composite, the confusion matrix, and what it decided on every image."""
+    detail_path = headline_path.with_name(f"{headline_path.stem}_detail.json")
+    decisions_path = headline_path.with_name(f"{headline_path.stem}_decisions.csv")
+    if not (headline_path.is_file() and detail_path.is_file()):
+        return []
+    headline, detail = json.loads(headline_path.read_text()), json.loads(detail_path.read_text())
+    names = {"accuracy": "single tasks: top class right", "composites": "composites: exactly their classes found",
+             "clean_kept": "clean crops left alone (nothing to restore)"}
+    figures = "".join(f"<tr><td style='text-align:left'>{html.escape(names.get(key, key))}</td>"
+                      f"<td>{value:.0%}</td></tr>" for key, value in headline.items())
+    shares = {**{name: value for name, value in detail["per_class"].items() if value is not None},
+              **detail["composites"]}
+    per_class = "".join(f"<tr><td style='text-align:left'>{html.escape(name)}</td><td>{value:.0%}</td></tr>"
+                        for name, value in shares.items())
+    chart = confusion_chart(np.array(detail["confusion"]), out_dir / "sensor_confusion.png", dpi)
+    sections = [
+        "<h2>The degradation sensor (the blind rows' prompts)</h2>",
+        "<p>It scores each class on its own. Classes scoring at least 0.6 are found and share the prompt; with "
+        "every score under 0.3 it finds nothing and the image is left as it is.</p>",
+        f"<table>{figures}</table><h3>Per class and composite</h3><table>{per_class}</table>",
+        f"<img src='{chart}' style='max-width:420px'>",
+    ]
+    if decisions_path.is_file():
+        decisions = pd.read_csv(decisions_path).fillna("")
+        sections += ["<details><summary>What it decided on each image "
+                     f"({len(decisions)}: the benchmark's pairs, then each clean crop once)</summary>",
+                     decisions.round(2).to_html(index=False), "</details>"]
+    return sections
+
+
 def write_report(
     *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
     config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None, prompts_path: Path | None = None,
+    sensor_path: Path | None = None, params: Mapping[str, Any] | None = None, root: Path | None = None,
 ) -> Path:
     """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path.
 
+    With ``params`` (all of params.yaml) and ``root`` (the repository), the page opens with its provenance
+    (:func:`provenance_header`) and flags a seeds section computed at another commit or with other settings.
     With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too; with ``prompts_path``
-    (``evaluate``'s prompts.json), the cost of wrong and blended prompts and the composite tasks' comparison.
+    (``evaluate``'s prompts.json), the cost of wrong and blended prompts and the composite tasks' comparison;
+    with ``sensor_path`` (``train_sensor``'s headline JSON), the sensor's section.
     """
+    params = params or {}
     metrics = json.loads(metrics_path.read_text())
     prompts = json.loads(prompts_path.read_text()) if prompts_path is not None and prompts_path.is_file() else {}
     psnr, ssim = metrics_table(metrics, "psnr"), metrics_table(metrics, "ssim")
-    figures = [("PSNR per task", bar_chart(psnr.drop(index="mean"), out_dir / "psnr_by_task.png", config.dpi))]
+    colours = method_colours([*metrics, *curves])
+    figures = [("PSNR per task", bar_chart(psnr.drop(index="mean"), out_dir / "psnr_by_task.png", config.dpi,
+                                           colours))]
     if curves:
-        figures.append(("Training curves", curve_chart(curves, out_dir / "training_curves.png", config.dpi)))
+        loss = str((params.get("train") or {}).get("loss", ""))
+        figures.append(("Training curves", curve_chart(curves, out_dir / "training_curves.png", config.dpi, colours,
+                                                       loss)))
     figures.append(("Restored examples (PSNR in dB)",
                     examples_grid(benchmark_dir, models, out_dir / "examples.png", config.dpi)))
     prompted = next((model for model in models.values() if getattr(model, "uses_prompts", False)), None)
@@ -255,7 +369,7 @@ def write_report(
                         prompt_swap_grid(benchmark_dir, prompted, config.swap_tasks, out_dir / "prompt_swap.png",
                                          config.dpi)))
     best = psnr.drop(index="mean").idxmax(axis=1)
-    sections = []
+    sections = [provenance_header(root, params, benchmark_dir)] if root is not None else []
     if config.protocol:
         paper = paper_table(metrics, config.protocol)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,11 +389,16 @@ def write_report(
         composites = composite_table(metrics, prompts)
         if not composites.empty:
             sections += [f"<h2>Composite degradations: {model}, PSNR (dB)</h2>", composites.round(2).to_html()]
+    if sensor_path is not None:
+        sections += sensor_section(sensor_path, out_dir, config.dpi)
     if seeds_dir is not None:
-        sections += seed_section(seeds_dir, out_dir)
+        stale = staleness(seeds_dir, commit=git_commit(root), params=params) if root is not None else None
+        sections += seed_section(seeds_dir, out_dir, colours=colours, stale=stale)
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>PIP report</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+            ".provenance{background:#f4f6f8;border:1px solid #d0d7de;padding:4px 12px;margin-bottom:1em}"
+            ".stale{background:#fff3cd;border:1px solid #e0b000;padding:6px 10px}</style></head><body>"
             "<h1>PIP universal restoration: report</h1>" + "\n".join(sections) + "</body></html>")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "index.html").write_text(page)

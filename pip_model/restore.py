@@ -38,13 +38,15 @@ from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageFileError,
+    LoadedImage,
+    labelled_strip,
     printable,
     read_image,
     remove_temporary_files,
     walk_files,
     write_png,
 )
-from pip_model.sensor import PRESENT_SCORE
+from pip_model.sensor import ABSENT_SCORE, PRESENT_SCORE, nothing_found
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 from pip_model.tracking import mlflow_uri_problem
 
@@ -125,10 +127,17 @@ def sensor_decision(scores: torch.Tensor, weights: torch.Tensor) -> dict[str, di
     prompt = {name: round(float(weight), 4) for name, weight in zip(DEGRADATION_CLASSES, weights)}
     unsure = [name for name, score in scores_by_class.items() if SURE_MARGIN < score < 1 - SURE_MARGIN]
     found = [name for name, score in scores_by_class.items() if score >= PRESENT_SCORE]
-    state = f"unsure about {', '.join(unsure)}: blended prompt" if unsure else "sure"
-    words = (f"{' + '.join(found) or 'no degradation found'} ({state}); scores "
-             + ", ".join(f"{name} {score:.2f}" for name, score in scores_by_class.items())
-             + "; prompt " + " + ".join(f"{name} {weight:.2f}" for name, weight in prompt.items() if weight >= 0.005))
+    listed = "scores " + ", ".join(f"{name} {score:.2f}" for name, score in scores_by_class.items())
+    if bool(nothing_found(weights[None])[0]):
+        words = f"nothing to restore: no degradation scored {ABSENT_SCORE} or more ({listed}); left as it is"
+    else:
+        if found:
+            state = f"unsure about {', '.join(unsure)}: blended prompt" if unsure else "sure"
+            head = f"{' + '.join(found)} ({state})"
+        else:
+            head = f"faint signs of {', '.join(unsure) or 'several'}, none scored {PRESENT_SCORE}: blended prompt"
+        words = (f"{head}; {listed}; prompt "
+                 + " + ".join(f"{name} {weight:.2f}" for name, weight in prompt.items() if weight >= 0.005))
     return {"decision": words, "scores": scores_by_class, "prompt": prompt}
 
 
@@ -304,6 +313,9 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
             target.parent.mkdir(parents=True, exist_ok=True)
             target.with_name(f"{target.stem}.scores.json").write_text(json.dumps(decision, indent=2) + "\n")
     degradation = weights.to(device) if weights is not None and getattr(model, "uses_prompts", False) else None
+    if sensor is not None and bool(nothing_found(weights)[0]):
+        _write_outputs(target, image, image.rgb, "left as it is: nothing to restore", arguments, path)
+        return
     tiles = _progress(0) if max(image.size) > arguments.tile else None
 
     def on_tile(done: int, total: int) -> None:
@@ -315,10 +327,14 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
                              on_tile=on_tile)
     if tiles is not None:
         tiles.close()
-    result = to_array(restored[0].clamp(0, 1))
+    label = f"restored ({decision_label})" if (decision_label := _prompt_label(weights)) else "restored"
+    _write_outputs(target, image, to_array(restored[0].clamp(0, 1)), label, arguments, path)
+
+
+def _write_outputs(target: Path, image: LoadedImage, result: np.ndarray, label: str, arguments: argparse.Namespace,
+                   path: Path) -> None:
     # The compare image first: an output that exists is complete with it, and one cut short is redone whole.
     if arguments.compare:
-        label = f"restored ({decision_label})" if (decision_label := _prompt_label(weights)) else "restored"
         write_png(target.with_name(f"{target.stem}_compare.png"),
                   labelled_strip([image.rgb, result], [f"input: {path.name}", label]), bit_depth=image.bit_depth)
     write_png(target, result, alpha=image.alpha, bit_depth=image.bit_depth)
@@ -342,26 +358,6 @@ def _prompt_label(weights: torch.Tensor | None) -> str:
         return ""
     return " + ".join(f"{name} {weight:.2f}" for name, weight in zip(DEGRADATION_CLASSES, weights[0].tolist())
                       if weight >= 0.005)
-
-
-def labelled_strip(images: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
-    """Images side by side under a white band naming each, for the compare image.
-
-    Shape:
-        images: (H, W_i, 3) each, in [0, 1] -> (H + band, sum W_i, 3)
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    height = images[0].shape[0]
-    band = max(14, min(32, height // 12))
-    font = ImageFont.load_default(size=band * 0.7)
-    panels = []
-    for image, label in zip(images, labels):
-        header = Image.new("L", (image.shape[1], band), 255)
-        ImageDraw.Draw(header).text((4, band * 0.12), label, fill=0, font=font)
-        grey = np.asarray(header, dtype=np.float32)[..., None].repeat(3, axis=-1) / 255
-        panels.append(np.concatenate([grey, image], axis=0))
-    return np.concatenate(panels, axis=1)
 
 
 def parser(prog: str = "prompt-restore") -> argparse.ArgumentParser:

@@ -10,8 +10,12 @@ to ``results/seeds``, which the report shows.
 
 from __future__ import annotations
 
+import datetime
 import html
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -19,7 +23,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pip_model.colours import method_colours  # noqa: E402
+
 SUMMARY_FILE, DIFFERENCE_FILE, CHART_FILE = "summary.csv", "difference.csv", "seeds.png"
+PROVENANCE_FILE = "provenance.json"
+# The params sections that change a result (the seed aside, which the sweep varies).
+RESULT_SECTIONS = ("base", "prepare", "degrade", "train", "sensor", "evaluate")
 PIP_PREFIX = "pip_"
 
 
@@ -69,14 +78,16 @@ def seed_summary(table: pd.DataFrame, metric: str = "psnr") -> tuple[pd.DataFram
 
 
 def seed_chart(summary: pd.DataFrame, difference: pd.DataFrame, path: Path, *, metric: str = "psnr",
-               dpi: int = 110) -> Path:
-    """Bars of every model's mean per task with one-standard-deviation error bars; beside them, PIP minus its
-    backbone per task, with its spread."""
+               dpi: int = 110, colours: Mapping[str, str] | None = None) -> Path:
+    """Bars of every model's mean per task with one-standard-deviation error bars, each model in its colour
+    (``colours``, default :func:`method_colours` of the models); beside them, PIP minus its backbone per task,
+    with its spread."""
     panels = 2 if not difference.empty else 1
     figure, axes = plt.subplots(1, panels, figsize=(7 * panels, 3.8), squeeze=False)
     means = summary.pivot(index="task", columns="model", values="mean").reindex(summary["task"].unique())
     spreads = summary.pivot(index="task", columns="model", values="std").reindex(means.index)
-    means.plot.bar(ax=axes[0][0], yerr=spreads, capsize=2, width=0.8)
+    colours = dict(colours or method_colours(means.columns))
+    means.plot.bar(ax=axes[0][0], yerr=spreads, capsize=2, width=0.8, color=[colours[m] for m in means.columns])
     seeds = int(summary["seeds"].max())
     unit = f"{metric.upper()} (dB)" if metric == "psnr" else metric.upper()
     axes[0][0].set(ylabel=unit, title=f"{metric.upper()} per task, mean and std over {seeds} seeds")
@@ -85,7 +96,7 @@ def seed_chart(summary: pd.DataFrame, difference: pd.DataFrame, path: Path, *, m
         gap = difference.pivot(index="task", columns="model", values="mean").reindex(
             [task for task in means.index if task in set(difference["task"])])
         gap_spread = difference.pivot(index="task", columns="model", values="std").reindex(gap.index)
-        gap.plot.bar(ax=axes[0][1], yerr=gap_spread, capsize=3, width=0.6, color="tab:green")
+        gap.plot.bar(ax=axes[0][1], yerr=gap_spread, capsize=3, width=0.6, color=[colours[m] for m in gap.columns])
         axes[0][1].axhline(0, color="black", linewidth=0.8)
         axes[0][1].set(ylabel=f"{unit} difference", title="PIP minus its plain backbone (paired by seed)")
     for axis in axes[0]:
@@ -108,22 +119,65 @@ def write_seed_results(table: pd.DataFrame, out_dir: Path, *, metric: str = "psn
     return summary, difference
 
 
-def seed_section(folder: Path, out_dir: Path) -> list[str]:
-    """The report's HTML for the seeds results in ``folder`` (none when the seeds flow has not run); copies the
-    chart beside the page."""
+def result_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """The settings that change a result, flattened (``train.lr``), without ``base.seed``."""
+    from pip_model.tracking import flatten
+
+    flat = flatten({section: params[section] for section in RESULT_SECTIONS if section in params})
+    flat.pop("base.seed", None)
+    return flat
+
+
+def write_provenance(out_dir: Path, *, commit: str, params: Mapping[str, Any], seeds: list[int]) -> Path:
+    """Records beside the seeds results what made them: the commit, the date, the seeds and the settings."""
+    path = out_dir / PROVENANCE_FILE
+    path.write_text(json.dumps({"commit": commit, "date": datetime.datetime.now(datetime.UTC).isoformat(
+        timespec="seconds"), "seeds": seeds, "params": result_params(params)}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def staleness(folder: Path, *, commit: str, params: Mapping[str, Any]) -> str | None:
+    """Why the seeds results in ``folder`` may not describe this commit and these settings, in a sentence; None
+    when they were computed here, with these settings."""
+    path = folder / PROVENANCE_FILE
+    if not path.is_file():
+        return ("These figures carry no record of the commit and settings that made them (they predate that "
+                "record), so they may not match the tables above. `python -m flows.seeds` recomputes them.")
+    made = json.loads(path.read_text())
+    current = result_params(params)
+    changed = sorted(key for key in set(current) | set(made.get("params", {}))
+                     if current.get(key) != made.get("params", {}).get(key))
+    reasons = []
+    if made.get("commit") != commit:
+        reasons.append(f"at commit {str(made.get('commit'))[:10]} ({made.get('date', 'date unknown')}), not this "
+                       f"report's {commit[:10]}")
+    if changed:
+        reasons.append(f"with other settings ({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''})")
+    if not reasons:
+        return None
+    return (f"Computed {' and '.join(reasons)}: they may not match the tables above. `python -m flows.seeds` "
+            "recomputes them.")
+
+
+def seed_section(folder: Path, out_dir: Path, *, colours: Mapping[str, str] | None = None,
+                 stale: str | None = None) -> list[str]:
+    """The report's HTML for the seeds results in ``folder`` (none when the seeds flow has not run), its chart
+    drawn afresh in the report's colours, and ``stale`` (see :func:`staleness`) as a warning over it."""
     if not (folder / SUMMARY_FILE).is_file():
         return []
     summary, difference = pd.read_csv(folder / SUMMARY_FILE), pd.read_csv(folder / DIFFERENCE_FILE)
     cells = summary.assign(value=[f"{m:.2f} ± {s:.2f}" for m, s in zip(summary["mean"], summary["std"].fillna(0))])
     table = cells.pivot(index="task", columns="model", values="value").reindex(summary["task"].unique())
-    sections = [f"<h2>Over {int(summary['seeds'].max())} seeds: mean ± std (results/seeds)</h2>", table.to_html()]
+    sections = [f"<h2>Over {int(summary['seeds'].max())} seeds: mean ± std (results/seeds)</h2>"]
+    if stale:
+        sections.append(f"<p class='stale'><b>Stale:</b> {html.escape(stale)}</p>")
+    sections.append(table.to_html())
     if not difference.empty:
         gaps = difference.assign(value=[f"{m:+.2f} ± {s:.2f}" for m, s in zip(difference["mean"],
                                                                                difference["std"].fillna(0))])
         sections += ["<h3>PIP minus its plain backbone, paired by seed</h3>",
                      gaps.pivot(index="task", columns="model", values="value").to_html()]
-    if (folder / CHART_FILE).is_file():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / CHART_FILE).write_bytes((folder / CHART_FILE).read_bytes())
-        sections.append(f"<img src='{html.escape(CHART_FILE)}' style='max-width:100%'>")
+    names = list(summary["model"].unique())
+    seed_chart(summary, difference, out_dir / CHART_FILE, colours={**method_colours(names), **(colours or {})})
+    sections.append(f"<img src='{html.escape(CHART_FILE)}' style='max-width:100%'>")
     return sections

@@ -17,6 +17,8 @@ from pip_model.tasks import NUM_CLASSES
 # A class scoring at least this is present and weighs fully in the prompt; a fainter one weighs its score over
 # this, to the power PROMPT_SHARPNESS (see DegradationSensor.prompt).
 PRESENT_SCORE = 0.6
+# With every class under this, nothing is found: the image has nothing to restore and is left as it is.
+ABSENT_SCORE = 0.3
 SENSED_SIDE = 512
 PROMPT_SHARPNESS = 4.0
 # Brightness quantiles the classifier sees, and the most pixels they are taken from (a strided subsample).
@@ -87,9 +89,10 @@ class DegradationSensor(nn.Module):
         return torch.sigmoid(self.logits(images))
 
     def prompt(self, images: torch.Tensor, *, present: float = PRESENT_SCORE, sharpness: float = PROMPT_SHARPNESS,
-               max_side: int = SENSED_SIDE) -> tuple[torch.Tensor, torch.Tensor]:
+               absent: float = ABSENT_SCORE, max_side: int = SENSED_SIDE) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-class scores and the prompt weights they make: every class scoring at least ``present`` weighs
-        1, a fainter one ``(score / present) ** sharpness``, and the weights are normalised to sum to 1.
+        1, a fainter one ``(score / present) ** sharpness``, and the weights are normalised to sum to 1. An image
+        whose every score is under ``absent`` gets no weight at all (:func:`nothing_found`): it is left as it is.
 
         Images larger than ``max_side`` are scored at that size (area-downscaled): a degradation shows at that
         scale, and the cost stays bounded whatever the image's size.
@@ -104,4 +107,27 @@ class DegradationSensor(nn.Module):
             images = nn.functional.interpolate(images, scale_factor=max_side / max(images.shape[-2:]), mode="area")
         scores = self(images)
         weights = (scores / present).clamp(max=1) ** sharpness
-        return scores, weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        return scores, torch.where((scores.amax(dim=-1) < absent)[:, None], torch.zeros_like(weights), weights)
+
+
+def nothing_found(weights: torch.Tensor) -> torch.Tensor:
+    """Which images the sensor found nothing to restore in (their prompt weights are all zero).
+
+    Shape:
+        (B, num_classes) -> (B,) bool
+    """
+    return weights.sum(dim=-1) == 0
+
+
+def restore_blind(restore, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``restore(images, weights)`` for the images with something to restore; the others come back as they are.
+
+    Shape:
+        images: (B, C, H, W), weights: (B, num_classes) -> (B, C, H, W)
+    """
+    keep = nothing_found(weights)
+    if keep.all():
+        return images.clone()
+    restored = restore(images, weights)
+    return torch.where(keep.to(images.device)[:, None, None, None], images, restored) if keep.any() else restored

@@ -33,6 +33,7 @@ from mlflow.protos.databricks_pb2 import BAD_REQUEST, DEADLINE_EXCEEDED, INTERNA
 from torch import nn
 
 from pip_model.evaluation import restore_tiled
+from pip_model.sensor import nothing_found
 from pip_model.tasks import parse_prompt
 
 # 16 megapixels a request: four 2048x2048 images; the JSON of that many pixels is about 1 GB already.
@@ -135,6 +136,9 @@ class ServedRestorer(nn.Module):
         restored = []
         for index in range(batch):
             prompt = None if degradation is None else degradation[index : index + 1]
+            if prompt is not None and bool(nothing_found(prompt)[0]):  # task=auto found nothing: left as it is
+                restored.append(images[index : index + 1])
+                continue
             try:
                 restored.append(restore_tiled(self.model, images[index : index + 1], prompt, tile=tile,
                                               overlap=TILE_OVERLAP, deadline=started + timeout))

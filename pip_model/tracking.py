@@ -27,6 +27,12 @@ import yaml
 DEFAULT_EXPERIMENT = "pip-universal"
 # The experiment tag by which the MLflow UI opens an experiment on its training runs (not on the GenAI overview).
 EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
+# A view of the runs table that the UI opens from a link (#/experiments/ID/runs?viewStateShareKey=headline): the
+# headline metrics as columns, best mean PSNR first. The UI reads it from this experiment tag.
+HEADLINE_VIEW = "headline"
+HEADLINE_COLUMNS = ("eval/mean/psnr", "eval/mean/ssim", "train/final_psnr", "sensor/accuracy", "sensor/clean_kept")
+HEADLINE_STATE = json.dumps({"selectedColumns": [f"metrics.`{name}`" for name in HEADLINE_COLUMNS],
+                             "orderByKey": "metrics.`eval/mean/psnr`", "orderByAsc": False})
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,40 @@ def _git(root: Path, *arguments: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def git_commit(root: Path) -> str:
+    """The commit checked out in ``root`` ("" outside a git repository)."""
+    return (_git(root, "rev-parse", "HEAD") or "").strip()
+
+
 def git_tags(root: Path) -> dict[str, str]:
-    """The git commit of ``root`` and whether the tree has uncommitted changes."""
-    commit = (_git(root, "rev-parse", "HEAD") or "").strip()
-    return {"git.commit": commit, "git.dirty": str(bool((_git(root, "status", "--porcelain") or "").strip()))} \
-        if commit else {}
+    """The git commit of ``root`` and whether its source has uncommitted changes.
+
+    What DVC writes while the pipeline runs (``dvc.lock``, every stage's outputs as ``dvc.lock`` lists them, and
+    the ``.gitignore`` entries of its cached outputs) and ``params.yaml`` (logged as the run's params, and what
+    ``dvc exp run -S`` changes) do not count: a fresh clone running ``dvc repro`` is clean. ``git.dirty_files``
+    names the first changed files.
+    """
+    commit = git_commit(root)
+    if not commit:
+        return {}
+    produced = {"dvc.lock", "params.yaml", *dvc_outputs(root)}
+    changed = []
+    for line in (_git(root, "status", "--porcelain", "--untracked-files=all") or "").splitlines():
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if Path(path).name != ".gitignore" and not any(path == out or path.startswith(out.rstrip("/") + "/")
+                                                       for out in produced):
+            changed.append(path)
+    tags = {"git.commit": commit, "git.dirty": str(bool(changed))}
+    if changed:
+        tags["git.dirty_files"] = ", ".join(changed[:5]) + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else "")
+    return tags
+
+
+def dvc_outputs(root: Path) -> list[str]:
+    """The paths of every stage output that ``dvc.lock`` records."""
+    lock = root / "dvc.lock"
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
+    return [entry["path"] for stage in stages.values() for entry in stage.get("outs", []) if "path" in entry]
 
 
 @functools.lru_cache(maxsize=8)  # a stage opens one run per model it evaluates: read git once
@@ -122,17 +157,17 @@ def pipeline_context(root: Path) -> tuple[str, str]:
 
 
 def dvc_input_tags(root: Path, inputs: list[str]) -> dict[str, str]:
-    """md5 of each input path as ``dvc.lock`` records it (the output of an upstream stage)."""
+    """md5 of each input path as the stage that produced it recorded it in ``dvc.lock``.
+
+    Only a stage's outputs count: DVC rewrites the producer's entry as soon as it has run, while the entries of
+    the stages after it still hold the hash of their previous run until they finish.
+    """
     lock = root / "dvc.lock"
     if not lock.is_file():
         return {}
     stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    hashes = {}
-    for stage in stages.values():
-        for entry in stage.get("outs", []) + stage.get("deps", []):
-            if entry.get("path") in inputs and "md5" in entry:
-                hashes[f"dvc.{entry['path']}.md5"] = entry["md5"]
-    return hashes
+    return {f"dvc.{entry['path']}.md5": entry["md5"] for stage in stages.values() for entry in stage.get("outs", [])
+            if entry.get("path") in inputs and "md5" in entry}
 
 
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
@@ -407,6 +442,8 @@ class Tracker:
                 experiment_id = found.experiment_id
                 if found.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:
                     self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
+            if found is None or found.tags.get(f"mlflow.sharedViewState.{HEADLINE_VIEW}") != HEADLINE_STATE:
+                self.client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{HEADLINE_VIEW}", HEADLINE_STATE)
             all_tags = dict(tags or {})
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id

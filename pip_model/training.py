@@ -21,7 +21,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,19 +35,25 @@ from torch import nn
 
 from pip_model.checkpoints import atomic_save, safe_load, save_model_file
 from pip_model.data import (
+    ImageSet,
     OfflinePairDataset,
     OnlineBatches,
     OnlinePairSampler,
     PairBatch,
+    dead_leaves_images,
     real_training_pairs,
     split_files,
+    to_array,
 )
-from pip_model.degradations import DegradationRanges, derive_seed
+from pip_model.degradations import DegradationRanges, degrade, derive_seed
+from pip_model.image_files import labelled_grid
 from pip_model.losses import PixelLoss, pixel_loss, prompt_regularization
 from pip_model.registry import build_model, model_spec
-from pip_model.tasks import TASKS, task_class, task_components
+from pip_model.tasks import TASKS, task_class, task_classes, task_components, task_prompt
 
 CURVE_COLUMNS = ["step", "loss", "psnr", "lr"]
+PREVIEW_SIDE, PREVIEW_ROWS = 96, 6
+DEAD_LEAVES_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -284,11 +290,50 @@ def resumable_state(checkpoint_path: Path, config: TrainConfig, seed: int) -> tu
     return (None if mismatch else state), mismatch
 
 
-def sample_grid(batch: PairBatch, restored: torch.Tensor, rows: int = 4) -> np.ndarray:
-    """(degraded | restored | clean) side by side, one row per sample, as an (H, W, 3) array."""
-    count = min(rows, restored.shape[0])
-    triplets = [torch.cat([batch.degraded[i], restored[i].clamp(0, 1), batch.clean[i]], dim=-1) for i in range(count)]
-    return torch.cat(triplets, dim=-2).detach().float().cpu().permute(1, 2, 0).numpy()
+def preview_pairs(images: Sequence[torch.Tensor], tasks: Sequence[str], *, seed: int,
+                  ranges: DegradationRanges | None) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The fixed samples a training run shows: one task per degradation class (composites after, up to
+    PREVIEW_ROWS), each a centre crop of a training photograph degraded with a seed of its own, without the
+    colour shuffles and turns of training (nothing here draws from the training's random streams).
+
+    Shape:
+        -> (task, degraded (1, 3, S, S), clean (1, 3, S, S)) each, S at most PREVIEW_SIDE
+    """
+    chosen, seen = [], set()
+    for task in tasks:  # denoise_15, _25 and _50 share a class: the first of them stands for it
+        if task_classes(task) not in seen:
+            seen.add(task_classes(task))
+            chosen.append(task)
+    rows = []
+    for index, task in enumerate(chosen[:PREVIEW_ROWS]):
+        image = images[index % len(images)]
+        side = min(PREVIEW_SIDE, *image.shape[-2:])
+        top, left = (image.shape[-2] - side) // 2, (image.shape[-1] - side) // 2
+        clean = image[:, top : top + side, left : left + side][None]
+        degraded, _ = degrade(clean, task, seed=derive_seed(seed, "preview", task), ranges=ranges)
+        rows.append((task, degraded.clamp(0, 1), clean))
+    return rows
+
+
+@torch.no_grad()
+def preview_grid(model: nn.Module, previews: Sequence[tuple[str, torch.Tensor, torch.Tensor]]) -> np.ndarray:
+    """degraded | restored | clean, one labelled row per task (its PSNRs beside it), enlarged twice.
+
+    Shape:
+        -> (H, W, 3) in [0, 1]
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    rows = []
+    for task, degraded, clean in previews:
+        prompt = task_prompt(task)[None].to(device) if getattr(model, "uses_prompts", False) else None
+        restored = model(degraded.to(device), prompt).float().clamp(0, 1).cpu()
+        before, after = (float(-10 * torch.log10(F.mse_loss(x, clean).clamp_min(1e-10))) for x in (degraded, restored))
+        rows.append((f"{task} {before:.1f} -> {after:.1f} dB",
+                     [to_array(x[0]) for x in (degraded, restored, clean)]))
+    model.train(was_training)
+    return labelled_grid(rows, ["degraded", "restored", "clean"], zoom=2)
 
 
 @dataclass
@@ -429,6 +474,8 @@ def train(
                               workers=distributed.loader_workers(4))
 
     restoration_loss = pixel_loss(config.loss)
+    previews = (preview_pairs(split_files(prepared_dir, "train"), config.tasks, seed=seed, ranges=ranges)
+                if distributed.is_main and tracker is not None else [])
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
     model.train()
     started, patches, data_time = time.perf_counter(), 0, 0.0
@@ -438,8 +485,8 @@ def train(
         fetch_started = time.perf_counter()
         batch = data.batch(step)
         data_time += time.perf_counter() - fetch_started
-        figures, restored = training_step(network, model, batch, optimizer=optimizer, scheduler=scheduler,
-                                          config=config, restoration_loss=restoration_loss)
+        figures, _ = training_step(network, model, batch, optimizer=optimizer, scheduler=scheduler,
+                                   config=config, restoration_loss=restoration_loss)
         step += 1
         patches += config.batch_size
         pending.append(figures)
@@ -459,10 +506,10 @@ def train(
         bar.update(step, {"loss": latest["loss"], "psnr": latest["psnr"], "lr": latest["lr"], "patches_per_s": rate})
         if distributed.is_main and tracker is not None:
             if step % config.log_every == 0 or step == config.steps:
-                tracker.log_metrics({"train_loss": latest["loss"], "train_psnr": latest["psnr"], "lr": latest["lr"],
-                                     "patches_per_s": rate}, step=step)
+                tracker.log_metrics({"train/loss": latest["loss"], "train/psnr": latest["psnr"],
+                                     "train/lr": latest["lr"], "train/patches_per_s": rate}, step=step)
             if sample:
-                tracker.log_image(sample_grid(batch, restored), key="samples", step=step)
+                tracker.log_image(preview_grid(model, previews), key="samples", step=step)
         if checkpoint:
             if distributed.is_main:
                 atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -499,6 +546,12 @@ class SensorConfig:
         patch: side of the training crops.
         exposure: range of the factor that scales each clean crop before it is degraded, so that dim but normally
             exposed scenes (which only the low-light degradation makes dark and grainy) are in the training.
+        scales: range of the factor each training photograph is seen at (a crop ``patch / scale`` wide is
+            resized to ``patch``), so sharp detail and soft bokeh at every size are in the training.
+        dead_leaves: procedural dead-leaves images added to the training photographs (edges and flat areas of
+            every size, no photograph's content).
+        clean_share: share of every batch left undegraded with no class to find, so that the sensor can say an
+            image has nothing to restore.
         lr: AdamW learning rate (cosine decay, no warm-up).
         weight_decay: AdamW weight decay.
         log_every: steps between progress lines and logged metrics.
@@ -511,6 +564,9 @@ class SensorConfig:
     batch_size: int = 16
     patch: int = 64
     exposure: tuple[float, float] = (1.0, 1.0)
+    scales: tuple[float, float] = (1.0, 1.0)
+    dead_leaves: int = 0
+    clean_share: float = 0.0
     lr: float = 2e-3
     weight_decay: float = 0.01
     log_every: int = 20
@@ -519,6 +575,12 @@ class SensorConfig:
         if not 0 < self.exposure[0] <= self.exposure[1] <= 1:
             raise ValueError(f"sensor.exposure must be [low, high] with 0 < low <= high <= 1, "
                              f"got {list(self.exposure)}")
+        if not 0 < self.scales[0] <= self.scales[1] <= 1:
+            raise ValueError(f"sensor.scales must be [low, high] with 0 < low <= high <= 1, got {list(self.scales)}")
+        if not 0 <= self.clean_share < 1:
+            raise ValueError(f"sensor.clean_share must be in [0, 1), got {self.clean_share}")
+        if self.dead_leaves < 0:
+            raise ValueError(f"sensor.dead_leaves must be 0 or more, got {self.dead_leaves}")
         if model_spec(self.model).kind != "sensor":
             raise ValueError(f"sensor.model must be a sensor (sensor, sensor_tiny), got {self.model!r}")
         for task in (*self.tasks, *self.task_weights):
@@ -530,23 +592,33 @@ def train_sensor(
     tracker: Any = None, progress: bool = True,
 ) -> nn.Module:
     """Trains the degradation sensor on online degraded crops: one binary cross-entropy per class, so a
-    composite crop teaches every class it holds."""
+    composite crop teaches every class it holds, and a crop left clean (``config.clean_share``) teaches that none
+    is there."""
     torch.manual_seed(seed)
     target = torch.device(device)
     model = build_model(config.model).to(target).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
-    data = OnlinePairSampler(split_files(prepared_dir, "train"), tasks=config.tasks, patch=config.patch,
+    images = ImageSet(split_files(prepared_dir, "train"),
+                      dead_leaves_images(config.dead_leaves, side=DEAD_LEAVES_SIDE, seed=seed))
+    data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch,
                              batch_size=config.batch_size, seed=derive_seed(seed, "sensor"), device=target,
                              ranges=ranges, augment=True, task_weights=config.task_weights,
-                             exposure=None if config.exposure == (1.0, 1.0) else config.exposure)
+                             exposure=None if config.exposure == (1.0, 1.0) else config.exposure,
+                             scales=config.scales)
     bar = Progress(config.steps, 0, config.log_every, progress)
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
         batch = data.batch(step)
-        logits = model.logits(batch.degraded)
-        present = (batch.prompts > 0).float()
+        degraded, present = batch.degraded, (batch.prompts > 0).float()
+        if config.clean_share:
+            draws = torch.rand(config.batch_size, generator=torch.Generator().manual_seed(
+                derive_seed(seed, "sensor-clean", step)))
+            left_clean = (draws < config.clean_share).to(target)
+            degraded = torch.where(left_clean[:, None, None, None], batch.clean, degraded)
+            present = torch.where(left_clean[:, None], torch.zeros_like(present), present)
+        logits = model.logits(degraded)
         loss = F.binary_cross_entropy_with_logits(logits, present)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -557,6 +629,7 @@ def train_sensor(
         bar.update(step, {"loss": float(loss.detach()), "accuracy": accuracy, "lr": scheduler.get_last_lr()[0],
                           "patches_per_s": rate})
         if tracker is not None and (step % config.log_every == 0 or step == config.steps):
-            tracker.log_metrics({"train_loss": float(loss.detach()), "train_accuracy": accuracy}, step=step)
+            tracker.log_metrics({"sensor/train_loss": float(loss.detach()), "sensor/train_accuracy": accuracy},
+                                step=step)
     bar.close()
     return model.eval()

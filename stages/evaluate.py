@@ -1,6 +1,7 @@
 """DVC stage `evaluate`: every trained model and the baselines on the benchmark -> metrics.
 
-Writes `metrics.json` ({model: {task: {psnr, ssim}}}), a per-image CSV and restored
+Writes `metrics.json` ({model: {task: {psnr, ssim}}}), one summary file per model (mean PSNR and SSIM: what
+`dvc metrics show` prints), a per-image CSV and restored
 examples, logs the per-task metrics onto each model's MLflow training run, and registers each
 trained model there with the sensor it was scored with bundled into it (what `mlflow models
 serve` runs: a request names a prompt, and nothing it sends is loaded).
@@ -25,6 +26,7 @@ from pip_model.evaluation import (
     evaluate,
     load_benchmark,
     load_contenders,
+    mean_scores,
     prompt_contenders,
     run_metrics,
     sensor_report,
@@ -54,7 +56,9 @@ def main() -> int:
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True, help="model files written by `train`")
     parser.add_argument("--sensor", type=Path, help="a trained sensor's model file, for blind PIP")
-    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True, help="JSON to write: PSNR/SSIM per model and task")
+    parser.add_argument("--summary", type=Path,
+                        help="folder to write: <model>.json with the mean PSNR and SSIM over the tasks")
     parser.add_argument("--per-image", type=Path, required=True)
     parser.add_argument("--examples", type=Path, required=True)
     parser.add_argument("--prompts", type=Path, required=True,
@@ -78,6 +82,12 @@ def main() -> int:
 
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    if args.summary is not None:
+        args.summary.mkdir(parents=True, exist_ok=True)
+        for stale in args.summary.glob("*.json"):  # a model no longer evaluated leaves no row behind
+            stale.unlink()
+        for name, per_task in result.metrics.items():
+            (args.summary / f"{name}.json").write_text(json.dumps(mean_scores(per_task), indent=2) + "\n")
     args.per_image.parent.mkdir(parents=True, exist_ok=True)
     result.per_image.to_csv(args.per_image, index=False)
     for (name, task), saved in result.examples.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pip_model.checkpoints import load_model_file
-from pip_model.config import ConfigError, load_section
+from pip_model.config import ConfigError, load_section, read_params
 from pip_model.report import ReportConfig, write_report
 from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable
 
@@ -23,6 +23,7 @@ def main() -> int:
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True)
     parser.add_argument("--seeds", type=Path, help="the seeds flow's results (results/seeds), shown when present")
+    parser.add_argument("--sensor", type=Path, help="train_sensor's headline JSON (its detail files lie beside it)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
@@ -37,8 +38,9 @@ def main() -> int:
         models[metadata["model_name"]] = model
     curves = {path.stem: pd.read_csv(path) for path in sorted(args.curves.glob("*.csv")) if path.stem in models}
     page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
-                        config=config, out_dir=args.out, seeds_dir=args.seeds,
-                        prompts_path=args.prompts)
+                        config=config, out_dir=args.out, seeds_dir=args.seeds, prompts_path=args.prompts,
+                        sensor_path=args.sensor, params=read_params(args.params),
+                        root=Path(args.params).resolve().parent)
     print(f"report: wrote {page}")
     if config.protocol:
         table = pd.read_csv(args.out / "paper_table.csv", index_col=0)

@@ -102,7 +102,7 @@ def main() -> int:
     tracker.log_artifact(args.curve, "curves")
     # The model is registered by `evaluate`, with the sensor it was scored with bundled into it.
     final = result.curve.iloc[-1]
-    tracker.log_metrics({"final_train_psnr": float(final["psnr"]), "final_train_loss": float(final["loss"])},
+    tracker.log_metrics({"train/final_psnr": float(final["psnr"]), "train/final_loss": float(final["loss"])},
                         step=int(final["step"]))
     tracker.finish()
     print(f"train: {config.model} done: {int(final['step'])} steps, train PSNR {final['psnr']:.2f} dB, "

@@ -12,39 +12,23 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pip_model.checkpoints import save_model_file  # noqa: E402
-from pip_model.config import BaseConfig, ConfigError, load_section  # noqa: E402
-from pip_model.data import DegradeConfig  # noqa: E402
-from pip_model.evaluation import load_benchmark, sensor_report  # noqa: E402
-from pip_model.tasks import DEGRADATION_CLASSES  # noqa: E402
-from pip_model.tracking import (  # noqa: E402
+from pip_model.checkpoints import save_model_file
+from pip_model.config import BaseConfig, ConfigError, load_section
+from pip_model.data import DegradeConfig
+from pip_model.evaluation import load_benchmark, sensor_report
+from pip_model.report import confusion_chart
+from pip_model.tracking import (
     Tracker,
     TrackingConfig,
     TrackingUnavailable,
+    dvc_input_tags,
     git_tags,
     registered_name,
 )
-from pip_model.training import SensorConfig, train_sensor  # noqa: E402
-
-
-def confusion_figure(confusion: np.ndarray, path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(4.5, 4))
-    axis.imshow(confusion, cmap="Blues")
-    for (row, column), count in np.ndenumerate(confusion):
-        axis.text(column, row, str(count), ha="center", va="center", fontsize=9)
-    axis.set(xticks=range(len(DEGRADATION_CLASSES)), yticks=range(len(DEGRADATION_CLASSES)),
-             xticklabels=DEGRADATION_CLASSES, yticklabels=DEGRADATION_CLASSES, xlabel="predicted", ylabel="true",
-             title="Sensor confusion on the benchmark's single tasks")
-    axis.tick_params(axis="x", rotation=30)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
+from pip_model.training import SensorConfig, train_sensor
 
 
 def main() -> int:
@@ -53,7 +37,9 @@ def main() -> int:
     parser.add_argument("--prepared", type=Path, required=True)
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="sensor model file to write")
-    parser.add_argument("--metrics", type=Path, required=True, help="accuracy JSON to write")
+    parser.add_argument("--metrics", type=Path, required=True,
+                        help="headline JSON to write (accuracy, composites found, clean crops left alone); the detail "
+                             "goes beside it (_detail.json, _decisions.csv, .png)")
     args = parser.parse_args()
     try:
         base = load_section(BaseConfig, "base", args.params)
@@ -72,18 +58,30 @@ def main() -> int:
         print(f"train_sensor: {error}", file=sys.stderr)
         return 2
     tracker.log_params({"base": dataclasses.asdict(base), "sensor": dataclasses.asdict(config)})
+    hashes = dvc_input_tags(root, [str(args.prepared), str(args.benchmark)])
+    tracker.log_dataset(args.prepared / "manifest.csv", name=str(args.prepared), context="training",
+                        digest=hashes.get(f"dvc.{args.prepared}.md5"))
+    tracker.log_dataset(args.benchmark / "manifest.csv", name=str(args.benchmark), context="evaluation",
+                        digest=hashes.get(f"dvc.{args.benchmark}.md5"))
     model = train_sensor(config, seed=base.seed, device=device, prepared_dir=args.prepared,
                          ranges=ranges, tracker=tracker)
     save_model_file(args.out, model, model_name=config.model, step=config.steps, run_id=tracker.run_id)
 
     report = sensor_report(load_benchmark(args.benchmark), model)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    args.metrics.write_text(json.dumps(report.headline(), indent=2) + "\n")
+    detail = args.metrics.with_name(f"{args.metrics.stem}_detail.json")
+    detail.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    decisions = args.metrics.with_name(f"{args.metrics.stem}_decisions.csv")
+    pd.DataFrame(report.decisions).to_csv(decisions, index=False)
     figure = args.metrics.with_suffix(".png")
-    confusion_figure(report.confusion, figure)
-    tracker.log_metrics({"accuracy": report.accuracy,
-                         **{f"accuracy_{k}": v for k, v in report.per_class.items() if v is not None},
-                         **{f"accuracy_{k}": v for k, v in report.composites.items()}})
+    confusion_chart(report.confusion, figure, dpi=110)
+    tracker.log_metrics({"sensor/accuracy": report.accuracy,
+                         **{f"sensor/{k}/accuracy": v for k, v in report.per_class.items() if v is not None},
+                         **{f"sensor/{k}/found_exactly": v for k, v in report.composites.items()},
+                         **({"sensor/clean_kept": report.clean_kept} if report.clean_kept is not None else {})})
+    tracker.log_artifact(detail, "evaluation")
+    tracker.log_artifact(decisions, "evaluation")
     tracker.log_artifact(figure, "evaluation")
     version = tracker.log_model(model.cpu(), registered_name=registered_name(config.model), alias=tracking.alias,
                                 input_example=np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32))

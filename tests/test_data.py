@@ -15,12 +15,15 @@ from PIL import Image
 from pip_model.corpus import PairedSource, PrepareConfig, prepare_corpus
 from pip_model.data import (
     DegradeConfig,
+    ImageSet,
     OfflinePairDataset,
     OnlineBatches,
     OnlinePairSampler,
     augment,
     balanced_tasks,
     build_benchmark,
+    dead_leaves,
+    dead_leaves_images,
     load_split,
     real_training_pairs,
     split_files,
@@ -126,6 +129,25 @@ def test_the_sensor_sees_dim_scenes_that_are_not_low_light(prepared, tmp_path):
     for task, degraded, clean in zip(paired.tasks, paired.degraded, paired.clean):
         if task == "derain":  # a window of a real pair, as it is on disk
             assert (degraded - (1 - clean)).abs().max() < 1e-5
+
+
+def test_the_sensor_sees_photographs_at_several_scales_and_dead_leaves(prepared):
+    """``scales`` cuts each synthetic crop patch / scale wide and resizes it down (scale 1 is the plain crop, and a
+    smaller scale is a smoother, wider view); dead-leaves images are seeded, in [0, 1], and made of flat discs."""
+    images = [image for _, image in load_split(prepared, "train")]
+    common = {"tasks": ["derain"], "patch": 24, "batch_size": 4, "seed": 0}
+    plain = OnlinePairSampler(images, **common).batch(2)
+    torch.testing.assert_close(OnlinePairSampler(images, scales=(1.0, 1.0), **common).batch(2).clean, plain.clean)
+    wide = OnlinePairSampler(images, scales=(0.25, 0.25), **common).batch(2).clean
+    assert wide.shape == plain.clean.shape and not torch.allclose(wide, plain.clean)
+
+    first, again, other = (dead_leaves(64, torch.Generator().manual_seed(seed)) for seed in (1, 1, 2))
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert not torch.equal(first, other) and first.shape == (3, 64, 64) and 0 <= first.min() <= first.max() <= 1
+    colours = torch.unique(first.flatten(1).T, dim=0)
+    assert 10 < len(colours) < 64 * 64 / 4  # many discs, each of one colour
+    both = ImageSet(images[:2], dead_leaves_images(3, side=32, seed=0))
+    assert len(both) == 5 and torch.equal(both[1], images[1]) and both[4].shape == (3, 32, 32)
 
 
 def test_offline_pairs_and_balanced_sampler(prepared, tmp_path):

@@ -179,7 +179,9 @@ def test_summary_and_run_metrics():
     summary = summarise(per_image)
     assert summary == {"m": {"derain": {"psnr": 21.0, "ssim": 0.6}, "dehaze": {"psnr": 30.0, "ssim": 0.9}}}
     flat = run_metrics(summary["m"])
-    assert flat["psnr_derain"] == 21.0 and flat["psnr_mean"] == 25.5 and flat["ssim_mean"] == pytest.approx(0.75)
+    assert flat["eval/derain/psnr"] == 21.0 and flat["eval/mean/psnr"] == 25.5
+    assert flat["eval/mean/ssim"] == pytest.approx(0.75) and set(flat) == {
+        f"eval/{task}/{name}" for task in ("derain", "dehaze", "mean") for name in ("psnr", "ssim")}
 
 
 def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):

@@ -201,13 +201,13 @@ def test_train_evaluate_and_the_registered_model_through_a_real_server(
         runs = mlflow.search_runs(experiment_names=["pip-universal"])
         trained = runs[runs["tags.mlflow.runName"] == "train-pip_restormer_tiny (seed=0)"].iloc[0]
         for task in TASKS:
-            assert 0 < trained[f"metrics.psnr_{task}"] < 100 and 0 < trained[f"metrics.ssim_{task}"] <= 1
+            assert 0 < trained[f"metrics.eval/{task}/psnr"] < 100 and 0 < trained[f"metrics.eval/{task}/ssim"] <= 1
         # The default PSNR loss is a log10 MSE: negative, but finite.
-        assert math.isfinite(trained["metrics.train_loss"]) and trained["metrics.train_psnr"] > 0
+        assert math.isfinite(trained["metrics.train/loss"]) and trained["metrics.train/psnr"] > 0
         assert trained["params.train.lr"] == str(params["train"]["lr"])
         assert "metrics.system/cpu_utilization_percentage" in runs.columns
         baseline = runs[runs["tags.mlflow.runName"] == "evaluate-input (seed=0)"].iloc[0]
-        assert baseline["metrics.psnr_mean"] > 0
+        assert baseline["metrics.eval/mean/psnr"] > 0
         client = MlflowClient(uri)
         version = client.get_model_version_by_alias(REGISTERED, "candidate")
         assert version.run_id == trained["run_id"]
@@ -325,7 +325,7 @@ def test_metrics_of_an_outage_reach_the_server_when_it_is_back(mlflow_server, tm
             assert not pending.exists(), "metrics were left pending although the server was back"
             client = MlflowClient(tracking_uri=server.uri)
             run = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id])[0]
-            history = client.get_metric_history(run.info.run_id, "train_loss")
+            history = client.get_metric_history(run.info.run_id, "train/loss")
             assert sorted(metric.step for metric in history) == list(range(1, steps + 1))
             assert run.info.status == "FINISHED"
 
@@ -467,3 +467,44 @@ def test_sync_skips_torn_lines_and_deleted_runs_and_a_stuck_file_blocks_no_other
     assert len(PendingLog(stuck).entries()) == 1 and not torn.exists()
     aside = torn.with_name(torn.name + ".rejected").read_text().splitlines()
     assert len(aside) == 2 and deleted in aside[0] and aside[1].endswith('"run_id": "ab')
+
+
+def test_the_lineage_names_the_hash_the_producer_wrote_not_a_later_stages_old_entry(tmp_path):
+    """While `evaluate` runs, dvc.lock already holds `degrade`'s new hash of data/benchmark, but `report` (after it)
+    still lists the old one among its deps: the run must name the new one."""
+    from pip_model.tracking import dvc_input_tags
+
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "degrade": {"outs": [{"path": "data/benchmark", "md5": "new.dir"}]},
+        "report": {"deps": [{"path": "data/benchmark", "md5": "old.dir"}]}}}))
+    assert dvc_input_tags(tmp_path, ["data/benchmark"]) == {"dvc.data/benchmark.md5": "new.dir"}
+
+
+def test_git_dirty_is_about_the_source_not_what_dvc_writes(tmp_path):
+    from pip_model.tracking import git_tags
+
+    def git(*arguments: str) -> None:
+        subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "params.yaml").write_text("train: {lr: 1}\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "metrics.json").write_text("{}\n")
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"stages": {"evaluate": {"outs": [
+        {"path": "results/metrics.json", "md5": "a"}, {"path": "models", "md5": "b.dir"}]}}}))
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    # What a `dvc repro` or `dvc exp run -S` changes: outputs (new ones too), dvc.lock, params.yaml.
+    (tmp_path / "results" / "metrics.json").write_text('{"a": 1}\n')
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "new.pt").write_text("weights")
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"stages": {"evaluate": {"outs": [
+        {"path": "results/metrics.json", "md5": "c"}, {"path": "models", "md5": "d.dir"}]}}}))
+    (tmp_path / "params.yaml").write_text("train: {lr: 2}\n")
+    tags = git_tags(tmp_path)
+    assert tags["git.dirty"] == "False" and "git.dirty_files" not in tags and len(tags["git.commit"]) == 40
+    (tmp_path / "code.py").write_text("x = 2\n")
+    (tmp_path / "notes.md").write_text("new\n")
+    tags = git_tags(tmp_path)
+    assert tags["git.dirty"] == "True" and tags["git.dirty_files"] == "code.py, notes.md"

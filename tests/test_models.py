@@ -166,6 +166,30 @@ def test_the_classes_found_share_the_prompt_and_a_doubt_weighs_little():
     torch.testing.assert_close(weights, (share / share.sum()).expand(2, -1))
 
 
+def test_nothing_found_leaves_the_image_as_it_is():
+    """Every score under 0.3: no prompt weight at all, and the blind restoration hands the image back untouched,
+    while an image of the same batch with a class found is restored."""
+    from pip_model.sensor import ABSENT_SCORE, nothing_found, restore_blind
+
+    sensor = build_model("sensor_tiny").eval()
+    with torch.no_grad():
+        torch.nn.init.zeros_(sensor.classifier.weight)
+        sensor.classifier.bias.copy_(torch.logit(torch.full((5,), ABSENT_SCORE - 0.01)))
+        scores, weights = sensor.prompt(_images())
+        assert (scores < ABSENT_SCORE).all() and (weights == 0).all() and nothing_found(weights).all()
+        sensor.classifier.bias.copy_(torch.logit(torch.full((5,), ABSENT_SCORE + 0.01)))
+        assert not nothing_found(sensor.prompt(_images())[1]).any()  # faint signs still make a blend
+
+    restorer = randomise_output(build_model("pip_restormer_tiny")).eval()
+    images = _images()
+    mixed = torch.stack([torch.zeros(5), torch.eye(5)[1]])
+    with torch.no_grad():
+        blind = restore_blind(restorer, images, mixed)
+        torch.testing.assert_close(blind[0], images[0], rtol=0, atol=0)
+        torch.testing.assert_close(blind[1:], restorer(images[1:], mixed[1:]))
+        torch.testing.assert_close(restore_blind(restorer, images, torch.zeros(2, 5)), images, rtol=0, atol=0)
+
+
 def test_the_sensor_sees_how_bright_an_image_is():
     """Its conv features are normalised per image, so the exposure statistics are what tell a dark photograph
     from a normally exposed one: they are right (a half-dark, half-bright image), a large image's strided

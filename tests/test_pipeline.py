@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -29,7 +30,7 @@ TINY = {
     "degrade": {"benchmark_crop": 48, "crops_per_image": 1, "train_pairs_per_task": 2, "train_patch": 32},
     "train": {"steps": 2, "batch_size": 2, "patch": 32, "warmup_steps": 1, "log_every": 1, "sample_every": 2,
               "checkpoint_every": 100},
-    "sensor": {"steps": 2, "batch_size": 4, "patch": 32},
+    "sensor": {"steps": 2, "batch_size": 4, "patch": 32, "dead_leaves": 2},
     "report": {"dpi": 40},
     "tracking": {"system_metrics_interval": 1},
     "flows": {"cron": "17 3 * * 1"},  # not the code's default, so the deployment must read params.yaml
@@ -53,9 +54,18 @@ def repo(tmp_path_factory) -> Repo:
 def test_repro_from_clean_runs_every_stage(repo):
     metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
     assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "pip_restormer_tiny_blind"}
-    sensor = json.loads((repo.path / "results" / "sensor.json").read_text())
-    assert set(sensor) == {"accuracy", "per_class", "composites", "confusion"}
-    assert set(sensor["composites"]) == set(COMPOSITE_TASKS)
+    assert set(json.loads((repo.path / "results" / "sensor.json").read_text())) == {"accuracy", "composites",
+                                                                                    "clean_kept"}
+    detail = json.loads((repo.path / "results" / "sensor_detail.json").read_text())
+    assert set(detail) == {"accuracy", "per_class", "composites", "clean_kept", "confusion"}
+    assert set(detail["composites"]) == set(COMPOSITE_TASKS)
+    decisions = pd.read_csv(repo.path / "results" / "sensor_decisions.csv")
+    benchmark_pairs = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
+    assert len(decisions) == len(benchmark_pairs) + benchmark_pairs["clean_path"].nunique()
+    assert list(decisions.columns) == ["task", "id", "left_alone", "found", *DEGRADATION_CLASSES]
+    for name in metrics:  # the summary `dvc metrics show` prints: each model's mean over the tasks
+        summary = json.loads((repo.path / "results" / "mean" / f"{name}.json").read_text())
+        assert summary["psnr"] == pytest.approx(np.mean([v["psnr"] for v in metrics[name].values()]), abs=0.006)
     assert set(metrics["pip_restormer_tiny"]) == set(ALL_TASKS)
     # The first PIP model under every fixed prompt, on every task.
     prompts = json.loads((repo.path / "results" / "prompts.json").read_text())
@@ -70,6 +80,14 @@ def test_repro_from_clean_runs_every_stage(repo):
         assert figure in page and (repo.path / "reports" / figure).stat().st_size > 1000
     assert "What a wrong or blended prompt costs" in page and "Composite degradations" in page
     assert page.count("sensor beats input and best single") == 1
+    # Provenance first: the commit, the data, and what differs from the library defaults (TINY's settings).
+    commit = repo.run("git", "rev-parse", "HEAD").stdout.strip()
+    header = page[page.index("<div class='provenance'>"):page.index("</div>")]
+    assert commit[:12] in header and "source as committed" in header and f"{len(benchmark_pairs)} pairs" in header
+    assert "bundled photographs" in header and "train.steps" in header and "sensor.dead_leaves" in header
+    # The sensor's section, and the committed seeds results flagged: they carry no record of what made them.
+    assert "The degradation sensor" in page and (repo.path / "reports" / "sensor_confusion.png").is_file()
+    assert "<b>Stale:</b> These figures carry no record of the commit" in page
 
 
 def test_train_runs_show_the_data_they_saw(repo):
@@ -82,6 +100,9 @@ def test_train_runs_show_the_data_they_saw(repo):
     client = MlflowClient(tracking_uri=repo.env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id], "tags.stage = 'train'")
     assert {run.data.tags["model"] for run in runs} == {"pip_restormer_tiny", "restormer_tiny"}
+    runs += client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id],
+                               "tags.stage = 'train_sensor'")
+    assert len(runs) == 3 and all(run.data.tags["git.dirty"] == "False" for run in runs)  # a clean checkout
     for run in runs:
         seen = {(entry.dataset.name, entry.dataset.digest, {t.key: t.value for t in entry.tags}["mlflow.data.context"])
                 for entry in run.inputs.dataset_inputs}
@@ -108,10 +129,19 @@ def test_second_repro_only_scans(repo):
     assert stages_run(output) == [] and "Running stage 'scan'" in output and "didn't change, skipping" in output
 
 
-def test_metrics_show_prints_the_per_task_table(repo):
+def test_metrics_show_prints_a_table_that_fits_a_terminal_and_the_detail_on_request(repo):
+    """`dvc metrics show`: one row per model (mean PSNR, SSIM) and the sensor's, under 100 columns; the per-task
+    detail is `dvc metrics show results/metrics.json`."""
     shown = repo.dvc("metrics", "show").stdout
+    lines = shown.strip().splitlines()
+    assert max(len(line) for line in lines) < 100, shown
+    assert lines[0].split() == ["Path", "accuracy", "clean_kept", "composites", "psnr", "ssim"], shown
+    rows = {line.split()[0] for line in lines[1:]}
+    assert {f"results/mean/{name}.json" for name in ("input", "classical", "pip_restormer_tiny",
+                                                         "pip_restormer_tiny_blind", "restormer_tiny")} <= rows
+    detail = repo.dvc("metrics", "show", "results/metrics.json").stdout
     for column in ("pip_restormer_tiny.derain.psnr", "classical.dehaze.ssim", "input.lowlight.psnr"):
-        assert column in shown
+        assert column in detail
 
 
 @pytest.mark.parametrize(("section", "change", "expected"), [

@@ -177,6 +177,26 @@ def test_explain_needs_the_sensor(random_pip, scene, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_photo_with_nothing_to_restore_is_left_as_it_is_and_says_so(random_pip, scene, tmp_path, capsys):
+    """A sensor that finds no class (every score under 0.3): the output is the input's pixels, the message says
+    plainly that nothing was restored, and the compare image labels it so."""
+    sensor = build_model("sensor_tiny").eval()
+    with torch.no_grad():
+        torch.nn.init.zeros_(sensor.classifier.weight)
+        sensor.classifier.bias.fill_(-6.0)
+    save_model_file(tmp_path / "sensor.pt", sensor, model_name="sensor_tiny")
+    write_png(tmp_path / "in" / "clean.png", scene[0])
+    assert main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(random_pip), "--task", "auto",
+                 "--sensor", str(tmp_path / "sensor.pt"), "--compare"]) == 0
+    printed = capsys.readouterr().out
+    assert "clean.png: nothing to restore: no degradation scored 0.3 or more (scores noise 0.00" in printed
+    assert "left as it is" in printed
+    assert np.array_equal(read_image(tmp_path / "out" / "clean.png").rgb, read_image(tmp_path / "in" / "clean.png").rgb)
+    assert _summary(tmp_path / "out")["predictions"][str(tmp_path / "in" / "clean.png")]["prompt"] == {
+        name: 0.0 for name in DEGRADATION_CLASSES}
+    assert (tmp_path / "out" / "clean_compare.png").is_file()
+
+
 def test_a_composite_task_prompts_with_the_mixture_of_its_classes(random_pip, scene, tmp_path):
     write_png(tmp_path / "in" / "noisy.png", scene[1])
     for out, prompt in (("composite", ["--task", "derain_dehaze"]), ("mix", ["--mix", "rain=1,haze=1"])):

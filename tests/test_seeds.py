@@ -46,3 +46,30 @@ def test_seed_results_are_written_and_shown_in_the_report(tmp_path):
     html = "\n".join(seed_section(tmp_path / "seeds", tmp_path / "report"))
     assert "Over 3 seeds" in html and "31.00 ± 1.00" in html and "+0.83 ± 1.26" in html
     assert "<img src='seeds.png'" in html and (tmp_path / "report" / "seeds.png").is_file()
+
+
+def test_seeds_results_say_when_another_commit_or_other_settings_made_them(tmp_path):
+    from pip_model.seeds import staleness, write_provenance
+
+    params = {"base": {"seed": 0}, "train": {"lr": 0.002, "steps": 1000}, "tracking": {"uri": ""}}
+    folder = tmp_path / "seeds"
+    write_seed_results(_sweep_table(), folder)
+    assert "carry no record of the commit and settings" in staleness(folder, commit="a" * 40, params=params)
+    write_provenance(folder, commit="a" * 40, params=params, seeds=[0, 1, 2])
+    assert staleness(folder, commit="a" * 40, params=params) is None
+    # The seed and the tracking settings change no result: still current.
+    assert staleness(folder, commit="a" * 40, params={**params, "base": {"seed": 5}, "tracking": {"uri": "x"}}) is None
+    moved = staleness(folder, commit="b" * 40, params={**params, "train": {"lr": 0.001, "steps": 1000}})
+    assert "at commit aaaaaaaaaa" in moved and "not this report's bbbbbbbbbb" in moved and "(train.lr)" in moved
+    html = "\n".join(seed_section(folder, tmp_path / "report", stale=moved))
+    assert "<b>Stale:</b> Computed at commit aaaaaaaaaa" in html
+
+
+def test_a_method_keeps_its_colour_in_every_chart():
+    from pip_model.colours import method_colours
+
+    names = ["input", "classical", "pip_net", "pip_net_blind", "net", "pip_other", "other"]
+    colours = method_colours(names)
+    assert len(set(colours.values())) == len(names)  # every method its own
+    assert colours == method_colours(reversed(names))  # whatever the order they come in
+    assert method_colours(["input", "classical"]) == {name: colours[name] for name in ("input", "classical")}

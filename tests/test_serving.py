@@ -94,6 +94,14 @@ def test_a_request_names_the_bundled_sensor_or_nothing():
         without(images, task="auto")
 
 
+def test_task_auto_hands_back_an_image_with_nothing_to_restore():
+    served, images = _served(), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.nn.init.zeros_(served.sensor.classifier.weight)
+        served.sensor.classifier.bias.fill_(-6.0)
+    torch.testing.assert_close(served(images, task="auto"), images, rtol=0, atol=0)
+
+
 def test_large_requests_are_tiled_refused_past_the_limit_and_stopped_at_the_deadline(monkeypatch):
     served, images = _served(), torch.rand(1, 3, 80, 72)
     monkeypatch.setenv("PIP_SERVE_TILE", "66")

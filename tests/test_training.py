@@ -152,7 +152,7 @@ def test_a_killed_run_resumes_to_the_same_weights(prepared, tmp_path, mlflow_ser
     runs = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id],
                               "tags.stage = 'train'")
     assert [run.info.status for run in runs] == ["FINISHED"]
-    steps = sorted(metric.step for metric in client.get_metric_history(runs[0].info.run_id, "train_loss"))
+    steps = sorted(metric.step for metric in client.get_metric_history(runs[0].info.run_id, "train/loss"))
     assert steps == list(range(1, 13))
 
 
@@ -313,3 +313,31 @@ def test_each_rank_gets_its_slots_gpu_and_share_of_the_loader_workers():
     assert ranks[3].cuda_device() == f"cuda:{1 % gpus}"
     cores = os.cpu_count() or 1
     assert ranks[0].loader_workers(64) == max(1, cores // 2) and ranks[0].loader_workers(1) == 1
+
+
+def test_the_samples_a_run_shows_are_fixed_labelled_and_unshuffled(prepared):
+    """One task per class (then composites), centre crops of training photographs as they are (no colour shuffle
+    or turn), drawn without touching the training's random streams, shown enlarged under column titles."""
+    from pip_model.training import PREVIEW_ROWS, PREVIEW_SIDE, preview_grid, preview_pairs
+
+    images = [image for _, image in load_split(prepared, "train")]
+    before = torch.get_rng_state()
+    previews = preview_pairs(images, [*TASKS, *COMPOSITE_TASKS], seed=0, ranges=None)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert [task for task, _, _ in previews] == ["denoise_15", "derain", "dehaze", "deblur", "lowlight",
+                                                 "derain_dehaze"][:PREVIEW_ROWS]
+    for index, (task, degraded, clean) in enumerate(previews):
+        image = images[index % len(images)]
+        side = min(PREVIEW_SIDE, *image.shape[-2:])
+        top, left = (image.shape[-2] - side) // 2, (image.shape[-1] - side) // 2
+        torch.testing.assert_close(clean[0], image[:, top : top + side, left : left + side], rtol=0, atol=0)
+        assert not torch.equal(degraded, clean)
+    again = preview_pairs(images, [*TASKS, *COMPOSITE_TASKS], seed=0, ranges=None)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(previews, again))
+    model = build_model("pip_restormer_tiny").train()
+    before = torch.get_rng_state()
+    grid = preview_grid(model, previews)
+    assert torch.equal(torch.get_rng_state(), before) and model.training
+    side = previews[0][2].shape[-1]
+    assert grid.ndim == 3 and grid.shape[0] == 22 + 2 * sum(p[2].shape[-2] for p in previews)
+    assert grid.shape[1] > 3 * 2 * side and 0 <= grid.min() and grid.max() <= 1
