@@ -80,9 +80,7 @@ def measure(model: torch.nn.Module, sensor: torch.nn.Module, *, per_task: int, s
     left = nothing_found(clean_weights)
     figures["clean_left_alone"] = float(left.float().mean())
     # What leaving them costs nothing; what restoring them anyway (under the prompt before "nothing found") costs.
-    scores = sensor(crops)
-    blend = (scores / PRESENT_SCORE).clamp(max=1) ** 4
-    blend = blend / blend.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    _, blend = sensor.prompt(crops, absent=0.0)
     figures["clean_restored_anyway_psnr"] = float(np.mean([psnr(model(crops[i : i + 1], blend[i : i + 1]),
                                                                  crops[i : i + 1]) for i in range(len(crops))]))
     for task in ALL_TASKS:

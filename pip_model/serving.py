@@ -136,7 +136,8 @@ class ServedRestorer(nn.Module):
         restored = []
         for index in range(batch):
             prompt = None if degradation is None else degradation[index : index + 1]
-            if prompt is not None and bool(nothing_found(prompt)[0]):  # task=auto found nothing: left as it is
+            if prompt is not None and prompt.dim() == 2 and bool(nothing_found(prompt)[0]):  # weights all zero
+                # (task=auto found nothing, or a request sent zeros): left as it is
                 restored.append(images[index : index + 1])
                 continue
             try:

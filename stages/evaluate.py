@@ -29,7 +29,6 @@ from pip_model.evaluation import (
     mean_scores,
     prompt_contenders,
     run_metrics,
-    sensor_report,
 )
 from pip_model.image_files import write_png
 from pip_model.serving import ServedRestorer
@@ -96,10 +95,8 @@ def main() -> int:
     table = pd.DataFrame({name: {task: values["psnr"] for task, values in tasks.items()}
                           for name, tasks in result.metrics.items()})
     print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
-    if sensor is not None:
-        report = sensor_report(pairs, sensor)
-        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor}: {report.summary()}; "
-              f"confusion (true x top class)\n{report.confusion}")
+    if sensor is not None:  # its accuracy and decisions are train_sensor's results/sensor*.{json,csv}
+        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor} ({sensor_name})")
     prompted = next(((contender.name, contender.model) for contender in contenders
                      if getattr(contender.model, "uses_prompts", False)), None)
     # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on composites

@@ -265,12 +265,14 @@ def test_the_evaluate_stage_honours_base_device(benchmark_48, tmp_path):
 def test_curve_chart_draws_positive_and_log_mse_losses_without_warnings(tmp_path, losses):
     import warnings
 
+    from pip_model.colours import method_colours
     from pip_model.report import curve_chart
 
     curve = pd.DataFrame({"step": [1, 2, 3], "loss": losses, "psnr": [20.0, 21.0, 22.0], "lr": [1e-3] * 3})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = curve_chart({"pip_restormer_tiny": curve}, tmp_path / "curves.png", dpi=50)
+        path = curve_chart({"pip_restormer_tiny": curve}, tmp_path / "curves.png", dpi=50,
+                           colours=method_colours(["pip_restormer_tiny"]), loss="train.loss")
     assert (tmp_path / "curves.png").stat().st_size > 0 and path
 
 

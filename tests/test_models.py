@@ -54,7 +54,7 @@ def test_forward_backward_every_model(name):
         assert output.shape == (2, NUM_CLASSES) and ((output > 0) & (output < 1)).all()  # a score per class
         scores, weights = model.prompt(images)
         torch.testing.assert_close(scores, output)
-        torch.testing.assert_close(weights, output**4 / (output**4).sum(dim=1, keepdim=True))
+        torch.testing.assert_close(weights, output**8 / (output**8).sum(dim=1, keepdim=True))
         loss = model.logits(images).logsumexp(dim=1).sum()
     else:
         degradation = torch.tensor([0, 3]) if model.uses_prompts else None
@@ -154,7 +154,7 @@ def test_sensor_probabilities_steer_pip_blindly():
 
 def test_the_classes_found_share_the_prompt_and_a_doubt_weighs_little():
     """Classes scoring at least 0.6 are found and weigh alike (a composite gets its true mixture however sure the
-    sensor is of each part); a fainter class weighs (score / 0.6) ** 4 of a found one."""
+    sensor is of each part); a fainter class weighs (score / 0.6) ** 8 of a found one."""
     sensor = build_model("sensor_tiny").eval()
     wanted = torch.tensor([0.99, 0.7, 0.3, 0.01, 0.6])
     with torch.no_grad():
@@ -162,7 +162,7 @@ def test_the_classes_found_share_the_prompt_and_a_doubt_weighs_little():
         sensor.classifier.bias.copy_(torch.logit(wanted))
         scores, weights = sensor.prompt(_images())
     torch.testing.assert_close(scores[0], wanted)
-    share = torch.tensor([1, 1, 0.5**4, (0.01 / 0.6) ** 4, 1])
+    share = torch.tensor([1, 1, 0.5**8, (0.01 / 0.6) ** 8, 1])
     torch.testing.assert_close(weights, (share / share.sum()).expand(2, -1))
 
 
