@@ -2,7 +2,7 @@
 
     python bench/data_scale.py [--scales 1 4 16] [--count 4] [--size 128] [--patch 48] [--workers 2]
 
-At each scale it writes stand-ins of every dataset the paper uses (``pip_model.datasets.standins``:
+At each scale it writes stand-ins of every dataset the paper uses (``pip_model.data.datasets.standins``:
 ``count * scale`` images or pairs per dataset and split, in their published layouts), points
 ``prepare.datasets_root`` at them, and runs the real stage scripts one after the other, each
 in its own process. It prints, per scale and stage, the wall time, the peak resident memory
@@ -48,7 +48,8 @@ def run_stage(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def loader_throughput(prepared: Path, patch: int, steps: int) -> float:
     """Patches/s that one worker produces: crops read and cut (real pairs mixed in) and degraded, on the CPU."""
-    from pip_model.data import OnlinePairSampler, real_training_pairs, split_files
+    from pip_model.data.images import real_training_pairs, split_files
+    from pip_model.data.sampling import OnlinePairSampler
     from pip_model.tasks import TASKS
 
     pairs = real_training_pairs(prepared)
@@ -62,7 +63,7 @@ def loader_throughput(prepared: Path, patch: int, steps: int) -> float:
 
 
 def measure(scale: int, count: int, size: int, patch: int, workers: int, folder: Path) -> list[dict[str, object]]:
-    from pip_model.datasets.standins import write_standins
+    from pip_model.data.datasets.standins import write_standins
 
     datasets = folder / "datasets"
     write_standins(datasets, count=count * scale, size=size, seed=scale)

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from pip_model.degradations import degrade
+from pip_model.data.degradations import degrade
 from pip_model.tasks import TASKS
 
 

@@ -7,7 +7,7 @@ Three figures, from an upper bound down to what a run gets:
 2. data: the two halves of an online batch as training builds them (mixed tasks, batch and
    patch of the run): the CPU half that a DataLoader worker does (read, crop, augment, draw),
    in patches/s per worker, and the device half (copy, degrade), in patches/s.
-3. end to end: ``pip_model.training.train`` for ``--steps`` steps with the real online sampler
+3. end to end: ``pip_model.engine.loop.train`` for ``--steps`` steps with the real online sampler
    and ``--workers`` loader workers (under ``torchrun``, with DDP): patches/s, the share of
    the wall time spent getting batches, mean GPU utilisation and peak memory.
 
@@ -28,10 +28,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from pip_model import build_model, prompt_regularization
-from pip_model.corpus import PrepareConfig, prepare_corpus
-from pip_model.data import OnlinePairSampler, split_files
+from pip_model.data.corpus import PrepareConfig, prepare_corpus
+from pip_model.data.images import split_files
+from pip_model.data.sampling import OnlinePairSampler
+from pip_model.engine.distributed import Distributed
+from pip_model.engine.loop import train
+from pip_model.engine.recipes import TrainConfig
 from pip_model.tasks import TASKS
-from pip_model.training import Distributed, TrainConfig, train
 
 SECTIONS = ("model", "data", "end-to-end")
 

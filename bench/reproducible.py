@@ -32,8 +32,9 @@ import json, sys
 from pathlib import Path
 import dataclasses
 from pip_model.config import load_section
-from pip_model.data import DegradeConfig
-from pip_model.training import TrainConfig, train
+from pip_model.data.pairs import DegradeConfig
+from pip_model.engine.loop import train
+from pip_model.engine.recipes import TrainConfig
 config = dataclasses.replace(load_section(TrainConfig, "train", "params.yaml"), model=sys.argv[1], steps=int(sys.argv[2]),
                              checkpoint_every=10**9)
 out = Path(sys.argv[3])
@@ -85,8 +86,8 @@ def main() -> None:
 
         import torch
 
-        from pip_model.checkpoints import load_model_file
-        from pip_model.evaluation import EvaluateConfig, evaluate, load_benchmark, model_contender
+        from pip_model.evaluation.benchmark import EvaluateConfig, evaluate, load_benchmark, model_contender
+        from pip_model.networks.checkpoints import load_model_file
 
         models = {mode: load_model_file(work / mode / "train" / "model.pt")[0] for mode in modes}
         weights = max(float((models[modes[0]].state_dict()[key] - value).abs().max())

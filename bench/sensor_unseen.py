@@ -1,6 +1,6 @@
 """Blind restoration on photographs that no training, test or benchmark uses.
 
-Installed packages ship photographs that the corpus (``pip_model.corpus.SKIMAGE_PHOTOS``) leaves out:
+Installed packages ship photographs that the corpus (``pip_model.data.corpus.SKIMAGE_PHOTOS``) leaves out:
 scikit-learn's two sample photographs (china, flower) and scikit-image's Hubble deep field in colour, and its
 camera, coins and moon in grey (shown as RGB). From them, seeded 128 px crops are degraded by this project's
 ``degrade`` with the ranges of params.yaml, and the trained sensor and PIP model read them:
@@ -25,13 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pip_model.checkpoints import load_model_file  # noqa: E402
 from pip_model.config import load_section  # noqa: E402
-from pip_model.corpus import SKIMAGE_PHOTOS  # noqa: E402
-from pip_model.data import DegradeConfig, random_crops  # noqa: E402
-from pip_model.degradations import degrade, derive_seed  # noqa: E402
-from pip_model.evaluation import image_metrics  # noqa: E402
-from pip_model.sensor import PRESENT_SCORE, nothing_found, restore_blind  # noqa: E402
+from pip_model.data.corpus import SKIMAGE_PHOTOS  # noqa: E402
+from pip_model.data.degradations import degrade, derive_seed  # noqa: E402
+from pip_model.data.pairs import DegradeConfig
+from pip_model.data.sampling import random_crops
+from pip_model.evaluation.metrics import image_metrics
+from pip_model.networks.checkpoints import load_model_file  # noqa: E402
+from pip_model.networks.sensor import PRESENT_SCORE, nothing_found, restore_blind  # noqa: E402
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, task_classes, task_prompt  # noqa: E402
 
 UNSEEN_SKLEARN = ("china", "flower")

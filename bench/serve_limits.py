@@ -31,9 +31,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pip_model.registry import build_model  # noqa: E402
-from pip_model.serving import ServedRestorer  # noqa: E402
-from pip_model.tracking import Tracker  # noqa: E402
+from pip_model.apps.serving import ServedRestorer  # noqa: E402
+from pip_model.networks.registry import build_model  # noqa: E402
+from pip_model.tracking.tracker import Tracker
 
 
 def _group_rss(leader: psutil.Process) -> int:

@@ -15,7 +15,7 @@ import time
 import torch
 
 from pip_model import build_model
-from pip_model.evaluation import restore_tiled
+from pip_model.evaluation.tiling import restore_tiled
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from dvc.utils.serialize import modify_yaml
 
-from pip_model.tracking import tracking_uri
+from pip_model.tracking.uris import tracking_uri
 
 
 @dataclass(frozen=True)

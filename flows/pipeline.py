@@ -19,7 +19,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import dvc, key_value, metric_rows, set_params
 from pip_model.config import CommandLine, load_section
-from pip_model.tracking import TrackingConfig, tracking_uri
+from pip_model.tracking.tracker import TrackingConfig
+from pip_model.tracking.uris import tracking_uri
 
 STAGES = ("scan", "prepare", "degrade", "train", "train_sensor", "evaluate", "report")
 

@@ -18,9 +18,9 @@ from prefect import flow
 
 from flows.common import key_value
 from flows.sweep import sweep
+from pip_model.apps.seeds import write_provenance, write_seed_results
 from pip_model.config import CommandLine, read_params
-from pip_model.seeds import write_provenance, write_seed_results
-from pip_model.tracking import git_commit
+from pip_model.tracking.lineage import git_commit
 
 
 @flow(name="seeds", log_prints=True)

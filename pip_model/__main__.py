@@ -1,4 +1,4 @@
-"""``python -m pip_model restore ...`` (``prompt-restore``; see :mod:`pip_model.restore`) and
+"""``python -m pip_model restore ...`` (``prompt-restore``; see :mod:`pip_model.apps.restore`) and
 ``python -m pip_model sync [PATH...]``: send the MLflow metrics that a tracking outage kept on disk."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pip_model.config import CommandLine
 def sync(paths: list[Path]) -> int:
     """Sends the MLflow metrics (and run ends) that a tracking outage kept on disk, file by file; torn lines and
     lines of deleted runs are reported and set aside in FILE.rejected, never dropped."""
-    from pip_model.tracking import sync_pending
+    from pip_model.tracking.pending import sync_pending
 
     results = sync_pending(paths)
     for file, result in results.items():
@@ -31,7 +31,7 @@ def sync(paths: list[Path]) -> int:
 def main(arguments: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if arguments is None else arguments)
     if arguments[:1] == ["restore"]:  # its own parser: `python -m pip_model restore --help` is prompt-restore's
-        from pip_model.restore import main as restore
+        from pip_model.apps.restore import main as restore
 
         return restore(arguments[1:], prog="python -m pip_model restore")
     parser = CommandLine(prog="python -m pip_model", description=__doc__,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pip_model.config import BaseConfig, ConfigError, load_section
-from pip_model.data import DegradeConfig, build_benchmark, write_offline_pairs
+from pip_model.data.pairs import DegradeConfig, build_benchmark, write_offline_pairs
 
 
 def main() -> int:

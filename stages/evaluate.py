@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from pip_model.checkpoints import load_model_file
+from pip_model.apps.serving import ServedRestorer
 from pip_model.config import BaseConfig, ConfigError, load_section
-from pip_model.evaluation import (
+from pip_model.evaluation.benchmark import (
     EvaluateConfig,
     evaluate,
     load_benchmark,
@@ -31,8 +31,9 @@ from pip_model.evaluation import (
     run_metrics,
 )
 from pip_model.image_files import write_png
-from pip_model.serving import ServedRestorer
-from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable, dvc_input_tags, registered_name
+from pip_model.networks.checkpoints import load_model_file
+from pip_model.tracking.lineage import dvc_input_tags
+from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable, registered_name
 
 
 def register(tracker: Tracker, model: nn.Module, name: str, sensor: nn.Module | None, sensor_name: str,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pip_model.config import BaseConfig, ConfigError, load_section
-from pip_model.corpus import NotEnoughImagesError, PrepareConfig, prepare_corpus
+from pip_model.data.corpus import NotEnoughImagesError, PrepareConfig, prepare_corpus
 
 
 def main() -> int:

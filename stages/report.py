@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pip_model.checkpoints import load_model_file
+from pip_model.apps.report import ReportConfig, write_report
 from pip_model.config import ConfigError, load_section, read_params
-from pip_model.report import ReportConfig, write_report
-from pip_model.tracking import Tracker, TrackingConfig, TrackingUnavailable
+from pip_model.networks.checkpoints import load_model_file
+from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable
 
 
 def main() -> int:

@@ -15,16 +15,14 @@ import torch
 import torch.distributed as dist
 
 from pip_model.config import BaseConfig, ConfigError, load_section, read_params
-from pip_model.data import DegradeConfig
-from pip_model.tracking import (
-    Tracker,
-    TrackingConfig,
-    PENDING_SUFFIX,
-    TrackingUnavailable,
-    dvc_input_tags,
-    git_tags,
-)
-from pip_model.training import Distributed, TrainConfig, resumable_state, train
+from pip_model.data.pairs import DegradeConfig
+from pip_model.engine.distributed import Distributed
+from pip_model.engine.loop import train
+from pip_model.engine.recipes import TrainConfig
+from pip_model.engine.resume import resumable_state
+from pip_model.tracking.lineage import dvc_input_tags, git_tags
+from pip_model.tracking.pending import PENDING_SUFFIX
+from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable
 
 
 def open_run(tracking: TrackingConfig, root: Path, config: TrainConfig, args: argparse.Namespace,

@@ -15,20 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pip_model.checkpoints import save_model_file
+from pip_model.apps.report import confusion_chart
 from pip_model.config import BaseConfig, ConfigError, load_section
-from pip_model.data import DegradeConfig
-from pip_model.evaluation import load_benchmark, sensor_report
-from pip_model.report import confusion_chart
-from pip_model.tracking import (
-    Tracker,
-    TrackingConfig,
-    TrackingUnavailable,
-    dvc_input_tags,
-    git_tags,
-    registered_name,
-)
-from pip_model.training import SensorConfig, train_sensor
+from pip_model.data.pairs import DegradeConfig
+from pip_model.engine.recipes import SensorConfig
+from pip_model.engine.sensor_training import train_sensor
+from pip_model.evaluation.benchmark import load_benchmark
+from pip_model.evaluation.sensor_report import sensor_report
+from pip_model.networks.checkpoints import save_model_file
+from pip_model.tracking.lineage import dvc_input_tags, git_tags
+from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable, registered_name
 
 
 def main() -> int:

@@ -22,8 +22,8 @@ import pytest
 import torch
 import yaml
 
-from pip_model.corpus import PrepareConfig, prepare_corpus
-from pip_model.data import DegradeConfig, build_benchmark
+from pip_model.data.corpus import PrepareConfig, prepare_corpus
+from pip_model.data.pairs import DegradeConfig, build_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model", "flows", "data/datasets",

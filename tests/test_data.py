@@ -12,26 +12,20 @@ import pytest
 import torch
 from PIL import Image
 
-from pip_model.corpus import PairedSource, PrepareConfig, prepare_corpus
-from pip_model.data import (
-    DegradeConfig,
+from pip_model.data.corpus import PairedSource, PrepareConfig, prepare_corpus
+from pip_model.data.images import (
     ImageSet,
-    OfflinePairDataset,
-    OnlineBatches,
-    OnlinePairSampler,
-    augment,
-    balanced_tasks,
-    build_benchmark,
     dead_leaves,
     dead_leaves_images,
     load_split,
     real_training_pairs,
     split_files,
-    write_offline_pairs,
 )
+from pip_model.data.loaders import StepBatchSampler
+from pip_model.data.pairs import DegradeConfig, build_benchmark, write_offline_pairs
+from pip_model.data.sampling import OfflinePairDataset, OnlineBatches, OnlinePairSampler, augment, balanced_tasks
 from pip_model.image_files import write_png
 from pip_model.tasks import TASK_TO_CLASS, TASKS
-from pip_model.training import StepBatchSampler
 
 QUIET = {"progress": lambda message: None}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pip_model.corpus import PairedSource, PrepareConfig, file_digest, prepare_corpus
-from pip_model.datasets import discover
-from pip_model.datasets.standins import procedural_image, write_standins
+from pip_model.data.corpus import PairedSource, PrepareConfig, file_digest, prepare_corpus
+from pip_model.data.datasets import discover
+from pip_model.data.datasets.standins import procedural_image, write_standins
 from pip_model.image_files import read_image, write_png
 from tests.conftest import QUIET
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from pip_model.config import ConfigError, from_mapping
-from pip_model.degradations import DegradationRanges, add_motion_blur, degrade, derive_seed, sample_params
+from pip_model.data.degradations import DegradationRanges, add_motion_blur, degrade, derive_seed, sample_params
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, TASK_TO_CLASS
 from tests.device_reads import DeviceReads
 

@@ -18,25 +18,25 @@ import yaml
 from torch import nn
 
 from pip_model import build_model, degrade
-from pip_model.checkpoints import save_model_file
-from pip_model.classical import classical_restore, estimate_motion_kernel
-from pip_model.data import DegradeConfig, build_benchmark, to_array, to_tensor
-from pip_model.degradations import DegradationRanges
-from pip_model.image_files import read_image
-from pip_model.report import composite_table, prompt_cost_table
-from pip_model.evaluation import (
+from pip_model.apps.report import composite_table, prompt_cost_table
+from pip_model.data.degradations import DegradationRanges
+from pip_model.data.images import to_array, to_tensor
+from pip_model.data.pairs import DegradeConfig, build_benchmark
+from pip_model.evaluation.benchmark import (
     EvaluateConfig,
-    image_metrics,
     load_benchmark,
     load_contenders,
     model_contender,
     prompt_contenders,
-    restore_tiled,
     run_metrics,
-    sensor_report,
     summarise,
-    tile_windows,
 )
+from pip_model.evaluation.classical import classical_restore, estimate_motion_kernel
+from pip_model.evaluation.metrics import image_metrics
+from pip_model.evaluation.sensor_report import sensor_report
+from pip_model.evaluation.tiling import restore_tiled, tile_windows
+from pip_model.image_files import read_image
+from pip_model.networks.checkpoints import save_model_file
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
 from tests.conftest import QUIET, randomise_output, stage_environment
 
@@ -265,8 +265,8 @@ def test_the_evaluate_stage_honours_base_device(benchmark_48, tmp_path):
 def test_curve_chart_draws_positive_and_log_mse_losses_without_warnings(tmp_path, losses):
     import warnings
 
-    from pip_model.colours import method_colours
-    from pip_model.report import curve_chart
+    from pip_model.apps.colours import method_colours
+    from pip_model.apps.report import curve_chart
 
     curve = pd.DataFrame({"step": [1, 2, 3], "loss": losses, "psnr": [20.0, 21.0, 22.0], "lr": [1e-3] * 3})
     with warnings.catch_warnings():

@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from pip_model.config import load_section
-from pip_model.data import OnlinePairSampler, split_files
-from pip_model.degradations import degrade
-from pip_model.evaluation import restore_tiled
-from pip_model.losses import pixel_loss
-from pip_model.registry import build_model
+from pip_model.data.degradations import degrade
+from pip_model.data.images import split_files
+from pip_model.data.sampling import OnlinePairSampler
+from pip_model.engine.loop import lr_factor, train, training_step
+from pip_model.engine.losses import pixel_loss
+from pip_model.engine.recipes import TrainConfig
+from pip_model.evaluation.tiling import restore_tiled
+from pip_model.networks.registry import build_model
 from pip_model.tasks import TASKS
-from pip_model.training import TrainConfig, lr_factor, train, training_step
 from tests.device_reads import DeviceReads
 
 ROOT = Path(__file__).resolve().parents[1]

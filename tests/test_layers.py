@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from pip_model import build_model, prompt_regularization
-from pip_model.layers import TOP_M_FRACTIONS, ChannelLayerNorm, CrossAttention, pad_to_multiple
-from pip_model.losses import pixel_loss, prompt_bank_penalty, psnr_loss
-from pip_model.pip import DegradationPrompt, PromptToFeature, match_channels
+from pip_model.engine.losses import pixel_loss, prompt_bank_penalty, psnr_loss
+from pip_model.networks.layers import TOP_M_FRACTIONS, ChannelLayerNorm, CrossAttention, pad_to_multiple
+from pip_model.networks.pip import DegradationPrompt, PromptToFeature, match_channels
 from pip_model.tasks import (
     TASK_TO_CLASS,
     parse_prompt,

@@ -28,12 +28,12 @@ import yaml
 from mlflow import MlflowClient
 
 from pip_model import restore
-from pip_model.checkpoints import load_model_file, save_model_file
-from pip_model.data import to_tensor
+from pip_model.data.images import to_tensor
 from pip_model.image_files import read_image, write_png
-from pip_model.registry import build_model
+from pip_model.networks.checkpoints import load_model_file, save_model_file
+from pip_model.networks.registry import build_model
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
-from pip_model.tracking import PENDING_SUFFIX, PendingLog
+from pip_model.tracking.pending import PENDING_SUFFIX, PendingLog
 from tests.conftest import (
     Server,
     answers,
@@ -333,7 +333,7 @@ def test_metrics_of_an_outage_reach_the_server_when_it_is_back(mlflow_server, tm
 def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
     """A run whose server dies keeps its metrics and its end on disk; with the server back, ``python -m pip_model
     sync`` sends them (first refusing, with one line, while the server is still away)."""
-    from pip_model.tracking import Tracker
+    from pip_model.tracking.tracker import Tracker
 
     server = mlflow_server
     port = int(server.uri.rsplit(":", 1)[1])
@@ -366,7 +366,7 @@ def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
 def test_the_experiment_opens_on_its_training_runs(tmp_path):
     """MLflow's UI opens an experiment on its runs, not the GenAI overview, by the experiment tag
     mlflow.experimentKind; new experiments get it, and an older store's experiment gets it on the next run."""
-    from pip_model.tracking import Tracker
+    from pip_model.tracking.tracker import Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     Tracker(uri=uri, experiment="fresh", run_name="a").finish()
@@ -406,7 +406,7 @@ def test_a_wrong_model_uri_gets_one_line_naming_what_exists(tmp_path, monkeypatc
     ("http://127.0.0.1:9", "the MLflow tracking server at http://127.0.0.1:9 does not answer"),
 ], ids=["unknown-scheme", "bare-path", "file-store", "no-server"])
 def test_a_wrong_tracking_uri_gets_one_line_before_anything_runs(uri, message):
-    from pip_model.tracking import Tracker, TrackingUnavailable
+    from pip_model.tracking.tracker import Tracker, TrackingUnavailable
 
     with pytest.raises(TrackingUnavailable) as error:
         Tracker(uri=uri, experiment="e", run_name="r")
@@ -419,7 +419,7 @@ def test_a_password_in_params_yaml_is_refused(tmp_path, uri):
     """params.yaml is committed: a tracking URI there that carries a password stops every stage with one line
     that says where a login goes instead (a URI without one is fine)."""
     from pip_model.config import ConfigError, load_section
-    from pip_model.tracking import TrackingConfig
+    from pip_model.tracking.tracker import TrackingConfig
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"tracking": {"uri": uri}}))
@@ -472,7 +472,7 @@ def test_sync_skips_torn_lines_and_deleted_runs_and_a_stuck_file_blocks_no_other
 def test_the_lineage_names_the_hash_the_producer_wrote_not_a_later_stages_old_entry(tmp_path):
     """While `evaluate` runs, dvc.lock already holds `degrade`'s new hash of data/benchmark, but `report` (after it)
     still lists the old one among its deps: the run must name the new one."""
-    from pip_model.tracking import dvc_input_tags
+    from pip_model.tracking.lineage import dvc_input_tags
 
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
         "degrade": {"outs": [{"path": "data/benchmark", "md5": "new.dir"}]},
@@ -481,7 +481,7 @@ def test_the_lineage_names_the_hash_the_producer_wrote_not_a_later_stages_old_en
 
 
 def test_git_dirty_is_about_the_source_not_what_dvc_writes(tmp_path):
-    from pip_model.tracking import git_tags
+    from pip_model.tracking.lineage import git_tags
 
     def git(*arguments: str) -> None:
         subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)

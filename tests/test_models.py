@@ -7,7 +7,7 @@ import torch
 
 import pip_model
 from pip_model import NUM_CLASSES, PIPConfig, build_model, list_models
-from pip_model.registry import model_spec
+from pip_model.networks.registry import model_spec
 from tests.conftest import randomise_output
 
 RESTORERS = list_models("restorer")
@@ -169,7 +169,7 @@ def test_the_classes_found_share_the_prompt_and_a_doubt_weighs_little():
 def test_nothing_found_leaves_the_image_as_it_is():
     """Every score under 0.3: no prompt weight at all, and the blind restoration hands the image back untouched,
     while an image of the same batch with a class found is restored."""
-    from pip_model.sensor import ABSENT_SCORE, nothing_found, restore_blind
+    from pip_model.networks.sensor import ABSENT_SCORE, nothing_found, restore_blind
 
     sensor = build_model("sensor_tiny").eval()
     with torch.no_grad():
@@ -195,7 +195,7 @@ def test_the_sensor_sees_how_bright_an_image_is():
     from a normally exposed one: they are right (a half-dark, half-bright image), a large image's strided
     subsample gives its full quantiles, and the classifier reads them (a darker copy of the same image scores
     differently through them alone)."""
-    from pip_model.sensor import EXPOSURE_QUANTILES, EXPOSURE_SAMPLES, exposure_statistics
+    from pip_model.networks.sensor import EXPOSURE_QUANTILES, EXPOSURE_SAMPLES, exposure_statistics
 
     split = torch.cat([torch.full((1, 3, 8, 16), 0.1), torch.full((1, 3, 8, 16), 0.7)], dim=2)
     statistics = exposure_statistics(split)[0]
@@ -260,7 +260,7 @@ def test_the_served_restorer_takes_its_prompt_as_weights_or_in_words():
     the output is clamped to [0, 1], and the bundled sensor is pickled with the model."""
     import pickle
 
-    from pip_model.serving import ServedRestorer
+    from pip_model.apps.serving import ServedRestorer
 
     torch.manual_seed(0)
     model = randomise_output(build_model("pip_nafnet_tiny")).eval()

@@ -347,7 +347,7 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     """`python -m flows.paper 3task DATASETS` on stand-ins of the paper's datasets with a tiny CPU budget: one DVC
     experiment that trains on the real pairs, benchmarks noise on the clean test sets and rain and haze on their real
     test pairs at full resolution, and prints the paper's table. It runs in the workspace, so it comes last."""
-    from pip_model.datasets.standins import write_standins
+    from pip_model.data.datasets.standins import write_standins
 
     datasets = repo.path.parent / "datasets"
     write_standins(datasets, count=2, size=40)

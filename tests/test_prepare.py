@@ -13,7 +13,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from pip_model.corpus import NotEnoughImagesError, PairedSource, PrepareConfig, assign_splits, pair_files, prepare_corpus
+from pip_model.data.corpus import (
+    NotEnoughImagesError,
+    PairedSource,
+    PrepareConfig,
+    assign_splits,
+    pair_files,
+    prepare_corpus,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"progress": lambda message: None}

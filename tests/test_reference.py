@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from pip_model import build_model, load_reference
-from pip_model.data import to_array, to_tensor
+from pip_model.apps.restore import main
+from pip_model.data.images import to_array, to_tensor
 from pip_model.image_files import read_image, write_png
-from pip_model.reference import ReferenceCheckpointError
-from pip_model.restore import main
+from pip_model.networks.reference import ReferenceCheckpointError
 from tests.reference_weights import reference_dir, reference_layout, reference_state_dict
 
 REFERENCE = reference_dir()

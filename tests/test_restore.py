@@ -15,13 +15,14 @@ import skimage.data
 import torch
 
 from pip_model import build_model, degrade
-from pip_model.checkpoints import load_model_file, save_model_file
-from pip_model.data import to_array, to_tensor
-from pip_model.evaluation import restore_tiled
+from pip_model.apps.restore import RestoreError, load_restorer, main, parse_mix
+from pip_model.data.images import to_array, to_tensor
+from pip_model.engine.loop import train
+from pip_model.engine.recipes import TrainConfig
+from pip_model.evaluation.tiling import restore_tiled
 from pip_model.image_files import read_image, write_png
-from pip_model.restore import RestoreError, load_restorer, main, parse_mix
+from pip_model.networks.checkpoints import load_model_file, save_model_file
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
-from pip_model.training import TrainConfig, train
 from tests.conftest import randomise_output
 
 # What 8-bit PNG rounding can move a pixel by, between a float result and the file (0.5/255), or between two
@@ -409,7 +410,7 @@ def test_images_over_the_pixel_limit_fail_alone_before_decoding(random_pip, scen
 
 def test_inputs_that_share_an_output_name_keep_distinct_ones(random_pip, scene, tmp_path):
     """a/x.png and b/x.png, y.jpg and y.png: four inputs, four outputs, and the summary counts what was written."""
-    from pip_model.restore import collect_inputs, output_names
+    from pip_model.apps.restore import collect_inputs, output_names
 
     for name in ("a/x.png", "b/x.png", "c/y.png"):
         write_png(tmp_path / "in" / name, scene[1])

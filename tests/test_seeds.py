@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pip_model.seeds import seed_section, seed_summary, write_seed_results
+from pip_model.apps.seeds import seed_section, seed_summary, write_seed_results
 
 
 def _sweep_table() -> pd.DataFrame:
@@ -49,7 +49,7 @@ def test_seed_results_are_written_and_shown_in_the_report(tmp_path):
 
 
 def test_seeds_results_say_when_another_commit_or_other_settings_made_them(tmp_path):
-    from pip_model.seeds import staleness, write_provenance
+    from pip_model.apps.seeds import staleness, write_provenance
 
     params = {"base": {"seed": 0}, "train": {"lr": 0.002, "steps": 1000}, "tracking": {"uri": ""}}
     folder = tmp_path / "seeds"
@@ -66,7 +66,7 @@ def test_seeds_results_say_when_another_commit_or_other_settings_made_them(tmp_p
 
 
 def test_a_method_keeps_its_colour_in_every_chart():
-    from pip_model.colours import method_colours
+    from pip_model.apps.colours import method_colours
 
     names = ["input", "classical", "pip_net", "pip_net_blind", "net", "pip_other", "other"]
     colours = method_colours(names)

@@ -18,10 +18,10 @@ import pytest
 import torch
 from torch import nn
 
-from pip_model.evaluation import restore_tiled
-from pip_model.registry import build_model
-from pip_model.serving import RequestRefused, ServedRestorer
-from pip_model.tracking import Tracker
+from pip_model.apps.serving import RequestRefused, ServedRestorer
+from pip_model.evaluation.tiling import restore_tiled
+from pip_model.networks.registry import build_model
+from pip_model.tracking.tracker import Tracker
 from tests.conftest import free_port, randomise_output, running_server, server_environment
 
 

@@ -15,23 +15,19 @@ import pytest
 import torch
 import yaml
 
-from pip_model.checkpoints import load_model_file
-from pip_model.data import DegradeConfig, OnlinePairSampler, load_split, write_offline_pairs
-from pip_model.registry import build_model
 from pip_model.config import load_section
+from pip_model.data.images import load_split
+from pip_model.data.pairs import DegradeConfig, write_offline_pairs
+from pip_model.data.sampling import OnlinePairSampler
+from pip_model.engine.distributed import Distributed, read_figures
+from pip_model.engine.loop import lr_factor, train, training_step
+from pip_model.engine.losses import pixel_loss
+from pip_model.engine.recipes import SensorConfig, TrainConfig
+from pip_model.engine.sensor_training import train_sensor
 from pip_model.image_files import read_image, write_png
-from pip_model.losses import pixel_loss
+from pip_model.networks.checkpoints import load_model_file
+from pip_model.networks.registry import build_model
 from pip_model.tasks import COMPOSITE_TASKS, TASKS
-from pip_model.training import (
-    Distributed,
-    SensorConfig,
-    TrainConfig,
-    lr_factor,
-    read_figures,
-    train,
-    train_sensor,
-    training_step,
-)
 from tests.conftest import QUIET, free_port, stage_environment
 from tests.device_reads import DeviceReads
 from tests.workers.ddp_train import TINY
@@ -318,7 +314,7 @@ def test_each_rank_gets_its_slots_gpu_and_share_of_the_loader_workers():
 def test_the_samples_a_run_shows_are_fixed_labelled_and_unshuffled(prepared):
     """One task per class (then composites), centre crops of training photographs as they are (no colour shuffle
     or turn), drawn without touching the training's random streams, shown enlarged under column titles."""
-    from pip_model.training import PREVIEW_ROWS, PREVIEW_SIDE, preview_grid, preview_pairs
+    from pip_model.engine.previews import PREVIEW_ROWS, PREVIEW_SIDE, preview_grid, preview_pairs
 
     images = [image for _, image in load_split(prepared, "train")]
     before = torch.get_rng_state()

@@ -1,4 +1,4 @@
-"""A torchrun worker: trains with pip_model.training.train under real DDP, saves this rank's weights and the
+"""A torchrun worker: trains with pip_model.engine.loop.train under real DDP, saves this rank's weights and the
 number of batch slots it built at each step.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/workers/ddp_train.py OUT PREPARED
@@ -12,8 +12,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from pip_model.data import OnlinePairSampler
-from pip_model.training import Distributed, TrainConfig, train
+from pip_model.data.sampling import OnlinePairSampler
+from pip_model.engine.distributed import Distributed
+from pip_model.engine.loop import train
+from pip_model.engine.recipes import TrainConfig
 
 TINY = TrainConfig(model="pip_nafnet_tiny", steps=3, batch_size=4, patch=32, warmup_steps=1, checkpoint_every=100,
                    log_every=1, sample_every=100, threads=1)

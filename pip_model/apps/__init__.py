@@ -1,0 +1,1 @@
+"""What users run: ``prompt-restore``, the served model, the HTML report, the seed study and the colours they share."""

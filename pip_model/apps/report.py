@@ -1,0 +1,408 @@
+"""The ``report`` stage's logic: a self-contained HTML page with PNG figures.
+
+Contents: its provenance (commit, date, data, the settings that differ from the library
+defaults), the per-task table of every model and baseline, a PSNR bar chart, the training
+curves, a restored-examples grid (one row per task), the prompt-swap grid (one degraded image
+restored under each of the five degradation prompts, which shows how PIP decouples the
+degradation from the restoration), the sensor's section, and the seeds results, flagged when
+another commit or other settings made them. Every chart gives a method the same colour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from pip_model.apps.colours import method_colours  # noqa: E402
+from pip_model.apps.seeds import seed_section, staleness  # noqa: E402
+from pip_model.config import BaseConfig, from_mapping  # noqa: E402
+from pip_model.data.corpus import PrepareConfig  # noqa: E402
+from pip_model.data.images import to_array, to_tensor
+from pip_model.data.pairs import DegradeConfig
+from pip_model.engine.recipes import SensorConfig, TrainConfig
+from pip_model.evaluation.benchmark import EvaluateConfig
+from pip_model.evaluation.classical import classical_restore  # noqa: E402
+from pip_model.evaluation.metrics import image_metrics
+from pip_model.image_files import read_image  # noqa: E402
+from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt  # noqa: E402
+from pip_model.tracking.lineage import dvc_input_tags, flatten, git_commit, git_tags
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``params.yaml: report``.
+
+    Attributes:
+        swap_tasks: tasks whose first test image gets a prompt-swap row.
+        dpi: resolution of the figures.
+    """
+
+    swap_tasks: tuple[str, ...] = ("derain", "dehaze", "lowlight")
+    dpi: int = 110
+    protocol: str = ""
+
+    def __post_init__(self) -> None:
+        if self.protocol and self.protocol not in PUBLISHED:
+            raise ValueError(f"report.protocol must be '' or one of {', '.join(PUBLISHED)}, got {self.protocol!r}")
+
+
+# The paper's published figures (PIP, Li et al., arXiv 2312.05038), PSNR per task and (PSNR, SSIM) on average.
+PUBLISHED: dict[str, dict[str, dict[str, float | tuple[float, float]]]] = {
+    "3task": {"PIP-Restormer (paper)": {"denoise_15": 34.24, "denoise_25": 31.60, "denoise_50": 28.35,
+                                        "derain": 38.29, "dehaze": 32.09, "average": (32.91, 0.920)}},
+    "5task": {"PIP-Restormer (paper)": {"average": (30.81, 0.901)}},
+}
+PROTOCOL_TEST_SETS = {"denoise_15": "BSD68 s15", "denoise_25": "BSD68 s25", "denoise_50": "BSD68 s50",
+                      "derain": "Rain100L", "dehaze": "SOTS", "deblur": "GoPro", "lowlight": "LOL"}
+
+
+def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
+    """The paper's table layout: one row per method (the published ones, then ours), ``PSNR/SSIM`` per test set
+    and on average; a published cell the paper gives without SSIM shows the PSNR alone, and an unknown one "-".
+
+    The columns are the benchmark's tasks (``params.yaml: protocols`` sets them), in its order.
+    """
+    tasks = list(next(iter(metrics.values())))
+    columns = [PROTOCOL_TEST_SETS.get(task, task) for task in tasks] + ["average"]
+    rows: dict[str, list[str]] = {}
+    for method, figures in PUBLISHED[protocol].items():
+        cells = [figures.get(task) for task in (*tasks, "average")]
+        rows[method] = ["-" if cell is None else f"{cell:.2f}" if isinstance(cell, float)
+                        else f"{cell[0]:.2f}/{cell[1]:.3f}" for cell in cells]
+    for model, per_task in metrics.items():
+        if not all(task in per_task for task in tasks):
+            continue
+        values = [(per_task[task]["psnr"], per_task[task]["ssim"]) for task in tasks]
+        average = (float(np.mean([v[0] for v in values])), float(np.mean([v[1] for v in values])))
+        rows[model] = [f"{psnr:.2f}/{ssim:.3f}" for psnr, ssim in (*values, average)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name: str) -> pd.DataFrame:
+    """Tasks as rows, models as columns, for one metric (``psnr`` or ``ssim``)."""
+    table = pd.DataFrame({model: {task: values[name] for task, values in tasks.items()}
+                          for model, tasks in metrics.items()})
+    table.loc["mean"] = table.mean()
+    return table
+
+
+def _save(figure: plt.Figure, path: Path, dpi: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return path.name
+
+
+def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int, colours: Mapping[str, str]) -> str:
+    figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(psnr)), 3.8))
+    psnr.plot.bar(ax=axis, width=0.8, color=[colours[name] for name in psnr.columns])
+    axis.set_ylabel("PSNR (dB)")
+    axis.set_title("PSNR per task")
+    axis.legend(fontsize=8, ncols=min(4, psnr.shape[1]))
+    axis.tick_params(axis="x", rotation=30)
+    axis.grid(axis="y", alpha=0.3)
+    return _save(figure, path, dpi)
+
+
+LOSS_LABELS = {
+    "psnr": "loss: mean log10(MSE) per image\n(= -PSNR / 10 dB, so negative; lower is better)",
+    "l1": "loss: mean absolute error (L1)", "smooth_l1": "loss: smooth L1 (Huber, beta 1)",
+}
+
+
+def curve_chart(curves: Mapping[str, pd.DataFrame], path: Path, dpi: int, colours: Mapping[str, str],
+                loss: str = "") -> str:
+    """Loss and training PSNR against the step, one line per model in its colour; the loss axis says which loss
+    it is (``loss``: ``train.loss``)."""
+    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, curve in curves.items():
+        smooth = curve.rolling(10, min_periods=1).mean()
+        loss_axis.plot(curve["step"], smooth["loss"], label=name, color=colours.get(name))
+        psnr_axis.plot(curve["step"], smooth["psnr"], label=name, color=colours.get(name))
+    # The PSNR loss (log10 MSE) is negative; only an all-positive loss gets a log axis.
+    positive = all((curve["loss"] > 0).all() for curve in curves.values())
+    loss_axis.set(xlabel="step", ylabel=LOSS_LABELS.get(loss, "training loss"),
+                  yscale="log" if positive else "linear", title="Loss (10-step mean)")
+    psnr_axis.set(xlabel="step", ylabel="training PSNR (dB)", title="Training PSNR (10-step mean)")
+    psnr_axis.legend(fontsize=8)
+    return _save(figure, path, dpi)
+
+
+def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], path: Path, dpi: int) -> str:
+    """A grid of images with a title over each column and a label beside each row."""
+    columns = max(len(cells) for _, cells in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(2.1 * columns, 2.2 * len(rows)), squeeze=False)
+    for r, (label, cells) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.axis("off")
+            if c < len(cells):
+                title, image = cells[c]
+                axis.imshow(np.clip(image, 0, 1))
+                axis.set_title(title, fontsize=8)
+        axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right",
+                        fontsize=9)
+    return _save(figure, path, dpi)
+
+
+def _psnr(restored: np.ndarray, clean: np.ndarray) -> float:
+    return image_metrics(to_tensor(restored)[None], to_tensor(clean)[None])[0]
+
+
+@torch.no_grad()
+def _restore(model: nn.Module, degraded: np.ndarray, weights: torch.Tensor | None) -> np.ndarray:
+    return to_array(model(to_tensor(degraded)[None], weights if getattr(model, "uses_prompts", False) else None)[0])
+
+
+def examples_grid(benchmark_dir: Path, models: Mapping[str, nn.Module], path: Path, dpi: int) -> str:
+    """Per task, the first test pair: degraded | each model | classical | clean, with PSNR in the titles."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    rows = []
+    for task, pairs in manifest[manifest["split"] == "test"].groupby("task", sort=False):
+        pair = pairs.iloc[0]
+        degraded = read_image(benchmark_dir / pair.degraded_path).rgb
+        clean = read_image(benchmark_dir / pair.clean_path).rgb
+        prompt = task_prompt(task)[None]
+        cells = [(f"degraded {_psnr(degraded, clean):.1f}", degraded)]
+        for name, model in models.items():
+            restored = _restore(model, degraded, prompt)
+            cells.append((f"{name} {_psnr(restored, clean):.1f}", restored))
+        classical = classical_restore(degraded, task)
+        cells += [(f"classical {_psnr(classical, clean):.1f}", classical), ("clean", clean)]
+        rows.append((task, cells))
+    return image_grid(rows, path, dpi)
+
+
+def prompt_swap_grid(benchmark_dir: Path, model: nn.Module, tasks: Sequence[str], path: Path, dpi: int) -> str:
+    """One degraded image per task, restored under each degradation prompt in turn."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    rows = []
+    for task in tasks:
+        pairs = manifest[(manifest["task"] == task) & (manifest["split"] == "test")]
+        if pairs.empty:
+            continue
+        pair = pairs.iloc[0]
+        degraded = read_image(benchmark_dir / pair.degraded_path).rgb
+        clean = read_image(benchmark_dir / pair.clean_path).rgb
+        cells = [("degraded", degraded)]
+        for class_id, name in enumerate(DEGRADATION_CLASSES):
+            restored = _restore(model, degraded, torch.nn.functional.one_hot(torch.tensor([class_id]), NUM_CLASSES)
+                                .float())
+            marker = " (true)" if class_id in task_classes(task) else ""
+            cells.append((f"{name} prompt{marker} {_psnr(restored, clean):.1f}", restored))
+        rows.append((task, cells + [("clean", clean)]))
+    return image_grid(rows, path, dpi)
+
+
+def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Mapping[str, Any]
+                      ) -> pd.DataFrame:
+    """PSNR of each single task under every fixed prompt (from ``evaluate``'s prompts.json), the true prompt's cell
+    marked ``*``, and the sensor's prompt (the blind row) beside them; cells are text, two decimals."""
+    model = next(iter(prompts)).split("@")[0]
+    rows = {}
+    for task in next(iter(prompts.values())):
+        if task in COMPOSITE_TASKS:
+            continue
+        row = {}
+        for contender, per_task in prompts.items():
+            prompt_name = contender.split("@", 1)[1]
+            true = prompt_name in DEGRADATION_CLASSES and DEGRADATION_CLASSES.index(prompt_name) in task_classes(task)
+            row[prompt_name] = f"{per_task[task]['psnr']:.2f}{' *' if true else ''}"
+        if task in metrics.get(f"{model}_blind", {}):
+            row["sensor"] = f"{metrics[f'{model}_blind'][task]['psnr']:.2f}"
+        rows[task] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def composite_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    prompts: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
+    """PSNR per composite task: the input, the classical restorers chained, the first PIP model under each single
+    true prompt and the best of them, under the true mixture and under the sensor's, and whether the sensor's
+    beats both the input and the best single prompt."""
+    model = next(iter(prompts)).split("@")[0]
+    rows = {}
+    for task in (task for task in next(iter(metrics.values())) if task in COMPOSITE_TASKS):
+        row: dict[str, Any] = {"input": metrics["input"][task]["psnr"]}
+        if "classical" in metrics:
+            row["classical chained"] = metrics["classical"][task]["psnr"]
+        singles = {DEGRADATION_CLASSES[c]: prompts[f"{model}@{DEGRADATION_CLASSES[c]}"][task]["psnr"]
+                   for c in task_classes(task)}
+        row["single prompts"] = ", ".join(f"{name} {value:.2f}" for name, value in singles.items())
+        row["best single"] = max(singles.values())
+        row["true mixture"] = metrics[model][task]["psnr"]
+        if f"{model}_blind" in metrics:
+            row["sensor mixture"] = sensor = metrics[f"{model}_blind"][task]["psnr"]
+            row["sensor beats input and best single"] = "yes" if sensor > max(row["input"], *singles.values()) else "no"
+        rows[task] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+SECTION_CONFIGS = {"base": BaseConfig, "prepare": PrepareConfig, "degrade": DegradeConfig, "train": TrainConfig,
+                   "sensor": SensorConfig, "evaluate": EvaluateConfig, "report": ReportConfig}
+
+
+def changed_settings(params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(setting, value here, library default) for every setting of the pipeline's sections that differs from
+    the default its config class gives it."""
+    rows = []
+    for section, config in SECTION_CONFIGS.items():
+        default = flatten(dataclasses.asdict(from_mapping(config, None, section)), f"{section}.")
+        here = flatten(dataclasses.asdict(from_mapping(config, params.get(section), section)), f"{section}.")
+        rows += [(key, value, default.get(key, "")) for key, value in here.items() if default.get(key) != value]
+    return rows
+
+
+def provenance_header(root: Path, params: Mapping[str, Any], benchmark_dir: Path) -> str:
+    """The page's first lines: the commit (and whether its source had uncommitted changes), the date, the data,
+    and the settings that differ from the library defaults."""
+    tags = git_tags(root)
+    commit = tags.get("git.commit", "")
+    state = (f"with uncommitted changes to {html.escape(tags.get('git.dirty_files', ''))}"
+             if tags.get("git.dirty") == "True" else "source as committed")
+    prepare = params.get("prepare") or {}
+    source = prepare.get("source") or "scikit-image's bundled photographs"
+    datasets = prepare.get("datasets_root") or "none"
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    digest = dvc_input_tags(root, [str(benchmark_dir)]).get(f"dvc.{benchmark_dir}.md5", "not in dvc.lock")
+    changed = changed_settings(params)
+    rows = "".join(f"<tr><td style='text-align:left'>{html.escape(key)}</td><td>{html.escape(value)}</td>"
+                   f"<td>{html.escape(default)}</td></tr>" for key, value, default in changed)
+    made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<div class='provenance'>"
+        f"<p><b>Commit</b> <code>{html.escape(commit[:12] or 'not a git repository')}</code> ({state}) · "
+        f"<b>made</b> {made}<br><b>Data</b>: clean images from {html.escape(source)}; datasets folder "
+        f"{html.escape(datasets)}; benchmark <code>{html.escape(str(benchmark_dir))}</code> "
+        f"({len(manifest)} pairs, {manifest['task'].nunique()} tasks, DVC hash <code>{html.escape(digest)}</code>)"
+        "</p><details><summary>Settings that differ from the library defaults "
+        f"({len(changed)})</summary><table><tr><th>setting</th><th>here</th><th>default</th></tr>"
+        f"{rows}</table></details></div>")
+
+
+def confusion_chart(confusion: np.ndarray, path: Path, dpi: int) -> str:
+    """The sensor's confusion matrix on the benchmark's single tasks, counts in the cells."""
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    axis.imshow(confusion, cmap="Blues")
+    for (row, column), count in np.ndenumerate(confusion):
+        axis.text(column, row, str(count), ha="center", va="center", fontsize=9)
+    axis.set(xticks=range(len(DEGRADATION_CLASSES)), yticks=range(len(DEGRADATION_CLASSES)),
+             xticklabels=DEGRADATION_CLASSES, yticklabels=DEGRADATION_CLASSES, xlabel="top-scoring class",
+             ylabel="true class", title="Sensor confusion on the benchmark's single tasks")
+    axis.tick_params(axis="x", rotation=30)
+    return _save(figure, path, dpi)
+
+
+def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:
+    """The sensor's part of the page (from ``train_sensor``'s files): its headline figures, accuracy per class
+    and per composite, the confusion matrix, and what it decided on every image."""
+    detail_path = headline_path.with_name(f"{headline_path.stem}_detail.json")
+    decisions_path = headline_path.with_name(f"{headline_path.stem}_decisions.csv")
+    if not (headline_path.is_file() and detail_path.is_file()):
+        return []
+    headline, detail = json.loads(headline_path.read_text()), json.loads(detail_path.read_text())
+    names = {"accuracy": "single tasks: top class right", "composites": "composites: exactly their classes found",
+             "clean_kept": "clean crops left alone (nothing to restore)"}
+    figures = "".join(f"<tr><td style='text-align:left'>{html.escape(names.get(key, key))}</td>"
+                      f"<td>{value:.0%}</td></tr>" for key, value in headline.items())
+    shares = {**{name: value for name, value in detail["per_class"].items() if value is not None},
+              **detail["composites"]}
+    per_class = "".join(f"<tr><td style='text-align:left'>{html.escape(name)}</td><td>{value:.0%}</td></tr>"
+                        for name, value in shares.items())
+    chart = confusion_chart(np.array(detail["confusion"]), out_dir / "sensor_confusion.png", dpi)
+    sections = [
+        "<h2>The degradation sensor (the blind rows' prompts)</h2>",
+        "<p>It scores each class on its own. Classes scoring at least 0.6 are found and share the prompt; with "
+        "every score under 0.3 it finds nothing and the image is left as it is.</p>",
+        f"<table>{figures}</table><h3>Per class and composite</h3><table>{per_class}</table>",
+        f"<img src='{chart}' style='max-width:420px'>",
+    ]
+    if decisions_path.is_file():
+        decisions = pd.read_csv(decisions_path).fillna("")
+        sections += ["<details><summary>What it decided on each image "
+                     f"({len(decisions)}: the benchmark's pairs, then each clean crop once)</summary>",
+                     decisions.round(2).to_html(index=False), "</details>"]
+    return sections
+
+
+def write_report(
+    *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
+    config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None, prompts_path: Path | None = None,
+    sensor_path: Path | None = None, params: Mapping[str, Any] | None = None, root: Path | None = None,
+) -> Path:
+    """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path.
+
+    With ``params`` (all of params.yaml) and ``root`` (the repository), the page opens with its provenance
+    (:func:`provenance_header`) and flags a seeds section computed at another commit or with other settings.
+    With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too; with ``prompts_path``
+    (``evaluate``'s prompts.json), the cost of wrong and blended prompts and the composite tasks' comparison;
+    with ``sensor_path`` (``train_sensor``'s headline JSON), the sensor's section.
+    """
+    params = params or {}
+    metrics = json.loads(metrics_path.read_text())
+    prompts = json.loads(prompts_path.read_text()) if prompts_path is not None and prompts_path.is_file() else {}
+    psnr, ssim = metrics_table(metrics, "psnr"), metrics_table(metrics, "ssim")
+    colours = method_colours([*metrics, *curves])
+    figures = [("PSNR per task", bar_chart(psnr.drop(index="mean"), out_dir / "psnr_by_task.png", config.dpi,
+                                           colours))]
+    if curves:
+        loss = str((params.get("train") or {}).get("loss", ""))
+        figures.append(("Training curves", curve_chart(curves, out_dir / "training_curves.png", config.dpi, colours,
+                                                       loss)))
+    figures.append(("Restored examples (PSNR in dB)",
+                    examples_grid(benchmark_dir, models, out_dir / "examples.png", config.dpi)))
+    prompted = next((model for model in models.values() if getattr(model, "uses_prompts", False)), None)
+    if prompted is not None:
+        figures.append(("Prompt swap: one image under each degradation prompt",
+                        prompt_swap_grid(benchmark_dir, prompted, config.swap_tasks, out_dir / "prompt_swap.png",
+                                         config.dpi)))
+    best = psnr.drop(index="mean").idxmax(axis=1)
+    sections = [provenance_header(root, params, benchmark_dir)] if root is not None else []
+    if config.protocol:
+        paper = paper_table(metrics, config.protocol)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paper.to_csv(out_dir / "paper_table.csv")
+        sections += [f"<h2>The paper's {html.escape(config.protocol)} table (PSNR/SSIM)</h2>", paper.to_html()]
+    sections += [
+        "<h2>PSNR (dB)</h2>", psnr.round(2).to_html(), "<h2>SSIM</h2>", ssim.round(4).to_html(),
+        "<p>Best PSNR per task: " + ", ".join(f"{html.escape(t)}: <b>{html.escape(m)}</b>" for t, m in best.items())
+        + "</p>",
+    ]
+    sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
+    if prompts:
+        model = html.escape(next(iter(prompts)).split("@")[0])
+        sections += [f"<h2>What a wrong or blended prompt costs: {model}, PSNR (dB) per fixed prompt</h2>",
+                     "<p>* the true prompt; uniform: every class at 0.2; sensor: the blind row.</p>",
+                     prompt_cost_table(prompts, metrics).to_html()]
+        composites = composite_table(metrics, prompts)
+        if not composites.empty:
+            sections += [f"<h2>Composite degradations: {model}, PSNR (dB)</h2>", composites.round(2).to_html()]
+    if sensor_path is not None:
+        sections += sensor_section(sensor_path, out_dir, config.dpi)
+    if seeds_dir is not None:
+        stale = staleness(seeds_dir, commit=git_commit(root), params=params) if root is not None else None
+        sections += seed_section(seeds_dir, out_dir, colours=colours, stale=stale)
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>PIP report</title><style>"
+            "body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+            ".provenance{background:#f4f6f8;border:1px solid #d0d7de;padding:4px 12px;margin-bottom:1em}"
+            ".stale{background:#fff3cd;border:1px solid #e0b000;padding:6px 10px}</style></head><body>"
+            "<h1>PIP universal restoration: report</h1>" + "\n".join(sections) + "</body></html>")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "index.html").write_text(page)
+    (out_dir / "metrics_psnr.csv").write_text(psnr.to_csv())
+    return out_dir / "index.html"

@@ -1,0 +1,430 @@
+"""The ``prepare`` stage's logic: collect clean images, reject bad ones, split, and pair datasets.
+
+Clean images come from scikit-image's bundled photographs (nothing is downloaded), from a
+user folder, or from the clean sets under ``prepare.datasets_root``. The first two are
+written as 8-bit RGB PNGs; dataset images are listed where they lie. Every usable image is
+listed in a manifest; every unusable file is listed with its reason in a rejects table, and
+the run goes on.
+
+Splits are drawn per image from a hash of the seed and the image's pixels, so they are
+stable when images are added, and an image (duplicates are kept once) is never in two
+splits.
+
+Paired datasets (real degraded/clean pairs such as Rain100L, SOTS, GoPro or LOL) come from
+``prepare.datasets_root``, where :mod:`pip_model.data.datasets` recognises the paper's datasets in
+their published layouts (clean sets such as BSD400 and BSD68 keep the split their role gives
+them), or from ``prepare.paired`` folders matched by name (see :func:`pair_files`). Every pair
+gets an id of its own, even when two sources hold the same file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from pip_model.data.datasets import discover, unique_id
+from pip_model.data.datasets.base import slug
+from pip_model.image_files import (
+    DEFAULT_MAX_PIXELS,
+    ImageFileError,
+    LoadedImage,
+    file_digest,
+    printable,
+    read_image,
+    walk_files,
+    write_png,
+)
+from pip_model.tasks import task_class
+
+SPLITS = ("train", "val", "test")
+
+# scikit-image's bundled natural colour photographs (loader name -> corpus name).
+SKIMAGE_PHOTOS: dict[str, str] = {
+    "astronaut": "astronaut",
+    "chelsea": "chelsea",
+    "coffee": "coffee",
+    "rocket": "rocket",
+    "motorcycle_left": "motorcycle_left",
+    "motorcycle_right": "motorcycle_right",
+    "retina": "retina",
+    "immunohistochemistry": "immunohistochemistry",
+}
+
+
+@dataclass(frozen=True)
+class PairedSource:
+    """One real paired dataset: ``params.yaml: prepare.paired[i]``.
+
+    Attributes:
+        task: the task its degraded images belong to.
+        degraded_dir: folder of degraded images (searched recursively).
+        clean_dir: folder of clean images (may be the same folder).
+        split: ``test`` joins the task's benchmark; ``train`` joins training.
+    """
+
+    task: str
+    degraded_dir: str
+    clean_dir: str
+    split: Literal["train", "test"] = "test"
+
+    def __post_init__(self) -> None:
+        task_class(self.task)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``params.yaml: prepare``.
+
+    Attributes:
+        source: folder of clean images; empty for scikit-image's photographs.
+        min_side: images whose shorter side is smaller are rejected.
+        val_fraction: expected share of images in the validation split.
+        test_fraction: expected share of images in the test split.
+        min_per_split: every split needs at least this many images.
+        datasets_root: a folder holding the paper's datasets (see :mod:`pip_model.data.datasets`); its clean sets
+            replace the default photographs, its pairs join the benchmark (test) or training (train).
+        paired: real paired datasets to add, folder by folder.
+        max_pixels: images whose header declares more pixels are rejected before decoding.
+    """
+
+    source: str = ""
+    datasets_root: str = ""
+    min_side: int = 128
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    min_per_split: int = 1
+    paired: tuple[PairedSource, ...] = ()
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
+            raise ValueError(
+                f"prepare.val_fraction ({self.val_fraction}) and prepare.test_fraction ({self.test_fraction}) "
+                "must be >= 0 and sum to less than 1"
+            )
+
+
+class NotEnoughImagesError(RuntimeError):
+    """Too few usable images remain for the splits."""
+
+
+@dataclass
+class Candidate:
+    """An image to consider: where it comes from and how to decode it."""
+
+    name: str
+    origin: str
+    load: Callable[[], LoadedImage]
+    split: str | None = None  # fixed by its dataset (BSD400 trains, BSD68 tests); None: drawn by hash
+    referenced: bool = False  # listed where it lies (a dataset under datasets_root) instead of copied as a PNG
+
+
+def skimage_candidates() -> list[Candidate]:
+    """scikit-image's bundled colour photographs."""
+    import skimage.data
+
+    def loader(name: str) -> Callable[[], LoadedImage]:
+        def load() -> LoadedImage:
+            if name.startswith("motorcycle_"):
+                left, right, _ = skimage.data.stereo_motorcycle()
+                pixels = left if name == "motorcycle_left" else right
+            else:
+                pixels = getattr(skimage.data, name)()
+            return LoadedImage(rgb=pixels[..., :3].astype(np.float32) / 255.0, alpha=None, bit_depth=8)
+
+        return load
+
+    return [Candidate(name=name, origin=f"skimage.data.{name}", load=loader(name)) for name in SKIMAGE_PHOTOS]
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Every usable file under ``root``, recursively, in a stable order (hidden ones and bad entries skipped)."""
+    yield from walk_files(root).files
+
+
+def folder_candidates(root: Path, rejects: list[dict[str, str]], max_pixels: int = DEFAULT_MAX_PIXELS
+                      ) -> list[Candidate]:
+    """Every file of a user folder; non-images are rejected later with a reason, bad entries (broken links, loops,
+    unreadable files, names that are not UTF-8) now."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"prepare.source: {root} is not a folder")
+    walk = walk_files(root)
+    for path, reason in walk.problems:
+        _reject(rejects, path, reason)
+    return [
+        Candidate(name=str(path.relative_to(root)), origin=str(path),
+                  load=lambda path=path: read_image(path, max_pixels=max_pixels))
+        for path in walk.files
+    ]
+
+
+def pixel_hash(image: LoadedImage) -> str:
+    """SHA-256 of the 8-bit RGB pixels and the size: equal for duplicate images."""
+    pixels = np.round(image.rgb * 255).astype(np.uint8)
+    return hashlib.sha256(str(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+
+
+def _unit_score(seed: int, digest: str) -> float:
+    """A stable pseudo-random number in [0, 1) for an image."""
+    return int(hashlib.sha256(f"{seed}:{digest}".encode()).hexdigest()[:13], 16) / 16**13
+
+
+def assign_splits(
+    digests: list[str], *, seed: int, val_fraction: float, test_fraction: float, min_per_split: int
+) -> list[str]:
+    """Splits images by a hash of (seed, pixels): test below ``test_fraction``, then val, then train.
+
+    When a split would hold fewer than ``min_per_split`` images, the images whose scores lie
+    closest to that split's interval move into it, so small corpora still get every split.
+    Assignments by fraction alone never change when images are added.
+
+    Raises:
+        NotEnoughImagesError: fewer than ``3 * min_per_split`` images.
+    """
+    needed = len(SPLITS) * min_per_split
+    if len(digests) < needed:
+        raise NotEnoughImagesError(
+            f"only {len(digests)} usable image(s); the train/val/test splits need at least {needed} "
+            f"({min_per_split} each, prepare.min_per_split). See the rejects table for skipped files."
+        )
+    scores = [_unit_score(seed, digest) for digest in digests]
+    bounds = {"test": (0.0, test_fraction), "val": (test_fraction, test_fraction + val_fraction),
+              "train": (test_fraction + val_fraction, 1.0)}
+    splits = [next(name for name, (low, high) in bounds.items() if low <= score < high) for score in scores]
+    for target in ("test", "val", "train"):
+        low, high = bounds[target]
+        while (count := Counter(splits))[target] < min_per_split:
+            donors = [i for i, split in enumerate(splits) if split != target and count[split] > min_per_split]
+            distance = lambda i: max(low - scores[i], scores[i] - high, 0.0)  # noqa: E731
+            splits[min(donors, key=distance)] = target
+    return splits
+
+
+@dataclass
+class PreparedCorpus:
+    """What :func:`prepare_corpus` wrote: the manifest, rejects and paired tables."""
+
+    manifest: pd.DataFrame
+    rejects: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def _reject(rejects: list[dict[str, str]], origin: str, reason: str) -> None:
+    rejects.append({"path": printable(origin), "reason": printable(reason)})
+
+
+def _load_checked(candidate: Candidate, min_side: int, rejects: list[dict[str, str]]) -> LoadedImage | None:
+    try:
+        image = candidate.load()
+    except ImageFileError as error:
+        _reject(rejects, candidate.origin, error.reason)
+        return None
+    except Exception as error:  # an unreadable file must never stop the run
+        _reject(rejects, candidate.origin, f"unreadable: {type(error).__name__}: {error}")
+        return None
+    if min(image.size) < min_side:
+        height, width = image.size
+        _reject(rejects, candidate.origin, f"too small: {width}x{height}, shorter side under prepare.min_side={min_side}")
+        return None
+    return image
+
+
+DEGRADED_FOLDERS = frozenset({"blur", "low", "hazy", "rainy", "rain", "input", "degraded", "noisy"})
+CLEAN_FOLDERS = frozenset({"sharp", "high", "gt", "clear", "norain", "target", "clean", "groundtruth"})
+
+
+def _role_key(relative: Path) -> tuple[str, ...]:
+    """The relative folder with role folders (blur/sharp, low/high, hazy/gt...) made equal."""
+    return tuple("*" if part.lower() in DEGRADED_FOLDERS | CLEAN_FOLDERS else part for part in relative.parent.parts)
+
+
+def _is_clean_name(path: Path, root: Path) -> bool:
+    parts = {part.lower() for part in path.relative_to(root).parent.parts}
+    return bool(parts & CLEAN_FOLDERS) or path.stem.lower().startswith("norain-")
+
+
+def pair_files(degraded_dir: Path, clean_dir: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pairs degraded and clean files by name.
+
+    Both folders are searched recursively. Folders named after a role (``blur``/``sharp``
+    of GoPro, ``low``/``high`` of LOL, ``hazy``/``gt`` or ``clear`` of SOTS, ``rainy``/
+    ``norain``, ``input``/``target``) count as the same folder, so one root may hold both
+    sides. A degraded file ``D`` pairs with the first clean file of the same folder whose
+    name (without suffix) is:
+
+    1. the same as ``D``'s (GoPro, LOL, most datasets);
+    2. ``norain-N`` for ``D`` = ``rain-N`` (Rain100L);
+    3. the part of ``D``'s name before its first ``_`` (SOTS: ``0001_0.8_0.2`` -> ``0001``).
+
+    Returns:
+        The pairs, and the degraded files that found no clean partner.
+    """
+    same_root = degraded_dir.resolve() == clean_dir.resolve()
+    clean_files = [p for p in iter_files(clean_dir) if not same_root or _is_clean_name(p, clean_dir)]
+    index: dict[tuple[tuple[str, ...], str], Path] = {}
+    for path in clean_files:
+        index.setdefault((_role_key(path.relative_to(clean_dir)), path.stem.lower()), path)
+    pairs, unpaired = [], []
+    for path in iter_files(degraded_dir):
+        if path in clean_files:
+            continue
+        folder, stem = _role_key(path.relative_to(degraded_dir)), path.stem.lower()
+        names = [stem, "norain-" + stem.removeprefix("rain-") if stem.startswith("rain-") else None, stem.split("_")[0]]
+        match = next((index[(folder, name)] for name in names if name and (folder, name) in index), None)
+        if match is None:
+            unpaired.append(path)
+        else:
+            pairs.append((path, match))
+    return pairs, unpaired
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """A degraded/clean file pair to check and list, with the base of its id."""
+
+    task: str
+    split: str
+    degraded: Path
+    clean: Path
+    id_base: str
+
+
+def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> list[PairJob]:
+    degraded_dir, clean_dir = Path(source.degraded_dir), Path(source.clean_dir)
+    for folder in (degraded_dir, clean_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"prepare.paired ({source.task}): {folder} is not a folder")
+    pairs, unpaired = pair_files(degraded_dir, clean_dir)
+    for path in unpaired:
+        _reject(rejects, str(path), f"paired {source.task}: no clean image matches this name in {clean_dir}")
+    return [PairJob(source.task, source.split, degraded, clean,
+                    f"{source.task}-{slug(str(degraded.relative_to(degraded_dir)))}") for degraded, clean in pairs]
+
+
+REAL_PAIR_COLUMNS = ["id", "task", "class_id", "split", "degraded_path", "clean_path", "width", "height",
+                     "degraded_bytes", "clean_bytes", "degraded_sha256", "clean_sha256"]
+
+
+def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: Callable[[str], None],
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[dict[str, object]]:
+    """Checks every pair (both files decode, same size) and lists it where it lies, with sizes and hashes.
+
+    Nothing is copied: the datasets stay where they are, one image pair in memory at a time.
+    """
+    rows: list[dict[str, object]] = []
+    used: set[str] = set()
+    for number, job in enumerate(jobs, start=1):
+        if number % 100 == 0 or number == len(jobs):
+            progress(f"prepare: pairs [{number}/{len(jobs)}]")
+        try:
+            degraded = read_image(job.degraded, max_pixels=max_pixels)
+            clean = read_image(job.clean, max_pixels=max_pixels)
+        except ImageFileError as error:
+            _reject(rejects, str(error.path), f"paired {job.task}: {error.reason}")
+            continue
+        if degraded.size != clean.size:
+            _reject(rejects, str(job.degraded), f"paired {job.task}: size {degraded.size[::-1]} differs from "
+                    f"its clean image {job.clean} {clean.size[::-1]}")
+            continue
+        height, width = degraded.size
+        rows.append({
+            "id": unique_id(job.id_base, job.degraded, used),  # same names from two sources never collide
+            "task": job.task, "class_id": task_class(job.task), "split": job.split,
+            "degraded_path": str(job.degraded.resolve()), "clean_path": str(job.clean.resolve()),
+            "width": width, "height": height,
+            "degraded_bytes": job.degraded.stat().st_size, "clean_bytes": job.clean.stat().st_size,
+            "degraded_sha256": file_digest(job.degraded), "clean_sha256": file_digest(job.clean),
+        })
+    return rows
+
+
+def dataset_sources(root: Path, rejects: list[dict[str, str]], progress: Callable[[str], None],
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[Candidate], list[PairJob]]:
+    """The clean images (with their fixed split) and the pairs that the datasets under ``root`` hold; the bad
+    entries of the folder (broken links, loops, unreadable files, names that are not UTF-8) are rejected."""
+    found = discover(root)
+    for path, reason in walk_files(root).problems:
+        _reject(rejects, path, reason)
+    for line in found.summary():
+        progress(f"prepare: {root}: {line}")
+    for path, reason in found.skipped:
+        _reject(rejects, path, reason)
+    candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path.resolve()),
+                            load=lambda path=image.path: read_image(path, max_pixels=max_pixels), split=image.split, referenced=True)
+                  for image in found.clean]
+    jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
+                    f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}") for pair in found.pairs]
+    return candidates, jobs
+
+
+def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print) -> PreparedCorpus:
+    """Collects, checks, deduplicates, splits and lists the clean images and the real pairs.
+
+    Writes ``manifest.csv`` (id, path, size, hash, split, origin), ``rejects.csv`` (path, reason)
+    and ``pairs.csv`` (see ``REAL_PAIR_COLUMNS``) under ``out_dir``. Default photographs and
+    ``prepare.source`` images are written as ``images/<id>.png``; the images and pairs of
+    ``datasets_root`` are listed where they lie (absolute paths), never copied. One image is
+    in memory at a time.
+
+    Raises:
+        NotEnoughImagesError: too few usable images for the splits.
+    """
+    rejects: list[dict[str, str]] = []
+    dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress, config.max_pixels)
+                                if config.datasets_root else ([], []))
+    for source in config.paired:
+        jobs += _paired_source_jobs(source, rejects)
+    # The default photographs stand in only when no clean images are given.
+    candidates = folder_candidates(Path(config.source), rejects, config.max_pixels) if config.source else \
+        [] if dataset_candidates else skimage_candidates()
+    candidates += dataset_candidates
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    fixed_splits: list[str | None] = []
+    seen: dict[str, str] = {}
+    for number, candidate in enumerate(candidates, start=1):
+        progress(f"prepare: [{number}/{len(candidates)}] {candidate.origin}")
+        image = _load_checked(candidate, config.min_side, rejects)
+        if image is None:
+            continue
+        digest = pixel_hash(image)
+        if digest in seen:
+            _reject(rejects, candidate.origin, f"duplicate of {seen[digest]} (same pixels)")
+            continue
+        seen[digest] = candidate.origin
+        image_id = f"{slug(candidate.name)}-{digest[:8]}"
+        if candidate.referenced:
+            path = candidate.origin
+        else:
+            path = (Path("images") / f"{image_id}.png").as_posix()
+            write_png(out_dir / path, image.rgb)
+        height, width = image.size
+        rows.append({"id": image_id, "path": path, "size": f"{width}x{height}", "width": width, "height": height,
+                     "hash": digest, "split": "", "origin": candidate.origin})
+        fixed_splits.append(candidate.split)
+
+    # Written now as well, so that the table explains a run that stops for lack of images.
+    pd.DataFrame(rejects, columns=["path", "reason"]).to_csv(out_dir / "rejects.csv", index=False)
+    free = [row["hash"] for row, split in zip(rows, fixed_splits) if split is None]
+    drawn = iter(assign_splits(free, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                               min_per_split=config.min_per_split) if free or not rows else [])
+    for row, split in zip(rows, fixed_splits):
+        row["split"] = split or next(drawn)
+    pair_rows = _index_pairs(jobs, rejects, progress, config.max_pixels)
+
+    result = PreparedCorpus(
+        manifest=pd.DataFrame(rows, columns=["id", "path", "size", "width", "height", "hash", "split", "origin"]),
+        rejects=pd.DataFrame(rejects, columns=["path", "reason"]),
+        pairs=pd.DataFrame(pair_rows, columns=REAL_PAIR_COLUMNS),
+    )
+    result.manifest.to_csv(out_dir / "manifest.csv", index=False)
+    result.rejects.to_csv(out_dir / "rejects.csv", index=False)
+    result.pairs.to_csv(out_dir / "pairs.csv", index=False)
+    return result

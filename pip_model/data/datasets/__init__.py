@@ -1,0 +1,26 @@
+"""The paper's datasets as their users have them on disk, one adapter per dataset family.
+
+Point :func:`discover` at a folder holding any of them (each under its usual name, at any
+depth) and it returns what it found: degraded/clean pairs and clean image sets, each with
+the split its layout implies, plus what it skipped and why. Nothing is read or copied here;
+only file names and folders are looked at.
+
+| family | module | recognised folder names | layouts |
+| --- | --- | --- | --- |
+| clean sets (noise is synthesised) | :mod:`.clean` | BSD400, WED, BSD68, CBSD68, Urban100, Kodak24, Denoise | images at any depth |
+| rain | :mod:`.rain` | Rain100L, Rain100H, Derain | ``rainy/rain-N`` + ``gt/norain-N``; ``input/`` + ``target/``; flat ``rain-N`` + ``norain-N`` |
+| haze | :mod:`.haze` | OTS, RESIDE*, SOTS*, Dehaze | ``synthetic/partK/ID_A_B`` + ``original/ID``; ``hazy/ID_A_B`` + ``gt/ID`` or ``clear/ID``; ``input/`` + ``target/`` |
+| blur | :mod:`.blur` | GoPro* | ``SEQ/blur/N`` + ``SEQ/sharp/N`` |
+| low light | :mod:`.lowlight` | LOL* | ``low/N`` + ``high/N`` (``our485`` trains, ``eval15`` tests) |
+
+A path component ``train``/``Train`` (or ``our485``) makes a set a training set, ``test``
+(or ``eval15``) a test set; otherwise each family's usual role applies (BSD400, WED and the
+OTS/``rainy`` layouts train, the rest test).
+"""
+
+from __future__ import annotations
+
+from pip_model.data.datasets.base import Discovery, FoundClean, FoundPair, unique_id
+from pip_model.data.datasets.registry import discover
+
+__all__ = ["Discovery", "FoundClean", "FoundPair", "discover", "unique_id"]

@@ -1,0 +1,173 @@
+"""The ``degrade`` stage's logic and the training data: benchmark pairs, offline and online pairs.
+
+* :func:`build_benchmark` writes the fixed evaluation benchmark: for every val/test image
+  and task, seeded crops degraded with a seed derived from the base seed, the image and the
+  task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too.
+* :func:`write_offline_pairs` writes a fixed set of degraded training patches.
+* :class:`OnlinePairSampler` degrades random clean crops on the fly, on the training
+  device, seeded per step and slot (a DDP rank builds only its own slots of the global
+  batch), and mixes in crops of real training pairs; :class:`OnlineBatches` reads, cuts and
+  draws them ahead in DataLoader workers. Clean images are read from disk
+  (:class:`ImageFiles`), so memory does not grow with the dataset.
+* :class:`OfflinePairDataset` reads the offline patches; its ``sample_weights`` balance tasks.
+
+Both training sources mix tasks in every batch, balanced by ``task_weights``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pip_model.data.degradations import (
+    DegradationRanges,
+    degrade,
+    derive_seed,
+)
+from pip_model.data.images import split_files, to_array, to_tensor
+from pip_model.data.sampling import random_crops
+from pip_model.image_files import read_image, write_png
+from pip_model.tasks import TASKS, task_class, task_components, task_label
+
+BENCHMARK_COLUMNS = ["id", "image_id", "task", "class_id", "split", "source", "seed", "degraded_path",
+                     "clean_path", "params"]
+
+
+
+PAIR_COLUMNS = ["id", "image_id", "task", "class_id", "degraded_path", "clean_path", "params"]
+
+
+
+@dataclass(frozen=True)
+class DegradeConfig:
+    """``params.yaml: degrade``.
+
+    Attributes:
+        tasks: the tasks of the benchmark and of offline training pairs.
+        real_only: tasks benchmarked on real test pairs only (no synthetic pairs): the paper tests rain and haze
+            on Rain100L and SOTS, and only noise on the clean test images.
+        benchmark_crop: side of the square benchmark crops; 0 keeps whole images (the paper's full resolution).
+        crops_per_image: benchmark crops per val/test image and task (one with whole images).
+        train_pairs_per_task: offline training patches per task (0: online training only).
+        train_patch: side of the offline training patches.
+        ranges: sampling ranges of the degradations.
+    """
+
+    tasks: tuple[str, ...] = TASKS
+    real_only: tuple[str, ...] = ()
+    benchmark_crop: int = 128
+    crops_per_image: int = 2
+    train_pairs_per_task: int = 0
+    train_patch: int = 128
+    ranges: DegradationRanges = field(default_factory=DegradationRanges)
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            task_components(task)
+        for task in self.real_only:
+            task_class(task)
+
+
+
+def build_benchmark(
+    prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Writes the evaluation benchmark and its ``manifest.csv`` under ``out_dir``.
+
+    It is built on the CPU on every machine, so its files are byte for byte those that
+    ``dvc.lock`` records (a GPU's float rounding could move a pixel by one level).
+
+    Synthetic pairs come from the val and test images; real pairs of ``split: test`` from
+    the ``prepare`` stage's ``pairs.csv`` join their task, listed by their absolute paths.
+    """
+    rows: list[dict[str, object]] = []
+    manifest = pd.read_csv(prepared_dir / "manifest.csv")
+    for split in ("val", "test"):
+        listed = manifest[manifest["split"] == split]
+        for number, (image_id, path) in enumerate(zip(listed["id"], listed["path"]), start=1):
+            progress(f"degrade: benchmark {split} [{number}/{len(listed)}] {image_id}")
+            image = to_tensor(read_image(prepared_dir / path).rgb)  # one image in memory at a time
+            generator = torch.Generator().manual_seed(derive_seed(seed, image_id, "crop"))
+            if config.benchmark_crop == 0:  # whole images: the clean side is the prepared image itself
+                crops, clean_paths = image[None], [(prepared_dir / path).resolve()]
+            else:
+                crops = random_crops([image], config.crops_per_image, config.benchmark_crop, generator,
+                                     which=[0] * config.crops_per_image)
+                clean_paths = [Path("clean") / f"{image_id}_c{k}.png" for k in range(len(crops))]
+                for crop, clean_path in zip(crops, clean_paths):
+                    write_png(out_dir / clean_path, to_array(crop))
+            for task in (task for task in config.tasks if task not in config.real_only):
+                task_seed = derive_seed(seed, image_id, task)
+                degraded, records = degrade(crops, task, seed=task_seed, ranges=config.ranges)
+                for k, (image_degraded, record) in enumerate(zip(degraded, records)):
+                    relative = Path(task) / f"{image_id}_c{k}.png"
+                    write_png(out_dir / relative, to_array(image_degraded))
+                    rows.append({"id": f"{task}/{image_id}_c{k}", "image_id": image_id, "task": task,
+                                 "class_id": task_label(task), "split": split, "source": "synthetic",
+                                 "seed": task_seed, "degraded_path": relative.as_posix(),
+                                 "clean_path": clean_paths[k].as_posix(), "params": json.dumps(record)})
+    rows += _real_pairs(prepared_dir, config)
+    manifest = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest.to_csv(out_dir / "manifest.csv", index=False)
+    return manifest
+
+
+
+def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, object]]:
+    """The ``split: test`` pairs of ``prepare``'s ``pairs.csv``, listed where they lie (never copied).
+
+    Their file hashes go into the benchmark's manifest, so an edited dataset file changes it.
+    """
+    pairs_file = prepared_dir / "pairs.csv"
+    if not pairs_file.is_file():
+        return []
+    pairs = pd.read_csv(pairs_file)
+    return [{"id": f"{pair.task}/{pair.id}", "image_id": pair.id, "task": pair.task, "class_id": pair.class_id,
+             "split": "test", "source": "paired", "seed": -1, "degraded_path": pair.degraded_path,
+             "clean_path": pair.clean_path,
+             "params": json.dumps({"degraded_sha256": pair.degraded_sha256, "clean_sha256": pair.clean_sha256})}
+            for pair in pairs[(pairs["split"] == "test") & pairs["task"].isin(config.tasks)].itertuples()]
+
+
+
+def write_offline_pairs(
+    prepared_dir: Path, config: DegradeConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Writes ``train_pairs_per_task`` degraded training patches per task, and ``manifest.csv`` (on the CPU, as
+    :func:`build_benchmark`).
+
+    Real pairs of ``split: train`` from ``prepare`` are listed too (whole images).
+    """
+    images = split_files(prepared_dir, "train")
+    rows: list[dict[str, object]] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for task in config.tasks if config.train_pairs_per_task else ():
+        progress(f"degrade: offline training pairs for {task}")
+        generator = torch.Generator().manual_seed(derive_seed(seed, "offline", task))
+        clean = random_crops(images, config.train_pairs_per_task, config.train_patch, generator)
+        degraded, records = degrade(clean, task, seed=derive_seed(seed, "offline", task, "degrade"),
+                                    ranges=config.ranges)
+        for k, (image_clean, image_degraded, record) in enumerate(zip(clean, degraded, records)):
+            paths = {role: Path(task) / f"p{k:05d}_{role}.png" for role in ("degraded", "clean")}
+            write_png(out_dir / paths["clean"], to_array(image_clean))
+            write_png(out_dir / paths["degraded"], to_array(image_degraded))
+            rows.append({"id": f"{task}/p{k:05d}", "image_id": "", "task": task, "class_id": task_label(task),
+                         "degraded_path": paths["degraded"].as_posix(), "clean_path": paths["clean"].as_posix(),
+                         "params": json.dumps(record)})
+    pairs_file = prepared_dir / "pairs.csv"
+    if pairs_file.is_file():
+        pairs = pd.read_csv(pairs_file)
+        for pair in pairs[(pairs["split"] == "train") & pairs["task"].isin(config.tasks)].itertuples():
+            rows.append({"id": f"{pair.task}/{pair.id}", "image_id": pair.id, "task": pair.task,
+                         "class_id": pair.class_id, "degraded_path": pair.degraded_path,
+                         "clean_path": pair.clean_path, "params": "{}"})
+    manifest = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    manifest.to_csv(out_dir / "manifest.csv", index=False)
+    return manifest
+

@@ -1,0 +1,163 @@
+"""The training recipes as typed configs: the restorers' (``train``) and the sensor's (``sensor``), and which of their settings only say how a run goes (resume-neutral).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pip_model.engine.losses import PixelLoss
+from pip_model.networks.registry import model_spec
+from pip_model.tasks import TASKS, task_class, task_components
+
+CURVE_COLUMNS = ["step", "loss", "psnr", "lr"]
+
+
+
+DEAD_LEAVES_SIDE = 256
+
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``params.yaml: train``.
+
+    Attributes:
+        models: registry names the pipeline trains, one ``train`` stage each (``dvc.yaml`` foreach).
+        model: registry name of the model to train (the stage's ``--model`` overrides it).
+        source: ``online`` degrades clean crops on the fly; ``offline`` reads ``degrade``'s pairs.
+        augment: online crops are randomly flipped, rotated and channel-permuted.
+        tasks: tasks mixed into every batch.
+        task_weights: relative share of each task (missing tasks weigh 1).
+        steps: optimiser steps.
+        batch_size: global batch (split across ranks under DDP).
+        patch: side of the training crops.
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        warmup_steps: linear warm-up from lr/10 to lr.
+        min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
+        loss: pixel loss, ``l1``, ``smooth_l1`` or ``psnr`` (see :mod:`pip_model.engine.losses`).
+        prompt_regularizer: ``cosine``, ``angle``, ``gram`` or ``none``.
+        regularizer_weight: weight of the prompt regulariser in the loss.
+        grad_clip: maximum gradient norm (0 disables clipping).
+        checkpoint_every: steps between checkpoints.
+        log_every: steps between progress lines and logged metrics.
+        sample_every: steps between logged (degraded | restored | clean) grids.
+        compile: wrap the model in ``torch.compile``.
+        bf16: bf16 autocast on CUDA.
+        channels_last: channels-last memory format on CUDA.
+        threads: CPU threads (0: all cores).
+        workers: DataLoader worker processes that read and cut training crops ahead (0: the training process).
+        real_pairs: share of each task's batch slots filled with crops of its real training pairs (``prepare``'s
+            ``pairs.csv``, ``split: train``) instead of synthetic degradations, e.g. ``{derain: 1.0}``.
+        image_cache: decoded clean images kept per process (the rest are read from disk when cropped).
+    """
+
+    models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny")
+    model: str = "pip_restormer_tiny"
+    source: Literal["online", "offline"] = "online"
+    augment: bool = True
+    tasks: tuple[str, ...] = TASKS
+    task_weights: dict[str, float] = field(default_factory=dict)
+    steps: int = 300
+    batch_size: int = 8
+    patch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.01
+    loss: PixelLoss = "l1"
+    prompt_regularizer: Literal["cosine", "angle", "gram", "none"] = "cosine"
+    regularizer_weight: float = 0.1
+    grad_clip: float = 1.0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    sample_every: int = 100
+    compile: bool = False
+    bf16: bool = True
+    channels_last: bool = True
+    threads: int = 0
+    workers: int = 2
+    real_pairs: dict[str, float] = field(default_factory=dict)
+    image_cache: int = 64
+
+    def __post_init__(self) -> None:
+        for name in (*self.models, self.model):
+            model_spec(name)
+        for task in (*self.tasks, *self.task_weights):
+            task_components(task)
+        for task in self.real_pairs:
+            task_class(task)
+        for task, share in self.real_pairs.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"train.real_pairs.{task} must be a share in [0, 1], got {share}")
+        if self.workers < 0 or self.image_cache < 0:
+            raise ValueError(f"train.workers ({self.workers}) and train.image_cache ({self.image_cache}) must be >= 0")
+        if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
+            raise ValueError(f"train: steps ({self.steps}) and batch_size ({self.batch_size}) must be >= 1, "
+                             f"patch ({self.patch}) >= 8")
+
+
+
+# Settings that change how a run is executed or reported, not what it computes: a checkpoint written under other
+# values of these still resumes.
+RESUME_NEUTRAL = frozenset({"models", "compile", "threads", "workers", "image_cache", "log_every", "sample_every",
+                            "checkpoint_every"})
+
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """``params.yaml: sensor``.
+
+    Attributes:
+        model: registry name of the sensor (``sensor`` or ``sensor_tiny``).
+        tasks: tasks whose degradations it learns to tell apart (composites teach it several at once).
+        task_weights: relative share per task; missing tasks weigh 1.
+        steps: optimiser steps.
+        batch_size: images per step.
+        patch: side of the training crops.
+        exposure: range of the factor that scales each clean crop before it is degraded, so that dim but normally
+            exposed scenes (which only the low-light degradation makes dark and grainy) are in the training.
+        scales: range of the factor each training photograph is seen at (a crop ``patch / scale`` wide is
+            resized to ``patch``), so sharp detail and soft bokeh at every size are in the training.
+        dead_leaves: procedural dead-leaves images added to the training photographs (edges and flat areas of
+            every size, no photograph's content).
+        clean_share: share of every batch left undegraded with no class to find, so that the sensor can say an
+            image has nothing to restore.
+        lr: AdamW learning rate (cosine decay, no warm-up).
+        weight_decay: AdamW weight decay.
+        log_every: steps between progress lines and logged metrics.
+    """
+
+    model: str = "sensor_tiny"
+    tasks: tuple[str, ...] = TASKS
+    task_weights: dict[str, float] = field(default_factory=dict)
+    steps: int = 200
+    batch_size: int = 16
+    patch: int = 64
+    exposure: tuple[float, float] = (1.0, 1.0)
+    scales: tuple[float, float] = (1.0, 1.0)
+    dead_leaves: int = 0
+    clean_share: float = 0.0
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.exposure[0] <= self.exposure[1] <= 1:
+            raise ValueError(f"sensor.exposure must be [low, high] with 0 < low <= high <= 1, "
+                             f"got {list(self.exposure)}")
+        if not 0 < self.scales[0] <= self.scales[1] <= 1:
+            raise ValueError(f"sensor.scales must be [low, high] with 0 < low <= high <= 1, got {list(self.scales)}")
+        if not 0 <= self.clean_share < 1:
+            raise ValueError(f"sensor.clean_share must be in [0, 1), got {self.clean_share}")
+        if self.dead_leaves < 0:
+            raise ValueError(f"sensor.dead_leaves must be 0 or more, got {self.dead_leaves}")
+        if model_spec(self.model).kind != "sensor":
+            raise ValueError(f"sensor.model must be a sensor (sensor, sensor_tiny), got {self.model!r}")
+        for task in (*self.tasks, *self.task_weights):
+            task_components(task)
+

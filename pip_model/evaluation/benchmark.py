@@ -1,0 +1,227 @@
+"""The ``evaluate`` stage's logic: tiled restoration, metrics, and the per-task benchmark table.
+
+PSNR and SSIM come from Kornia (``kornia.metrics``, SSIM with an 11x11 Gaussian window) or,
+with ``evaluate.metrics: paper``, from scikit-image at its defaults (SSIM with a 7x7 uniform
+window), as the published PIP and PromptIR test code computes them; on RGB in [0, 1] or on
+the Y channel of YCbCr, as papers report both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pip_model.data.images import to_array, to_tensor
+from pip_model.evaluation.classical import classical_restore
+from pip_model.evaluation.metrics import image_metrics
+from pip_model.evaluation.tiling import restore_tiled
+from pip_model.image_files import read_image
+from pip_model.networks.checkpoints import load_model_file
+from pip_model.networks.sensor import restore_blind
+from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES, task_prompt
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``params.yaml: evaluate``.
+
+    Attributes:
+        tile: side of the tiles for images larger than this (bounded memory).
+        overlap: overlap of neighbouring tiles, blended linearly.
+        tile_batch: tiles restored in one forward pass (more keeps a GPU busier, at more memory).
+        y_channel: compute PSNR/SSIM on the Y channel instead of RGB.
+        metrics: ``kornia`` (11x11 Gaussian SSIM) or ``paper`` (scikit-image's PSNR and SSIM at their defaults,
+            as the published test code: compare with the paper's tables only this way).
+        classical: also evaluate the classical restorers.
+        examples_per_task: restored examples saved per task and model.
+    """
+
+    tile: int = 256
+    overlap: int = 32
+    tile_batch: int = 4
+    y_channel: bool = False
+    metrics: Literal["kornia", "paper"] = "kornia"
+    classical: bool = True
+    examples_per_task: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < self.tile // 2:
+            raise ValueError(f"evaluate.overlap ({self.overlap}) must be >= 0 and under half of tile ({self.tile})")
+        if self.tile_batch < 1:
+            raise ValueError(f"evaluate.tile_batch must be >= 1, got {self.tile_batch}")
+
+
+
+@dataclass
+class Contender:
+    """Something evaluated on the benchmark: a model (optionally blind, with a sensor), or a baseline.
+
+    Attributes:
+        name: row name in the results.
+        restore: (degraded (1, 3, H, W), task) -> restored (1, 3, H, W).
+        run_id: MLflow run of the model, if any.
+        model: the network, for a model's contenders.
+    """
+
+    name: str
+    restore: Callable[[torch.Tensor, str], torch.Tensor]
+    run_id: str = ""
+    model: nn.Module | None = None
+
+
+
+def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",
+                    sensor: nn.Module | None = None, prompt: torch.Tensor | None = None) -> Contender:
+    """A trained restorer given the true prompt of each task; or the prompt the sensor makes of each image when
+    ``sensor`` is set; or always ``prompt`` (weights (NUM_CLASSES,)) when that is set."""
+
+    def restore(degraded: torch.Tensor, task: str) -> torch.Tensor:
+        if not getattr(model, "uses_prompts", False):
+            degradation = None
+        elif sensor is not None:
+            with torch.no_grad():
+                weights = sensor.prompt(degraded.to(next(sensor.parameters()).device))[1]
+            return restore_blind(lambda images, degradation: restore_tiled(
+                model, images, degradation, tile=config.tile, overlap=config.overlap, tile_batch=config.tile_batch),
+                degraded, weights)
+        else:
+            degradation = (prompt if prompt is not None else task_prompt(task))[None]  # copied asynchronously
+        return restore_tiled(model, degraded, degradation, tile=config.tile, overlap=config.overlap,
+                             tile_batch=config.tile_batch)
+
+    return Contender(name=name, restore=restore, run_id=run_id, model=model)
+
+
+
+def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sensor_path: Path | None,
+                    device: str) -> tuple[list[Contender], nn.Module | None]:
+    """The baselines, each model file's model on ``device`` and, with a sensor, its blind twin; and the sensor."""
+    contenders = baseline_contenders(config)
+    sensor = (load_model_file(sensor_path)[0].to(device) if sensor_path is not None and sensor_path.is_file()
+              else None)
+    for path in model_paths:
+        model, metadata = load_model_file(path)
+        model, name = model.to(device), metadata["model_name"]
+        contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
+        if sensor is not None and model.uses_prompts:
+            contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
+    return contenders, sensor
+
+
+
+def prompt_contenders(name: str, model: nn.Module, config: EvaluateConfig) -> list[Contender]:
+    """The model under every fixed prompt, whatever the task: each class's one-hot prompt (``<name>@rain``...)
+    and the uniform blend (``<name>@uniform``), the prompt of a sensor that knows nothing. On single tasks they
+    show what a wrong or blended prompt costs; on composites, what each single true prompt gives."""
+    prompts = {class_name: torch.eye(NUM_CLASSES)[class_id] for class_id, class_name in enumerate(DEGRADATION_CLASSES)}
+    prompts["uniform"] = torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES)
+    return [model_contender(f"{name}@{prompt_name}", model, config, prompt=prompt)
+            for prompt_name, prompt in prompts.items()]
+
+
+
+def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
+    """``input`` (the degraded image itself) and, if enabled, ``classical`` (chained on composites)."""
+    contenders = [Contender("input", lambda degraded, task: degraded)]
+    if config.classical:
+        contenders.append(Contender(
+            "classical", lambda degraded, task: to_tensor(classical_restore(to_array(degraded[0]), task))[None]))
+    return contenders
+
+
+
+@dataclass
+class Evaluation:
+    """Per-image rows (model, task, id, psnr, ssim) and the nested per-task means."""
+
+    per_image: pd.DataFrame
+    metrics: dict[str, dict[str, dict[str, float]]]
+    examples: dict[tuple[str, str], list[tuple[str, np.ndarray]]]
+
+
+
+@dataclass(frozen=True)
+class BenchmarkPair:
+    """One benchmark pair: its manifest row; its images are read from disk when asked for.
+
+    Only the pair being evaluated is in memory, so a benchmark of full-resolution test sets
+    (GoPro's alone is about 24 GB as float32) costs no more RAM than its largest image.
+
+    Shape:
+        degraded, clean: (1, 3, H, W), values in [0, 1]
+    """
+
+    row: Any
+    benchmark_dir: Path
+
+    @property
+    def degraded(self) -> torch.Tensor:
+        return to_tensor(read_image(self.benchmark_dir / self.row.degraded_path).rgb)[None]
+
+    @property
+    def clean(self) -> torch.Tensor:
+        return to_tensor(read_image(self.benchmark_dir / self.row.clean_path).rgb)[None]
+
+
+
+def load_benchmark(benchmark_dir: Path) -> list[BenchmarkPair]:
+    """Every pair that the ``degrade`` stage's ``manifest.csv`` lists (its images are read when used)."""
+    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+    return [BenchmarkPair(row, benchmark_dir) for row in manifest.itertuples()]
+
+
+
+def evaluate(
+    pairs: Sequence[BenchmarkPair], contenders: list[Contender], config: EvaluateConfig,
+    progress: Callable[[str], None] = print,
+) -> Evaluation:
+    """Runs every contender on every benchmark pair and aggregates PSNR/SSIM per task."""
+    rows, examples = [], {}
+    for contender in contenders:
+        progress(f"evaluate: {contender.name} on {len(pairs)} pairs")
+        for pair in pairs:
+            row = pair.row
+            restored = contender.restore(pair.degraded, row.task).clamp(0, 1)
+            psnr, ssim = image_metrics(restored, pair.clean, y_channel=config.y_channel, metrics=config.metrics)
+            rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
+                         "psnr": psnr, "ssim": ssim})
+            saved = examples.setdefault((contender.name, row.task), [])
+            if len(saved) < config.examples_per_task:
+                saved.append((row.id, to_array(restored[0])))
+    per_image = pd.DataFrame(rows, columns=["model", "task", "id", "source", "psnr", "ssim"])
+    return Evaluation(per_image=per_image, metrics=summarise(per_image), examples=examples)
+
+
+
+def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {task: {"psnr": mean, "ssim": mean}}}``, in the benchmark's task order."""
+    means = per_image.groupby(["model", "task"], sort=False)[["psnr", "ssim"]].mean()
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    for (model, task), values in means.iterrows():
+        metrics.setdefault(model, {})[task] = {"psnr": round(float(values["psnr"]), 4),
+                                               "ssim": round(float(values["ssim"]), 4)}
+    return metrics
+
+
+
+def run_metrics(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """MLflow metrics ``eval/<task>/psnr``, ``eval/<task>/ssim`` and ``eval/mean/...`` (the UI groups charts by
+    the part before the first ``/``)."""
+    flat = {f"eval/{task}/{name}": values[name] for task, values in per_task.items() for name in ("psnr", "ssim")}
+    flat |= {f"eval/mean/{name}": value for name, value in mean_scores(per_task).items()}
+    return flat
+
+
+
+def mean_scores(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Mean PSNR (dB, 2 decimals) and SSIM (4 decimals) over the tasks of one model."""
+    return {name: round(float(np.mean([values[name] for values in per_task.values()])), digits)
+            for name, digits in (("psnr", 2), ("ssim", 4))}
+

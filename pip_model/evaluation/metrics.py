@@ -1,0 +1,39 @@
+"""PSNR and SSIM of restored images: Kornia's on RGB, or the paper's (scikit-image on the Y channel of 8-bit images).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import kornia
+import numpy as np
+import torch
+
+from pip_model.data.images import to_array
+
+
+def image_metrics(
+    restored: torch.Tensor, clean: torch.Tensor, *, y_channel: bool = False,
+    metrics: Literal["kornia", "paper"] = "kornia",
+) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of one image pair, on RGB or on Y, by Kornia or as the published test code.
+
+    ``paper`` is scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity`` at their
+    defaults (7x7 uniform window, mean over channels) with ``data_range=1``.
+
+    Shape:
+        (1, 3, H, W), (1, 3, H, W) -> (psnr, ssim)
+    """
+    restored, clean = restored.clamp(0, 1).float(), clean.clamp(0, 1).float()
+    if y_channel:
+        restored, clean = kornia.color.rgb_to_ycbcr(restored)[:, :1], kornia.color.rgb_to_ycbcr(clean)[:, :1]
+    if metrics == "paper":
+        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+        ours, theirs = to_array(restored[0]).astype(np.float64), to_array(clean[0]).astype(np.float64)
+        return (float(peak_signal_noise_ratio(theirs, ours, data_range=1)),
+                float(structural_similarity(theirs, ours, data_range=1, channel_axis=-1)))
+    psnr = float(kornia.metrics.psnr(restored, clean, 1.0))
+    ssim = float(kornia.metrics.ssim(restored, clean, 11).mean())
+    return psnr, ssim
+

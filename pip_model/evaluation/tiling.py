@@ -1,0 +1,95 @@
+"""Restoring an image of any size in overlapping tiles blended with linear ramps, so seams do not show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+
+def _blend_weights(length: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
+    """Ones, with linear ramps over the overlaps shared with a neighbouring tile."""
+    weights = torch.ones(length)
+    if overlap:
+        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        if fade_in:
+            weights[:overlap] = ramp
+        if fade_out:
+            weights[-overlap:] = ramp.flip(0)
+    return weights
+
+
+
+def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """Top-left corners of the tiles covering an image (the last ones flush with the edges)."""
+    stride = tile - overlap
+    for top in _starts(height, tile, stride):
+        for left in _starts(width, tile, stride):
+            yield top, left
+
+
+
+@torch.no_grad()
+def restore_tiled(
+    model: nn.Module, image: torch.Tensor, degradation: torch.Tensor | None, *, tile: int, overlap: int,
+    on_tile: Callable[[int, int], None] | None = None, tile_batch: int = 4, deadline: float | None = None,
+) -> torch.Tensor:
+    """Restores one image tile by tile on the model's device, blending overlaps with linear ramps.
+
+    Peak memory grows with ``tile`` and ``tile_batch``, not with the image: only the output
+    and weight sums are image-sized. Tiles run ``tile_batch`` at a time and are blended on the
+    model's device; the result comes back to the image's device once.
+
+    Args:
+        model: a restorer.
+        image: the degraded image, (1, 3, H, W), on any device.
+        degradation: what the model's ``degradation`` argument takes, for one image.
+        tile: tile side; images no larger are restored in one pass.
+        overlap: pixels shared by neighbouring tiles.
+        on_tile: called with (done, total) after each batch of tiles, for progress.
+        tile_batch: tiles restored in one forward pass.
+        deadline: a ``time.monotonic()`` past which no further batch of tiles starts.
+
+    Raises:
+        TimeoutError: the deadline passed (the work stops there, within one batch of tiles).
+
+    Shape:
+        (1, 3, H, W) -> (1, 3, H, W)
+    """
+    height, width = image.shape[-2:]
+    device = next(model.parameters()).device
+    source = image.to(device)
+    if height <= tile and width <= tile:
+        return model(source, degradation).to(image.device)
+    output = torch.zeros(1, 3, height, width, device=device)
+    weights = torch.zeros(1, 1, height, width, device=device)
+    windows = list(tile_windows(height, width, tile, overlap))
+    for first in range(0, len(windows), tile_batch):
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"stopped after {first} of {len(windows)} tiles: past the deadline")
+        group = windows[first : first + tile_batch]
+        patches = torch.cat([source[..., top : top + tile, left : left + tile] for top, left in group])
+        prompts = None if degradation is None else degradation.expand(len(group), *degradation.shape[1:])
+        restored = model(patches, prompts)
+        ph, pw = patches.shape[-2:]  # every tile has the same size: the last ones sit flush with the edges
+        for (top, left), patch in zip(group, restored):
+            rows = _blend_weights(ph, overlap, fade_in=top > 0, fade_out=top + ph < height)
+            columns = _blend_weights(pw, overlap, fade_in=left > 0, fade_out=left + pw < width)
+            weight = (rows[:, None] * columns[None, :]).to(device)[None, None]
+            output[..., top : top + ph, left : left + pw] += patch * weight
+            weights[..., top : top + ph, left : left + pw] += weight
+        if on_tile is not None:
+            on_tile(first + len(group), len(windows))
+    return (output / weights).to(image.device)
+

@@ -1,0 +1,95 @@
+"""Restormer, the backbone of the published PIP-Restormer.
+
+Four levels of transposed-attention transformer blocks with skip connections. With a
+:class:`~pip_model.networks.pip.PIPConfig` the skips of the chosen levels are prompted; without
+one, the same class is the plain baseline. The layout is the published PIP backbone's,
+which differs from the original Restormer only in a 1x1 convolution
+(``latent_reduce``) that halves the bottleneck's channels before the first upsampler.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pip_model.networks.backbone import SkipBackbone
+from pip_model.networks.layers import Downsample, LayerNormType, Upsample, transformer_stage
+from pip_model.networks.pip import PIPConfig
+
+
+class Restormer(SkipBackbone):
+    """Restormer encoder-decoder with optional PIP on its skip connections.
+
+    Args:
+        in_channels: channels of the input images.
+        out_channels: channels of the output images (the input is added back).
+        dim: channels of level 1; level k has ``dim * 2**(k-1)``.
+        num_blocks: transformer blocks per level, levels 1 to 4 (4 is the bottleneck).
+        num_refinement_blocks: blocks after the decoder, at full resolution.
+        heads: attention heads per level.
+        ffn_expansion: hidden-width factor of the feed-forward networks.
+        bias: whether convolutions inside blocks carry a bias.
+        norm: layer-norm kind.
+        pip: PIP placement and sizes, or None for the plain backbone.
+
+    Shape:
+        (B, in_channels, H, W) -> (B, out_channels, H, W)
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        dim: int = 48,
+        num_blocks: tuple[int, int, int, int] = (4, 6, 6, 8),
+        num_refinement_blocks: int = 4,
+        heads: tuple[int, int, int, int] = (1, 2, 4, 8),
+        ffn_expansion: float = 2.66,
+        bias: bool = False,
+        norm: LayerNormType = "with_bias",
+        pip: PIPConfig | None = None,
+    ) -> None:
+        super().__init__(size_multiple=8, skip_channels=(dim, dim * 2, dim * 4), pip=pip)
+
+        def stage(depth: int, channels: int, num_heads: int) -> nn.Sequential:
+            return transformer_stage(
+                depth=depth, channels=channels, heads=num_heads, ffn_expansion=ffn_expansion, bias=bias, norm=norm
+            )
+
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=bias)
+        self.encoder_level1 = stage(num_blocks[0], dim, heads[0])
+        self.down1_2 = Downsample(channels=dim)
+        self.encoder_level2 = stage(num_blocks[1], dim * 2, heads[1])
+        self.down2_3 = Downsample(channels=dim * 2)
+        self.encoder_level3 = stage(num_blocks[2], dim * 4, heads[2])
+        self.down3_4 = Downsample(channels=dim * 4)
+        self.latent = stage(num_blocks[3], dim * 8, heads[3])
+
+        self.latent_reduce = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        self.up4_3 = Upsample(channels=dim * 4)
+        self.reduce_chan_level3 = nn.Conv2d(dim * 2 + dim * 4, dim * 4, kernel_size=1, bias=bias)
+        self.decoder_level3 = stage(num_blocks[2], dim * 4, heads[2])
+        self.up3_2 = Upsample(channels=dim * 4)
+        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
+        self.decoder_level2 = stage(num_blocks[1], dim * 2, heads[1])
+        self.up2_1 = Upsample(channels=dim * 2)
+        self.decoder_level1 = stage(num_blocks[0], dim * 2, heads[0])
+        self.refinement = stage(num_refinement_blocks, dim * 2, heads[0])
+        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
+        # A zero residual at the start: a new network returns its input, not noise.
+        nn.init.zeros_(self.output.weight)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        enc1 = self.encoder_level1(self.patch_embed(images))
+        enc2 = self.encoder_level2(self.down1_2(enc1))
+        enc3 = self.encoder_level3(self.down2_3(enc2))
+        return self.latent(self.down3_4(enc3)), [enc1, enc2, enc3]
+
+    def decode(self, bottleneck: torch.Tensor, skips: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+        enc1, enc2, enc3 = skips
+        x = self.up4_3(self.latent_reduce(bottleneck))
+        x = self.decoder_level3(self.reduce_chan_level3(torch.cat([x, enc3], dim=1)))
+        x = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(x), enc2], dim=1)))
+        x = self.decoder_level1(torch.cat([self.up2_1(x), enc1], dim=1))
+        return self.output(self.refinement(x)) + images
