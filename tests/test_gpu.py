@@ -11,7 +11,7 @@ from pip_model.config import load_section
 from pip_model.data.degradations import degrade
 from pip_model.data.images import split_files
 from pip_model.data.sampling import OnlinePairSampler
-from pip_model.engine.loop import lr_factor, train, training_step
+from pip_model.engine.loop import Optimisation, train, training_step
 from pip_model.engine.losses import pixel_loss
 from pip_model.engine.recipes import TrainConfig
 from pip_model.evaluation.tiling import restore_tiled
@@ -37,14 +37,12 @@ def test_a_training_step_on_the_gpu_reads_nothing_back(default_prepared):
     sampler = OnlinePairSampler(split_files(default_prepared, "train"), tasks=config.tasks, patch=config.patch,
                                 batch_size=config.batch_size, seed=0, device="cuda", augment=True)
     model = build_model(config.model).cuda().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup=2, total=9,
-                                                                                   floor=0.1))
+    optimisation = Optimisation.adamw(model, lr=config.lr, weight_decay=0.0, steps=9, warmup=2, floor=0.1)
     batches = [sampler.crops(step).pin_memory() for step in range(4)]
     with DeviceReads("cuda") as recorded:
         for crops in batches:
-            training_step(model, model, sampler.finish(crops), optimizer=optimizer, scheduler=scheduler,
-                          config=config, restoration_loss=pixel_loss(config.loss))
+            training_step(model, model, sampler.finish(crops), optimisation=optimisation, config=config,
+                          restoration_loss=pixel_loss(config.loss))
     assert recorded.reads == []
 
 

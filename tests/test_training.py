@@ -20,7 +20,7 @@ from pip_model.data.images import load_split
 from pip_model.data.pairs import DegradeConfig, write_offline_pairs
 from pip_model.data.sampling import OnlinePairSampler
 from pip_model.engine.distributed import Distributed, read_figures
-from pip_model.engine.loop import lr_factor, train, training_step
+from pip_model.engine.loop import Optimisation, lr_factor, train, training_step
 from pip_model.engine.losses import pixel_loss
 from pip_model.engine.recipes import SensorConfig, TrainConfig
 from pip_model.engine.sensor_training import train_sensor
@@ -266,15 +266,13 @@ def test_a_training_step_reads_nothing_back_from_the_device(tmp_path):
                                                                                      tmp_path / "clean.png")]},
                                 real_share={"derain": 0.5})
     model = build_model(config.model).to("meta")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup=2, total=9,
-                                                                                   floor=0.1))
+    optimisation = Optimisation.adamw(model, lr=config.lr, weight_decay=0.0, steps=9, warmup=2, floor=0.1)
     pending, seen = [], set()
     with DeviceReads("meta") as recorded:
         for step in range(4):
             batch = sampler.batch(step)
-            figures, restored = training_step(model, model, batch, optimizer=optimizer, scheduler=scheduler,
-                                              config=config, restoration_loss=pixel_loss(config.loss))
+            figures, restored, _ = training_step(model, model, batch, optimisation=optimisation, config=config,
+                                                 restoration_loss=pixel_loss(config.loss))
             pending.append(figures)
             seen |= set(batch.tasks)
     assert recorded.reads == [] and restored.shape == (config.batch_size, 3, config.patch, config.patch)

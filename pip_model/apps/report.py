@@ -36,6 +36,7 @@ from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.recipes import SensorConfig, TrainConfig
 from pip_model.evaluation.benchmark import EvaluateConfig
+from pip_model.evaluation.charts import confusion_chart, save_figure  # noqa: E402
 from pip_model.evaluation.classical import classical_restore  # noqa: E402
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.image_files import read_image  # noqa: E402
@@ -101,13 +102,6 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name
     return table
 
 
-def _save(figure: plt.Figure, path: Path, dpi: int) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    return path.name
-
-
 def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int, colours: Mapping[str, str]) -> str:
     figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(psnr)), 3.8))
     psnr.plot.bar(ax=axis, width=0.8, color=[colours[name] for name in psnr.columns])
@@ -116,7 +110,7 @@ def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int, colours: Mapping[str, st
     axis.legend(fontsize=8, ncols=min(4, psnr.shape[1]))
     axis.tick_params(axis="x", rotation=30)
     axis.grid(axis="y", alpha=0.3)
-    return _save(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 LOSS_LABELS = {
@@ -140,7 +134,7 @@ def curve_chart(curves: Mapping[str, pd.DataFrame], path: Path, dpi: int, colour
                   yscale="log" if positive else "linear", title="Loss (10-step mean)")
     psnr_axis.set(xlabel="step", ylabel="training PSNR (dB)", title="Training PSNR (10-step mean)")
     psnr_axis.legend(fontsize=8)
-    return _save(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], path: Path, dpi: int) -> str:
@@ -157,7 +151,7 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], pat
                 axis.set_title(title, fontsize=8)
         axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right",
                         fontsize=9)
-    return _save(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _psnr(restored: np.ndarray, clean: np.ndarray) -> float:
@@ -292,19 +286,6 @@ def provenance_header(root: Path, params: Mapping[str, Any], benchmark_dir: Path
         "</p><details><summary>Settings that differ from the library defaults "
         f"({len(changed)})</summary><table><tr><th>setting</th><th>here</th><th>default</th></tr>"
         f"{rows}</table></details></div>")
-
-
-def confusion_chart(confusion: np.ndarray, path: Path, dpi: int) -> str:
-    """The sensor's confusion matrix on the benchmark's single tasks, counts in the cells."""
-    figure, axis = plt.subplots(figsize=(4.5, 4))
-    axis.imshow(confusion, cmap="Blues")
-    for (row, column), count in np.ndenumerate(confusion):
-        axis.text(column, row, str(count), ha="center", va="center", fontsize=9)
-    axis.set(xticks=range(len(DEGRADATION_CLASSES)), yticks=range(len(DEGRADATION_CLASSES)),
-             xticklabels=DEGRADATION_CLASSES, yticklabels=DEGRADATION_CLASSES, xlabel="top-scoring class",
-             ylabel="true class", title="Sensor confusion on the benchmark's single tasks")
-    axis.tick_params(axis="x", rotation=30)
-    return _save(figure, path, dpi)
 
 
 def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:

@@ -1,5 +1,4 @@
-"""Images as tensors: conversions, lazily read image folders, in-memory sets, and procedural dead-leaves scenes.
-"""
+"""Images as tensors: conversions, lazily read image folders, in-memory sets, and procedural dead-leaves scenes."""
 
 from __future__ import annotations
 
@@ -22,11 +21,9 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
 
 
-
 def to_array(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) tensor -> (H, W, 3) float array, on the CPU."""
     return image.detach().float().cpu().permute(1, 2, 0).numpy()
-
 
 
 class ImageFiles(Sequence[torch.Tensor]):
@@ -58,7 +55,6 @@ class ImageFiles(Sequence[torch.Tensor]):
         return image
 
 
-
 class ImageSet(Sequence[torch.Tensor]):
     """Several image sequences seen as one (the training photographs, then procedural images).
 
@@ -78,7 +74,6 @@ class ImageSet(Sequence[torch.Tensor]):
                 return part[index]
             index -= len(part)
         raise IndexError(index)
-
 
 
 def dead_leaves(side: int, generator: torch.Generator, *, discs: int = 1500, smallest: float = 3.0) -> torch.Tensor:
@@ -109,7 +104,6 @@ def dead_leaves(side: int, generator: torch.Generator, *, discs: int = 1500, sma
     return torch.nn.functional.avg_pool2d(image[None], 2)[0]
 
 
-
 def dead_leaves_images(count: int, *, side: int, seed: int) -> list[torch.Tensor]:
     """``count`` seeded dead-leaves images (:func:`dead_leaves`).
 
@@ -120,12 +114,10 @@ def dead_leaves_images(count: int, *, side: int, seed: int) -> list[torch.Tensor
             for index in range(count)]
 
 
-
 def split_files(prepared_dir: Path, split: str, *, cache: int = 64) -> ImageFiles:
     """The clean images of one split of the ``prepare`` output, read lazily (see :class:`ImageFiles`)."""
     manifest = pd.read_csv(prepared_dir / "manifest.csv")
     return ImageFiles([prepared_dir / path for path in manifest.loc[manifest["split"] == split, "path"]], cache=cache)
-
 
 
 def real_training_pairs(prepared_dir: Path) -> dict[str, list[tuple[Path, Path]]]:
@@ -138,7 +130,6 @@ def real_training_pairs(prepared_dir: Path) -> dict[str, list[tuple[Path, Path]]
     for pair in pairs[pairs["split"] == "train"].itertuples():
         by_task.setdefault(pair.task, []).append((Path(pair.degraded_path), Path(pair.clean_path)))
     return by_task
-
 
 
 def load_split(prepared_dir: Path, split: str) -> list[tuple[str, torch.Tensor]]:

@@ -1,5 +1,4 @@
-"""Batches by step: a sampler that hands out the indices of step ``s`` and a loader of offline pairs built on it.
-"""
+"""Batches by step: a sampler that hands out the indices of step ``s`` and a loader of offline pairs built on it."""
 
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-batch", step))
             drawn = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator)
             yield drawn[self.slots.start : self.slots.stop].tolist()
-
 
 
 class OfflineBatches:

@@ -38,9 +38,7 @@ BENCHMARK_COLUMNS = ["id", "image_id", "task", "class_id", "split", "source", "s
                      "clean_path", "params"]
 
 
-
 PAIR_COLUMNS = ["id", "image_id", "task", "class_id", "degraded_path", "clean_path", "params"]
-
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,6 @@ class DegradeConfig:
             task_components(task)
         for task in self.real_only:
             task_class(task)
-
 
 
 def build_benchmark(
@@ -118,7 +115,6 @@ def build_benchmark(
     return manifest
 
 
-
 def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, object]]:
     """The ``split: test`` pairs of ``prepare``'s ``pairs.csv``, listed where they lie (never copied).
 
@@ -133,7 +129,6 @@ def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, obj
              "clean_path": pair.clean_path,
              "params": json.dumps({"degraded_sha256": pair.degraded_sha256, "clean_sha256": pair.clean_sha256})}
             for pair in pairs[(pairs["split"] == "test") & pairs["task"].isin(config.tasks)].itertuples()]
-
 
 
 def write_offline_pairs(

@@ -1,5 +1,4 @@
-"""Training pairs drawn by step: seeded crops and augmentation, balanced tasks, online and offline batches.
-"""
+"""Training pairs drawn by step: seeded crops and augmentation, balanced tasks, online and offline batches."""
 
 from __future__ import annotations
 
@@ -49,9 +48,7 @@ def random_crops(
     return torch.stack(crops)
 
 
-
 CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
-
 
 
 def augment(crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -67,7 +64,6 @@ def augment(crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     order = [3 * image + channel for image in range(crop.shape[0] // 3) for channel in CHANNEL_ORDERS[draw % 6]]
     crop = torch.rot90(crop[order], k=(draw // 6) % 4, dims=(-2, -1))
     return crop.flip(-1) if draw >= 24 else crop
-
 
 
 def balanced_tasks(
@@ -90,7 +86,6 @@ def balanced_tasks(
     return [task for task, count in zip(tasks, counts.tolist()) for _ in range(count)]
 
 
-
 @dataclass
 class PairBatch:
     """A training batch.
@@ -108,7 +103,6 @@ class PairBatch:
     tasks: list[str]
 
 
-
 @dataclass
 class SyntheticRun:
     """Neighbouring slots of one task that are degraded synthetically, with their draws (CPU)."""
@@ -117,7 +111,6 @@ class SyntheticRun:
     start: int
     stop: int
     draw: DegradationDraw
-
 
 
 @dataclass
@@ -145,7 +138,6 @@ class StepCrops:
         return StepCrops(self.step, self.tasks, self.clean.pin_memory(), self.degraded.pin_memory(),
                          self.prompts.pin_memory(),
                          [SyntheticRun(run.task, run.start, run.stop, run.draw.pin_memory()) for run in self.runs])
-
 
 
 class OnlinePairSampler:
@@ -262,7 +254,6 @@ class OnlinePairSampler:
         return self.finish(self.crops(step))
 
 
-
 class _StepCropsDataset(Dataset):
     """Step ``s`` -> ``sampler.crops(s)``, for DataLoader workers."""
 
@@ -273,10 +264,8 @@ class _StepCropsDataset(Dataset):
         return self.sampler.crops(step)
 
 
-
 def _as_is(crops: StepCrops) -> StepCrops:
     return crops
-
 
 
 class OnlineBatches:
@@ -295,7 +284,6 @@ class OnlineBatches:
         if crops.step != step:
             raise RuntimeError(f"online batches out of order: step {step} got the crops of step {crops.step}")
         return self.sampler.finish(crops)
-
 
 
 class OfflinePairDataset(Dataset):

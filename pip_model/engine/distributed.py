@@ -1,9 +1,7 @@
-"""One process or many under ``torchrun``: who this rank is and how figures are averaged over the ranks.
-"""
+"""One process or many under ``torchrun``: who this rank is and how figures are averaged over the ranks."""
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -45,12 +43,14 @@ class Distributed:
         return max(1, min(wanted, (os.cpu_count() or 1) // self.local_world_size))
 
 
+def read_figures(pending: list[torch.Tensor], distributed: Distributed) -> list[list[float]]:
+    """The figures of each pending step, averaged over the ranks: one device read (and one all-reduce).
 
-def read_figures(pending: list[torch.Tensor], distributed: Distributed) -> list[tuple[float, float]]:
-    """(loss, PSNR) of each pending step, averaged over the ranks: one device read (and one all-reduce)."""
+    Shape:
+        pending: N tensors of (K,) -> N lists of K floats
+    """
     values = torch.stack(pending)
     if distributed.world_size > 1:
         dist.all_reduce(values)
         values = values / distributed.world_size
-    return [(loss, 10 * math.log10(1 / max(error, 1e-12))) for loss, error in values.tolist()]
-
+    return values.tolist()

@@ -1,5 +1,9 @@
 """The training loop behind the ``train`` stage: one process, or many under ``torchrun``.
 
+The one loop (:func:`run_steps`) trains the restorers here and the sensor in
+:mod:`pip_model.engine.sensor_training`: it steps, reads the figures back once per read
+point, and calls back to report, sample and checkpoint.
+
 The recipe is the paper's, scaled by ``params.yaml: train``: AdamW with linear warm-up and
 cosine decay, a pixel loss (L1, smooth-L1 or PSNR) plus the prompt regulariser, gradient clipping, a
 fixed number of steps, seeded.
@@ -52,6 +56,130 @@ def lr_factor(step: int, *, warmup: int, total: int, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+@dataclass
+class Optimisation:
+    """AdamW and its warm-up/cosine schedule, stepped together."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+    @classmethod
+    def adamw(cls, model: nn.Module, *, lr: float, weight_decay: float, steps: int, warmup: int = 0,
+              floor: float = 0.01, betas: tuple[float, float] = (0.9, 0.999)) -> Optimisation:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+        return cls(optimizer, torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, warmup=warmup, total=steps, floor=floor)))
+
+    def step(self, model: nn.Module, loss: torch.Tensor, *, grad_clip: float = 0.0) -> float:
+        """Back-propagates ``loss`` and takes one step; returns the lr the next step will use."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return self.scheduler.get_last_lr()[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When the loop stops to read its figures back (every ``log_every`` steps and the last), to draw samples and to
+    save a checkpoint (never at the last step: the model file is written then). 0 turns samples or checkpoints off."""
+
+    steps: int
+    log_every: int
+    sample_every: int = 0
+    checkpoint_every: int = 0
+
+    def due(self, step: int) -> tuple[bool, bool, bool]:
+        """(log, sample, checkpoint) at ``step``."""
+        last = step == self.steps
+        return (step % self.log_every == 0 or last,
+                bool(self.sample_every) and (step % self.sample_every == 0 or last),
+                bool(self.checkpoint_every) and step % self.checkpoint_every == 0 and not last)
+
+
+@dataclass
+class StepFigures:
+    """What one step measured: its figures averaged over the ranks (in the order the step returned them) and the lr
+    after it."""
+
+    step: int
+    values: list[float]
+    lr: float
+
+
+def run_steps(
+    take_step: Callable[[int], tuple[torch.Tensor, float]], *, start: int, cadence: Cadence,
+    distributed: Distributed, report: Callable[[list[StepFigures], bool], None],
+    sample: Callable[[int], None] | None = None, checkpoint: Callable[[int], None] | None = None,
+) -> None:
+    """Takes steps ``start + 1`` to ``cadence.steps``.
+
+    ``take_step(step)`` takes one optimiser step and returns its figures, left on the device, and the lr. At each
+    read point the figures since the last one are read back in one transfer (one all-reduce under DDP) and handed
+    to ``report`` with whether this is a log step; ``sample`` and ``checkpoint`` are then called when due (every
+    rank reads at the same steps, so the all-reduce never waits for a rank that skipped it).
+
+    Shape:
+        take_step returns (K,) figures per step
+    """
+    pending: list[torch.Tensor] = []
+    rates: list[float] = []
+    for step in range(start + 1, cadence.steps + 1):
+        figures, lr = take_step(step)
+        pending.append(figures)
+        rates.append(lr)
+        log, draw, save = cadence.due(step)
+        if not (log or draw or save):
+            continue
+        first = step - len(pending) + 1
+        report([StepFigures(first + k, row, lr)
+                for k, (row, lr) in enumerate(zip(read_figures(pending, distributed), rates))], log)
+        pending, rates = [], []
+        if draw and sample is not None:
+            sample(step)
+        if save and checkpoint is not None:
+            checkpoint(step)
+            if distributed.world_size > 1:
+                dist.barrier()
+
+
+class StepClock:
+    """Patches per second since the loop began, and the share of that time spent getting batches."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size, self.steps, self.data_time = batch_size, 0, 0.0
+        self.started = time.perf_counter()
+
+    def fetch(self, get: Callable[[int], Any], step: int) -> Any:
+        fetch_started = time.perf_counter()
+        batch = get(step)
+        self.data_time += time.perf_counter() - fetch_started
+        self.steps += 1
+        return batch
+
+    def elapsed(self) -> float:
+        return max(time.perf_counter() - self.started, 1e-9)
+
+    def rate(self) -> float:
+        return self.steps * self.batch_size / self.elapsed()
+
+    def data_share(self) -> float:
+        return self.data_time / self.elapsed()
+
+
+def psnr_of(mean_squared_error: float) -> float:
+    """PSNR in dB of images in [0, 1] from their mean squared error."""
+    return 10 * math.log10(1 / max(mean_squared_error, 1e-12))
+
 
 @dataclass
 class TrainResult:
@@ -69,17 +197,15 @@ class TrainResult:
     data_share: float = 0.0
 
 
-
 def training_step(
-    network: nn.Module, model: nn.Module, batch: PairBatch, *, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig,
+    network: nn.Module, model: nn.Module, batch: PairBatch, *, optimisation: Optimisation, config: TrainConfig,
     restoration_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One optimiser step on ``batch``; reads nothing back from the device.
 
     Returns:
         (loss, mean squared error of the clamped output), detached, as one tensor on the
-        device, and the restored batch.
+        device; the restored batch; the lr of the next step.
 
     Shape:
         batch (B, 3, P, P) -> (2,), (B, 3, P, P)
@@ -93,32 +219,64 @@ def training_step(
         loss = restoration_loss(restored.float(), batch.clean)
         if config.prompt_regularizer != "none":
             loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if config.grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
-    scheduler.step()
+    lr = optimisation.step(model, loss, grad_clip=config.grad_clip)
     with torch.no_grad():
         error = F.mse_loss(restored.detach().float().clamp(0, 1), batch.clean)
-    return torch.stack([loss.detach().float(), error]), restored
+    return torch.stack([loss.detach().float(), error]), restored, lr
 
+
+def training_batches(config: TrainConfig, *, seed: int, start: int, target: torch.device, prepared_dir: Path,
+                     pairs_dir: Path | None, ranges: DegradationRanges | None,
+                     distributed: Distributed) -> OnlineBatches | OfflineBatches:
+    """The batches of steps ``start`` on: degraded online from the prepared images, or cut from offline pairs."""
+    slots = distributed.slots(config.batch_size)
+    if config.source == "online":
+        sampler = OnlinePairSampler(
+            split_files(prepared_dir, "train", cache=config.image_cache), tasks=config.tasks, patch=config.patch,
+            batch_size=config.batch_size, seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
+            augment=config.augment, real_pairs=real_training_pairs(prepared_dir) if config.real_pairs else None,
+            real_share=config.real_pairs, slots=slots)
+        return OnlineBatches(sampler, start=start, steps=config.steps,
+                             workers=distributed.loader_workers(config.workers) if config.workers else 0)
+    if pairs_dir is None:
+        raise ValueError("train.source is offline but no training-pairs folder was given")
+    return OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed),
+                          batch_size=config.batch_size, seed=seed, start=start, steps=config.steps,
+                          task_weights=config.task_weights, device=target, slots=slots,
+                          workers=distributed.loader_workers(4))
+
+
+def resume_into(model: nn.Module, optimisation: Optimisation, checkpoint_path: Path,
+                resume: tuple[Mapping[str, Any] | None, list[str]], *, verbose: bool) -> tuple[int, list]:
+    """Loads a checkpoint's weights, optimiser and random states (``resume``: what :func:`resumable_state` read, and
+    the settings that stop it); returns its step and curve rows, (0, []) without one."""
+    state, mismatch = resume
+    if mismatch and verbose:
+        print(f"train: ignoring {checkpoint_path}: it was written with other settings ({', '.join(mismatch)})",
+              flush=True)
+    if state is None:
+        return 0, []
+    model.load_state_dict(state["model"])
+    optimisation.load_state_dict(state)
+    _set_rng_state(state["rng"])
+    if verbose:
+        print(f"train: resuming from {checkpoint_path} at step {state['step']}", flush=True)
+    return int(state["step"]), list(state["curve"])
+
+
+def wrap_network(model: nn.Module, config: TrainConfig, distributed: Distributed, target: torch.device) -> nn.Module:
+    """The module the steps call: ``model`` under DDP with several ranks, compiled if asked."""
+    network: nn.Module = model
+    if distributed.world_size > 1:
+        network = nn.parallel.DistributedDataParallel(model, device_ids=[target.index] if target.type == "cuda"
+                                                      else None)
+    return torch.compile(network) if config.compile else network
 
 
 def train(
-    config: TrainConfig,
-    *,
-    seed: int,
-    device: str,
-    prepared_dir: Path,
-    pairs_dir: Path | None,
-    model_path: Path,
-    curve_path: Path,
-    checkpoint_path: Path,
-    ranges: DegradationRanges | None = None,
-    tracker: Any = None,
-    distributed: Distributed | None = None,
-    progress: bool = True,
+    config: TrainConfig, *, seed: int, device: str, prepared_dir: Path, pairs_dir: Path | None, model_path: Path,
+    curve_path: Path, checkpoint_path: Path, ranges: DegradationRanges | None = None, tracker: Any = None,
+    distributed: Distributed | None = None, progress: bool = True,
     model_metadata: Callable[[], Mapping[str, Any]] | None = None,
     resume: tuple[dict[str, Any] | None, list[str]] | None = None,
 ) -> TrainResult:
@@ -135,110 +293,57 @@ def train(
     torch.manual_seed(seed)
     random.seed(seed)
     target = torch.device(device)
-    on_cuda = target.type == "cuda"
-    slots = distributed.slots(config.batch_size)
-
     model = build_model(config.model).to(target)
-    if on_cuda and config.channels_last:
+    if target.type == "cuda" and config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
-                                  weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup=config.warmup_steps, total=config.steps,
-                                          floor=config.min_lr_ratio))
-    step, curve_rows = 0, []
-    state, mismatch = resume if resume is not None else resumable_state(checkpoint_path, config, seed)
-    if mismatch and distributed.is_main and progress:
-        print(f"train: ignoring {checkpoint_path}: it was written with other settings ({', '.join(mismatch)})",
-              flush=True)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        step, curve_rows = int(state["step"]), list(state["curve"])
-        if distributed.is_main and progress:
-            print(f"train: resuming from {checkpoint_path} at step {step}", flush=True)
+    optimisation = Optimisation.adamw(model, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
+                                      steps=config.steps, warmup=config.warmup_steps, floor=config.min_lr_ratio)
+    step, curve_rows = resume_into(model, optimisation, checkpoint_path,
+                                   resume if resume is not None else resumable_state(checkpoint_path, config, seed),
+                                   verbose=distributed.is_main and progress)
     resumed_from = step
-
-    network: nn.Module = model
-    if distributed.world_size > 1:
-        network = nn.parallel.DistributedDataParallel(model, device_ids=[target.index] if on_cuda else None)
-    if config.compile:
-        network = torch.compile(network)
-
-    if config.source == "online":
-        sampler = OnlinePairSampler(
-            split_files(prepared_dir, "train", cache=config.image_cache), tasks=config.tasks, patch=config.patch,
-            batch_size=config.batch_size, seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
-            augment=config.augment, real_pairs=real_training_pairs(prepared_dir) if config.real_pairs else None,
-            real_share=config.real_pairs, slots=slots)
-        data = OnlineBatches(sampler, start=step, steps=config.steps,
-                             workers=distributed.loader_workers(config.workers) if config.workers else 0)
-    else:
-        if pairs_dir is None:
-            raise ValueError("train.source is offline but no training-pairs folder was given")
-        data = OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed),
-                              batch_size=config.batch_size, seed=seed, start=step, steps=config.steps,
-                              task_weights=config.task_weights, device=target, slots=slots,
-                              workers=distributed.loader_workers(4))
-
+    network = wrap_network(model, config, distributed, target)
+    data = training_batches(config, seed=seed, start=step, target=target, prepared_dir=prepared_dir,
+                            pairs_dir=pairs_dir, ranges=ranges, distributed=distributed)
     restoration_loss = pixel_loss(config.loss)
-    previews = (preview_pairs(split_files(prepared_dir, "train"), config.tasks, seed=seed, ranges=ranges)
-                if distributed.is_main and tracker is not None else [])
+    logging = distributed.is_main and tracker is not None
+    previews = preview_pairs(split_files(prepared_dir, "train"), config.tasks, seed=seed, ranges=ranges) if logging else []
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
-    model.train()
-    started, patches, data_time = time.perf_counter(), 0, 0.0
-    pending: list[torch.Tensor] = []  # (loss, error) of the steps since the last read, still on the device
-    rates: list[float] = []
-    while step < config.steps:
-        fetch_started = time.perf_counter()
-        batch = data.batch(step)
-        data_time += time.perf_counter() - fetch_started
-        figures, _ = training_step(network, model, batch, optimizer=optimizer, scheduler=scheduler,
-                                   config=config, restoration_loss=restoration_loss)
-        step += 1
-        patches += config.batch_size
-        pending.append(figures)
-        rates.append(scheduler.get_last_lr()[0])
-        sample = distributed.is_main and tracker is not None and (step % config.sample_every == 0
-                                                                  or step == config.steps)
-        checkpoint = step % config.checkpoint_every == 0 and step < config.steps
-        if not (step % config.log_every == 0 or step == config.steps or checkpoint or sample):
-            continue
-        first = step - len(pending) + 1
-        read = read_figures(pending, distributed)
-        curve_rows += [{"step": first + k, "loss": loss, "psnr": psnr, "lr": lr}
-                       for k, ((loss, psnr), lr) in enumerate(zip(read, rates))]
-        pending, rates = [], []
-        latest = curve_rows[-1]
-        rate = patches / max(time.perf_counter() - started, 1e-9)
-        bar.update(step, {"loss": latest["loss"], "psnr": latest["psnr"], "lr": latest["lr"], "patches_per_s": rate})
-        if distributed.is_main and tracker is not None:
-            if step % config.log_every == 0 or step == config.steps:
-                tracker.log_metrics({"train/loss": latest["loss"], "train/psnr": latest["psnr"],
-                                     "train/lr": latest["lr"], "train/patches_per_s": rate}, step=step)
-            if sample:
-                tracker.log_image(preview_grid(model, previews), key="samples", step=step)
-        if checkpoint:
-            if distributed.is_main:
-                atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "step": step, "rng": _rng_state(),
-                             "curve": curve_rows, "config": asdict(config), "seed": seed,
-                             "run_id": getattr(tracker, "run_id", None)}, checkpoint_path)
-            if distributed.world_size > 1:
-                dist.barrier()
-    bar.close()
+    clock = StepClock(config.batch_size)
 
+    def take_step(step: int) -> tuple[torch.Tensor, float]:
+        batch = clock.fetch(data.batch, step - 1)
+        figures, _, lr = training_step(network, model, batch, optimisation=optimisation, config=config,
+                                       restoration_loss=restoration_loss)
+        return figures, lr
+
+    def report(rows: list[StepFigures], log: bool) -> None:
+        curve_rows.extend({"step": row.step, "loss": row.values[0], "psnr": psnr_of(row.values[1]), "lr": row.lr}
+                          for row in rows)
+        latest = {**curve_rows[-1], "patches_per_s": clock.rate()}
+        bar.update(latest["step"], latest)
+        if logging and log:
+            tracker.log_metrics({f"train/{key}": latest[key] for key in ("loss", "psnr", "lr", "patches_per_s")},
+                                step=latest["step"])
+
+    def save_checkpoint(step: int) -> None:
+        if distributed.is_main:
+            atomic_save({"model": model.state_dict(), **optimisation.state_dict(), "step": step, "rng": _rng_state(),
+                         "curve": curve_rows, "config": asdict(config), "seed": seed,
+                         "run_id": getattr(tracker, "run_id", None)}, checkpoint_path)
+
+    model.train()
+    run_steps(take_step, start=step, distributed=distributed, report=report, checkpoint=save_checkpoint,
+              cadence=Cadence(config.steps, config.log_every, config.sample_every, config.checkpoint_every),
+              sample=(lambda step: tracker.log_image(preview_grid(model, previews), key="samples", step=step))
+              if logging else None)
+    bar.close()
     curve = pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)
     if distributed.is_main:
         curve_path.parent.mkdir(parents=True, exist_ok=True)
         curve.to_csv(curve_path, index=False)
-        save_model_file(model_path, model, model_name=config.model, step=step,
-                        **(dict(model_metadata()) if model_metadata else {}))
+        save_model_file(model_path, model, model_name=config.model, step=config.steps, **(model_metadata or dict)())
         checkpoint_path.unlink(missing_ok=True)
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    rate = patches / elapsed if step > resumed_from else 0.0
-    return TrainResult(model=model.eval(), curve=curve, patches_per_s=rate, resumed_from=resumed_from,
-                       data_share=data_time / elapsed if step > resumed_from else 0.0)
-
+    trained = config.steps > resumed_from
+    return TrainResult(model=model.eval(), curve=curve, patches_per_s=clock.rate() if trained else 0.0,
+                       resumed_from=resumed_from, data_share=clock.data_share() if trained else 0.0)

@@ -1,5 +1,4 @@
-"""The labelled sample grids logged while training: fixed degraded crops, the model's outputs, the clean ones.
-"""
+"""The labelled sample grids logged while training: fixed degraded crops, the model's outputs, the clean ones."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from pip_model.image_files import labelled_grid
 from pip_model.tasks import task_classes, task_prompt
 
 PREVIEW_SIDE, PREVIEW_ROWS = 96, 6
-
 
 
 def preview_pairs(images: Sequence[torch.Tensor], tasks: Sequence[str], *, seed: int,
@@ -42,7 +40,6 @@ def preview_pairs(images: Sequence[torch.Tensor], tasks: Sequence[str], *, seed:
         degraded, _ = degrade(clean, task, seed=derive_seed(seed, "preview", task), ranges=ranges)
         rows.append((task, degraded.clamp(0, 1), clean))
     return rows
-
 
 
 @torch.no_grad()

@@ -1,5 +1,4 @@
-"""One progress line per logged step, readable in a terminal and in a log.
-"""
+"""One progress line per logged step, readable in a terminal and in a log."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ from collections.abc import Mapping
 
 PROGRESS_FORMATS = {"loss": "loss {:.4f}", "psnr": "psnr {:.2f} dB", "accuracy": "accuracy {:.3f}",
                     "lr": "lr {:.2e}", "patches_per_s": "{:.1f} patches/s"}
-
 
 
 class Progress:

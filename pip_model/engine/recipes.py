@@ -1,5 +1,4 @@
-"""The training recipes as typed configs: the restorers' (``train``) and the sensor's (``sensor``), and which of their settings only say how a run goes (resume-neutral).
-"""
+"""The training recipes as typed configs: the restorers' (``train``) and the sensor's (``sensor``), and which of their settings only say how a run goes (resume-neutral)."""
 
 from __future__ import annotations
 
@@ -13,9 +12,7 @@ from pip_model.tasks import TASKS, task_class, task_components
 CURVE_COLUMNS = ["step", "loss", "psnr", "lr"]
 
 
-
 DEAD_LEAVES_SIDE = 256
-
 
 
 @dataclass(frozen=True)
@@ -100,12 +97,10 @@ class TrainConfig:
                              f"patch ({self.patch}) >= 8")
 
 
-
 # Settings that change how a run is executed or reported, not what it computes: a checkpoint written under other
 # values of these still resumes.
 RESUME_NEUTRAL = frozenset({"models", "compile", "threads", "workers", "image_cache", "log_every", "sample_every",
                             "checkpoint_every"})
-
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,4 @@
-"""Resuming a run: the random states saved with a checkpoint and the check that the saved recipe is this one.
-"""
+"""Resuming a run: the random states saved with a checkpoint and the check that the saved recipe is this one."""
 
 from __future__ import annotations
 
@@ -21,11 +20,9 @@ def _rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
 
 
-
 def _set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((3, tuple(state["python"]), None))
-
 
 
 def resume_mismatch(saved: Mapping[str, Any] | None, config: TrainConfig) -> list[str]:
@@ -34,7 +31,6 @@ def resume_mismatch(saved: Mapping[str, Any] | None, config: TrainConfig) -> lis
     saved = saved or {}
     return [f"{name} {saved.get(name)!r} -> {value!r}" for name, value in current.items()
             if name not in RESUME_NEUTRAL and saved.get(name) != value]
-
 
 
 def resumable_state(checkpoint_path: Path, config: TrainConfig, seed: int) -> tuple[dict[str, Any] | None, list[str]]:

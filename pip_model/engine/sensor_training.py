@@ -1,9 +1,7 @@
-"""Training the degradation sensor: the restorers' loop with a classification loss and the sensor's own batches.
-"""
+"""Training the degradation sensor: the restorers' loop with a classification loss and the sensor's own batches."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,9 @@ from torch import nn
 
 from pip_model.data.degradations import DegradationRanges, derive_seed
 from pip_model.data.images import ImageSet, dead_leaves_images, split_files
-from pip_model.data.sampling import OnlinePairSampler
-from pip_model.engine.loop import lr_factor
+from pip_model.data.sampling import OnlinePairSampler, PairBatch
+from pip_model.engine.distributed import Distributed
+from pip_model.engine.loop import Cadence, Optimisation, StepClock, StepFigures, run_steps
 from pip_model.engine.progress import Progress
 from pip_model.engine.recipes import DEAD_LEAVES_SIDE, SensorConfig
 from pip_model.networks.registry import build_model
@@ -30,9 +29,7 @@ def train_sensor(
     torch.manual_seed(seed)
     target = torch.device(device)
     model = build_model(config.model).to(target).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup=0, total=config.steps, floor=0.01))
+    optimisation = Optimisation.adamw(model, lr=config.lr, weight_decay=config.weight_decay, steps=config.steps)
     images = ImageSet(split_files(prepared_dir, "train"),
                       dead_leaves_images(config.dead_leaves, side=DEAD_LEAVES_SIDE, seed=seed))
     data = OnlinePairSampler(images, tasks=config.tasks, patch=config.patch,
@@ -41,29 +38,41 @@ def train_sensor(
                              exposure=None if config.exposure == (1.0, 1.0) else config.exposure,
                              scales=config.scales)
     bar = Progress(config.steps, 0, config.log_every, progress)
-    started = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        batch = data.batch(step)
-        degraded, present = batch.degraded, (batch.prompts > 0).float()
-        if config.clean_share:
-            draws = torch.rand(config.batch_size, generator=torch.Generator().manual_seed(
-                derive_seed(seed, "sensor-clean", step)))
-            left_clean = (draws < config.clean_share).to(target)
-            degraded = torch.where(left_clean[:, None, None, None], batch.clean, degraded)
-            present = torch.where(left_clean[:, None], torch.zeros_like(present), present)
+    clock = StepClock(config.batch_size)
+
+    def take_step(step: int) -> tuple[torch.Tensor, float]:
+        degraded, present = sensor_batch(clock.fetch(data.batch, step), step, config=config, seed=seed)
         logits = model.logits(degraded)
         loss = F.binary_cross_entropy_with_logits(logits, present)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        accuracy = float(((logits > 0) == (present > 0)).all(dim=1).float().mean())
-        rate = step * config.batch_size / (time.perf_counter() - started)
-        bar.update(step, {"loss": float(loss.detach()), "accuracy": accuracy, "lr": scheduler.get_last_lr()[0],
-                          "patches_per_s": rate})
-        if tracker is not None and (step % config.log_every == 0 or step == config.steps):
-            tracker.log_metrics({"sensor/train_loss": float(loss.detach()), "sensor/train_accuracy": accuracy},
-                                step=step)
+        lr = optimisation.step(model, loss)
+        accuracy = ((logits.detach() > 0) == (present > 0)).all(dim=1).float().mean()
+        return torch.stack([loss.detach(), accuracy]), lr
+
+    def report(rows: list[StepFigures], log: bool) -> None:
+        latest = rows[-1]
+        loss, accuracy = latest.values
+        bar.update(latest.step, {"loss": loss, "accuracy": accuracy, "lr": latest.lr, "patches_per_s": clock.rate()})
+        if tracker is not None and log:
+            tracker.log_metrics({"sensor/train_loss": loss, "sensor/train_accuracy": accuracy}, step=latest.step)
+
+    run_steps(take_step, start=0, cadence=Cadence(config.steps, config.log_every), distributed=Distributed(),
+              report=report)
     bar.close()
     return model.eval()
 
+
+def sensor_batch(batch: PairBatch, step: int, *, config: SensorConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crops of one sensor step and the classes present in each: a seeded ``config.clean_share`` of them is
+    swapped for its clean crop, with no class present.
+
+    Shape:
+        batch (B, 3, P, P) -> (B, 3, P, P), (B, C)
+    """
+    degraded, present = batch.degraded, (batch.prompts > 0).float()
+    if config.clean_share:
+        draws = torch.rand(config.batch_size, generator=torch.Generator().manual_seed(
+            derive_seed(seed, "sensor-clean", step)))
+        left_clean = (draws < config.clean_share).to(degraded.device)
+        degraded = torch.where(left_clean[:, None, None, None], batch.clean, degraded)
+        present = torch.where(left_clean[:, None], torch.zeros_like(present), present)
+    return degraded, present

@@ -58,7 +58,6 @@ class EvaluateConfig:
             raise ValueError(f"evaluate.tile_batch must be >= 1, got {self.tile_batch}")
 
 
-
 @dataclass
 class Contender:
     """Something evaluated on the benchmark: a model (optionally blind, with a sensor), or a baseline.
@@ -74,7 +73,6 @@ class Contender:
     restore: Callable[[torch.Tensor, str], torch.Tensor]
     run_id: str = ""
     model: nn.Module | None = None
-
 
 
 def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",
@@ -99,7 +97,6 @@ def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_
     return Contender(name=name, restore=restore, run_id=run_id, model=model)
 
 
-
 def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sensor_path: Path | None,
                     device: str) -> tuple[list[Contender], nn.Module | None]:
     """The baselines, each model file's model on ``device`` and, with a sensor, its blind twin; and the sensor."""
@@ -115,7 +112,6 @@ def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sens
     return contenders, sensor
 
 
-
 def prompt_contenders(name: str, model: nn.Module, config: EvaluateConfig) -> list[Contender]:
     """The model under every fixed prompt, whatever the task: each class's one-hot prompt (``<name>@rain``...)
     and the uniform blend (``<name>@uniform``), the prompt of a sensor that knows nothing. On single tasks they
@@ -124,7 +120,6 @@ def prompt_contenders(name: str, model: nn.Module, config: EvaluateConfig) -> li
     prompts["uniform"] = torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES)
     return [model_contender(f"{name}@{prompt_name}", model, config, prompt=prompt)
             for prompt_name, prompt in prompts.items()]
-
 
 
 def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
@@ -136,7 +131,6 @@ def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
     return contenders
 
 
-
 @dataclass
 class Evaluation:
     """Per-image rows (model, task, id, psnr, ssim) and the nested per-task means."""
@@ -144,7 +138,6 @@ class Evaluation:
     per_image: pd.DataFrame
     metrics: dict[str, dict[str, dict[str, float]]]
     examples: dict[tuple[str, str], list[tuple[str, np.ndarray]]]
-
 
 
 @dataclass(frozen=True)
@@ -170,12 +163,10 @@ class BenchmarkPair:
         return to_tensor(read_image(self.benchmark_dir / self.row.clean_path).rgb)[None]
 
 
-
 def load_benchmark(benchmark_dir: Path) -> list[BenchmarkPair]:
     """Every pair that the ``degrade`` stage's ``manifest.csv`` lists (its images are read when used)."""
     manifest = pd.read_csv(benchmark_dir / "manifest.csv")
     return [BenchmarkPair(row, benchmark_dir) for row in manifest.itertuples()]
-
 
 
 def evaluate(
@@ -199,7 +190,6 @@ def evaluate(
     return Evaluation(per_image=per_image, metrics=summarise(per_image), examples=examples)
 
 
-
 def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
     """``{model: {task: {"psnr": mean, "ssim": mean}}}``, in the benchmark's task order."""
     means = per_image.groupby(["model", "task"], sort=False)[["psnr", "ssim"]].mean()
@@ -210,14 +200,12 @@ def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]
     return metrics
 
 
-
 def run_metrics(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """MLflow metrics ``eval/<task>/psnr``, ``eval/<task>/ssim`` and ``eval/mean/...`` (the UI groups charts by
     the part before the first ``/``)."""
     flat = {f"eval/{task}/{name}": values[name] for task, values in per_task.items() for name in ("psnr", "ssim")}
     flat |= {f"eval/mean/{name}": value for name, value in mean_scores(per_task).items()}
     return flat
-
 
 
 def mean_scores(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

@@ -1,5 +1,4 @@
-"""PSNR and SSIM of restored images: Kornia's on RGB, or the paper's (scikit-image on the Y channel of 8-bit images).
-"""
+"""PSNR and SSIM of restored images: Kornia's on RGB, or the paper's (scikit-image on the Y channel of 8-bit images)."""
 
 from __future__ import annotations
 

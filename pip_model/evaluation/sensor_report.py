@@ -1,5 +1,4 @@
-"""How well the sensor names what degraded each benchmark image: accuracy per class and composite, clean crops left alone.
-"""
+"""How well the sensor names what degraded each benchmark image: accuracy per class and composite, clean crops left alone."""
 
 from __future__ import annotations
 
@@ -59,7 +58,6 @@ class SensorReport:
         if self.clean_kept is not None:
             parts.append(f"clean crops left alone {self.clean_kept:.2f}")
         return "; ".join(parts)
-
 
 
 @torch.no_grad()

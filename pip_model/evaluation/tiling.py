@@ -1,5 +1,4 @@
-"""Restoring an image of any size in overlapping tiles blended with linear ramps, so seams do not show.
-"""
+"""Restoring an image of any size in overlapping tiles blended with linear ramps, so seams do not show."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
     return starts + [length - tile]
 
 
-
 def _blend_weights(length: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
     """Ones, with linear ramps over the overlaps shared with a neighbouring tile."""
     weights = torch.ones(length)
@@ -30,14 +28,12 @@ def _blend_weights(length: int, overlap: int, fade_in: bool, fade_out: bool) -> 
     return weights
 
 
-
 def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int]]:
     """Top-left corners of the tiles covering an image (the last ones flush with the edges)."""
     stride = tile - overlap
     for top in _starts(height, tile, stride):
         for left in _starts(width, tile, stride):
             yield top, left
-
 
 
 @torch.no_grad()

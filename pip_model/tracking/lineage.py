@@ -1,5 +1,4 @@
-"""What produced a run: the flattened parameters, the git commit and state, and the DVC stage and inputs.
-"""
+"""What produced a run: the flattened parameters, the git commit and state, and the DVC stage and inputs."""
 
 from __future__ import annotations
 
@@ -26,18 +25,15 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-
 def _git(root: Path, *arguments: str) -> str | None:
     """A git command's output in ``root``; None when it fails (no repository, no such object)."""
     done = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True)
     return done.stdout if done.returncode == 0 else None
 
 
-
 def git_commit(root: Path) -> str:
     """The commit checked out in ``root`` ("" outside a git repository)."""
     return (_git(root, "rev-parse", "HEAD") or "").strip()
-
 
 
 def git_tags(root: Path) -> dict[str, str]:
@@ -64,13 +60,11 @@ def git_tags(root: Path) -> dict[str, str]:
     return tags
 
 
-
 def dvc_outputs(root: Path) -> list[str]:
     """The paths of every stage output that ``dvc.lock`` records."""
     lock = root / "dvc.lock"
     stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
     return [entry["path"] for stage in stages.values() for entry in stage.get("outs", []) if "path" in entry]
-
 
 
 @functools.lru_cache(maxsize=8)  # a stage opens one run per model it evaluates: read git once
@@ -95,7 +89,6 @@ def pipeline_context(root: Path) -> tuple[str, str]:
                                                                         if len(changed) > 3 else [])
     identity = json.dumps([(_git(root, "rev-parse", "HEAD") or "").strip(), current], sort_keys=True)
     return ", ".join(words), hashlib.sha1(identity.encode()).hexdigest()[:10]
-
 
 
 def dvc_input_tags(root: Path, inputs: list[str]) -> dict[str, str]:

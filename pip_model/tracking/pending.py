@@ -1,5 +1,4 @@
-"""What is logged while the tracking server is away: kept on disk, sent with the next call that gets through, or by ``python -m pip_model sync``.
-"""
+"""What is logged while the tracking server is away: kept on disk, sent with the next call that gets through, or by ``python -m pip_model sync``."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from typing import Any
 from pip_model.tracking.uris import first_line
 
 PENDING_SUFFIX = ".mlflow-pending.jsonl"
-
 
 
 class PendingLog:
@@ -99,7 +97,6 @@ class PendingLog:
         temporary.replace(self.path)
 
 
-
 def _send_entry(client: Any, entry: dict[str, Any]) -> int:
     from mlflow.entities import Metric
 
@@ -110,7 +107,6 @@ def _send_entry(client: Any, entry: dict[str, Any]) -> int:
         return len(metrics)
     client.set_terminated(entry["run_id"], entry["status"], end_time=entry["end_time"])
     return 0
-
 
 
 def _run_gone(client: Any, run_id: str) -> str | None:
@@ -126,7 +122,6 @@ def _run_gone(client: Any, run_id: str) -> str | None:
     return f"run {run_id} was deleted" if run.info.lifecycle_stage == "deleted" else None
 
 
-
 @dataclass
 class SyncResult:
     """What :func:`sync_pending` did with one pending file."""
@@ -134,7 +129,6 @@ class SyncResult:
     sent: int = 0
     skipped: list[str] = field(default_factory=list)
     error: str = ""
-
 
 
 def sync_pending(paths: list[Path]) -> dict[Path, SyncResult]:

@@ -27,10 +27,8 @@ from pip_model.tracking.uris import TrackingUnavailable, access_hint, check_reac
 DEFAULT_EXPERIMENT = "pip-universal"
 
 
-
 # The experiment tag by which the MLflow UI opens an experiment on its training runs (not on the GenAI overview).
 EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
-
 
 
 # A view of the runs table that the UI opens from a link (#/experiments/ID/runs?viewStateShareKey=headline): the
@@ -38,14 +36,11 @@ EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_deve
 HEADLINE_VIEW = "headline"
 
 
-
 HEADLINE_COLUMNS = ("eval/mean/psnr", "eval/mean/ssim", "train/final_psnr", "sensor/accuracy", "sensor/clean_kept")
-
 
 
 HEADLINE_STATE = json.dumps({"selectedColumns": [f"metrics.`{name}`" for name in HEADLINE_COLUMNS],
                              "orderByKey": "metrics.`eval/mean/psnr`", "orderByAsc": False})
-
 
 
 @dataclass(frozen=True)
@@ -77,12 +72,9 @@ class TrackingConfig:
                 "in MLFLOW_TRACKING_URI (leave tracking.uri empty)")
 
 
-
 def registered_name(model_name: str) -> str:
     """Model Registry name of a pipeline model."""
     return f"pip-universal-{model_name}"
-
-
 
 
 class Tracker:

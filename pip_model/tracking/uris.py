@@ -1,5 +1,4 @@
-"""Where runs go: the tracking URI, its form, whether it answers, and one readable line for each way it can fail.
-"""
+"""Where runs go: the tracking URI, its form, whether it answers, and one readable line for each way it can fail."""
 
 from __future__ import annotations
 
@@ -11,15 +10,12 @@ class TrackingUnavailable(RuntimeError):
     """The MLflow tracking store cannot be reached or used."""
 
 
-
 def tracking_uri(configured: str, root: Path) -> str:
     """The tracking URI: ``params.yaml``'s ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else SQLite at ``root``."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
-
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
-
 
 
 def uri_form_problem(uri: str) -> str | None:
@@ -34,12 +30,10 @@ def uri_form_problem(uri: str) -> str | None:
     return f"'{uri}' has the unknown scheme '{scheme}://'; use sqlite:///PATH, http(s)://HOST:PORT or postgresql://..."
 
 
-
 def first_line(error: BaseException) -> str:
     """An error's first line (its type when it says nothing), at most 300 characters."""
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
-
 
 
 def mlflow_uri_problem(spec: str, error: Exception) -> str:
@@ -75,7 +69,6 @@ def mlflow_uri_problem(spec: str, error: Exception) -> str:
             f"{', '.join(versions) or 'none'}) in MLflow at {store}")
 
 
-
 def access_hint(error: Exception) -> str | None:
     """What to do about a missing driver or a refused login, in words; None for other errors."""
     if isinstance(error, ModuleNotFoundError):
@@ -90,7 +83,6 @@ def access_hint(error: Exception) -> str | None:
         return (f"the user {os.environ.get('MLFLOW_TRACKING_USERNAME')!r} may not write here: an admin grants "
                 "it (mlflow.server.get_app_client('basic-auth', ...).create_experiment_permission)")
     return None
-
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
