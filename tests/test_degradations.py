@@ -227,3 +227,52 @@ def test_draws_are_made_on_the_cpu_whatever_the_device(photos, task):
     assert set(draws.devices) == {"cpu"} and reads.reads == []
     alone, _ = degrade(photos[1:2], task, params=records[1:2])
     torch.testing.assert_close(alone, expected[1:2], rtol=0, atol=1e-6)
+
+
+# Every range a single point far from the defaults: a fresh draw under these differs from any default draw.
+ELSEWHERE = DegradationRanges(
+    rain_density=(0.03, 0.03), rain_length=(5, 5), rain_angle=(80.0, 80.0), rain_width=(2.0, 2.0),
+    rain_intensity=(0.2, 0.2), haze_beta=(4.0, 4.0), haze_airlight=(0.3, 0.3), blur_kernel=(3, 3),
+    blur_angle=(0.0, 0.0), blur_direction=(0.0, 0.0), lowlight_gamma=(1.0, 1.0), lowlight_exposure=(0.9, 0.9),
+    lowlight_shot=(0.05, 0.05), lowlight_read=(0.05, 0.05))
+
+
+@pytest.mark.parametrize("task", ["derain", "dehaze", "deblur", "lowlight", "derain_dehaze"])
+def test_a_replay_uses_the_recorded_parameters_whatever_the_ranges(task):
+    images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    recorded, records = degrade(images, task, seed=7)
+    fresh, _ = degrade(images, task, seed=7, ranges=ELSEWHERE)
+    assert (fresh - recorded).abs().amax() > 1e-3  # these ranges do draw other parameters
+    replayed, replay_records = degrade(images, task, params=records, ranges=ELSEWHERE)
+    torch.testing.assert_close(replayed, recorded, rtol=0, atol=0)
+    assert replay_records == records
+
+
+def test_a_replay_applies_an_edited_record():
+    """Edited haze parameters give the scattering model's image with the new values (depth given); an edited noise
+    sigma scales the very same noise field."""
+    images = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    depth = torch.linspace(0, 1, 16)[None, None, :, None].expand(1, 1, 16, 16)
+    _, records = degrade(images, "dehaze", seed=3, depth=depth)
+    edited = [records[0] | {"beta": 3.5, "airlight": 0.25}]
+    hazy, replay_records = degrade(images, "dehaze", params=edited, depth=depth)
+    transmission = torch.exp(-3.5 * depth)
+    torch.testing.assert_close(hazy, images * transmission + 0.25 * (1 - transmission))
+    assert replay_records[0]["beta"] == 3.5 and replay_records[0]["airlight"] == 0.25
+
+    grey = torch.full((1, 3, 16, 16), 0.5)
+    noisy, records = degrade(grey, "denoise_25", seed=3)  # unclipped at this sigma
+    quieter, _ = degrade(grey, "denoise_25", params=[records[0] | {"sigma": 5.0}])
+    torch.testing.assert_close(quieter - grey, (noisy - grey) * 5 / 25, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_noise_is_sigma_over_255_times_the_image_generators_standard_normal_draw(sigma):
+    """Noise has no sampled parameter: the first draw of the image's generator (seeded by its recorded
+    ``image_seed``) is its standard normal field, scaled by sigma/255 and added, then clipped."""
+    clean = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    noisy, records = degrade(clean, f"denoise_{sigma}", seed=11)
+    for image, record in enumerate(records):
+        field = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(record["image_seed"]))
+        expected = (clean[image] + field[0] * sigma / 255).clamp(0, 1)
+        torch.testing.assert_close(noisy[image], expected, rtol=0, atol=1e-6)

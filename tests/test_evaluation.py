@@ -18,12 +18,14 @@ import yaml
 from torch import nn
 
 from pip_model import build_model, degrade
-from pip_model.apps.report import composite_table, prompt_cost_table
+from pip_model.apps.report import composite_table, paper_table, prompt_cost_table
 from pip_model.data.degradations import DegradationRanges
 from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig, build_benchmark
 from pip_model.evaluation.benchmark import (
     EvaluateConfig,
+    baseline_contenders,
+    evaluate,
     load_benchmark,
     load_contenders,
     model_contender,
@@ -35,7 +37,7 @@ from pip_model.evaluation.classical import classical_restore, estimate_motion_ke
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.evaluation.sensor_report import sensor_report
 from pip_model.evaluation.tiling import restore_tiled, tile_windows
-from pip_model.image_files import read_image
+from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import save_model_file
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
 from tests.conftest import QUIET, randomise_output, stage_environment
@@ -340,3 +342,54 @@ def test_the_report_tables_compare_prompts_and_composites():
         "true mixture": 15.0, "sensor mixture": 14.0, "sensor beats input and best single": "no"}
     metrics["pip_blind"]["derain_dehaze"]["psnr"] = 14.6
     assert composite_table(metrics, prompts).loc["derain_dehaze", "sensor beats input and best single"] == "yes"
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory) -> Path:
+    """The degrade stage's benchmark of one 40-px photograph: one 32-px crop per task, singles and a composite."""
+    prepared = tmp_path_factory.mktemp("tiny") / "prepared"
+    write_png(prepared / "test" / "cat.png", to_array(_photo_crop()[0, :, :40, :40]))
+    manifest = pd.DataFrame({"id": ["cat"], "split": ["test"], "path": ["test/cat.png"]})
+    manifest.to_csv(prepared / "manifest.csv", index=False)
+    config = DegradeConfig(tasks=("derain", "dehaze", "denoise_25", "derain_dehaze"), benchmark_crop=32,
+                           crops_per_image=1)
+    build_benchmark(prepared, config, seed=0, out_dir=prepared.parent / "benchmark", **QUIET)
+    return prepared.parent / "benchmark"
+
+
+def test_a_composite_class_is_found_from_a_score_of_0_6_not_below(tiny_benchmark):
+    pairs = [pair for pair in load_benchmark(tiny_benchmark) if pair.row.task in ("derain", "derain_dehaze")]
+    doubtful = sensor_report(pairs, _constant_sensor(rain=0.99, haze=0.55))
+    assert doubtful.composites == {"derain_dehaze": 0.0}
+    assert {row["found"] for row in doubtful.decisions if row["task"] != "clean"} == {"rain"}
+    assert sensor_report(pairs, _constant_sensor(rain=0.99, haze=0.65)).composites == {"derain_dehaze": 1.0}
+
+
+@pytest.mark.parametrize("y_channel", [False, True])
+def test_evaluate_with_paper_metrics_scores_ssim_as_scikit_image_does(tiny_benchmark, y_channel):
+    """The paper's protocol: scikit-image's SSIM (7x7 uniform window, data_range 1) of the float images, on RGB
+    (mean over channels) or on BT.601 luma; Kornia's 11x11 Gaussian SSIM of the same pairs differs."""
+    from skimage.metrics import structural_similarity
+
+    pairs = load_benchmark(tiny_benchmark)
+    config = EvaluateConfig(metrics="paper", y_channel=y_channel, classical=False)
+    per_image = evaluate(pairs, baseline_contenders(config), config, progress=lambda message: None).per_image
+    luma = np.array([0.299, 0.587, 0.114])
+    for pair, ssim in zip(pairs, per_image["ssim"], strict=True):
+        clean, degraded = (to_array(image[0]).astype(np.float64) for image in (pair.clean, pair.degraded))
+        if y_channel:
+            clean, degraded = clean @ luma, degraded @ luma
+        expected = structural_similarity(clean, degraded, data_range=1, channel_axis=None if y_channel else -1)
+        assert ssim == pytest.approx(expected, abs=1e-4)
+        assert abs(ssim - image_metrics(pair.degraded, pair.clean, y_channel=y_channel)[1]) > 5e-3
+
+
+def test_the_paper_tables_average_ssim_is_the_mean_of_its_ssim_columns():
+    metrics = {"ours": {"denoise_15": {"psnr": 30.0, "ssim": 0.712}, "derain": {"psnr": 34.5, "ssim": 0.845},
+                        "dehaze": {"psnr": 28.2, "ssim": 0.903}}}
+    table = paper_table(metrics, "3task")
+    assert list(table.columns) == ["BSD68 s15", "Rain100L", "SOTS", "average"]
+    assert table.loc["ours", "average"] == "30.90/0.820"
+    cells = [cell.split("/") for cell in table.loc["ours"]]
+    assert float(cells[-1][1]) == pytest.approx(np.mean([float(ssim) for _, ssim in cells[:-1]]), abs=5e-4)
+    assert table.loc["PIP-Restormer (paper)", "average"] == "32.91/0.920"

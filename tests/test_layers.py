@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from pip_model import build_model, prompt_regularization
 from pip_model.engine.losses import pixel_loss, prompt_bank_penalty, psnr_loss
-from pip_model.networks.layers import TOP_M_FRACTIONS, ChannelLayerNorm, CrossAttention, pad_to_multiple
+from pip_model.networks.layers import ChannelLayerNorm, CrossAttention, pad_to_multiple
 from pip_model.networks.pip import DegradationPrompt, PromptToFeature, match_channels
 from pip_model.tasks import (
     TASK_TO_CLASS,
@@ -59,8 +59,9 @@ def test_channel_layer_norm_matches_layer_norm_over_channels(kind):
     torch.testing.assert_close(norm(x), expected.permute(0, 3, 1, 2))
 
 
-def _top_m_by_scatter(attention: CrossAttention, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """Top-m attention written the direct way: a top-k mask per fraction, one output per mask."""
+def _top_m_by_scatter(attention: CrossAttention, query: torch.Tensor, context: torch.Tensor,
+                      kept_per_row: tuple[int, ...]) -> torch.Tensor:
+    """Top-m attention written the direct way: a top-k mask per count kept, one output per mask."""
     heads = attention.heads
     q = attention.q_dwconv(attention.q(query))
     k, v = attention.kv_dwconv(attention.kv(context)).chunk(2, dim=1)
@@ -68,21 +69,30 @@ def _top_m_by_scatter(attention: CrossAttention, query: torch.Tensor, context: t
     q, k, v = (t.reshape(b, heads, c // heads, h * w) for t in (q, k, v))
     scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * attention.temperature
     out = 0
-    for weight, (num, den) in zip(attention.selection_weights, TOP_M_FRACTIONS):
-        index = scores.topk(int(c // heads * num / den), dim=-1).indices
+    for weight, kept_count in zip(attention.selection_weights, kept_per_row, strict=True):
+        index = scores.topk(kept_count, dim=-1).indices
         mask = torch.zeros_like(scores).scatter_(-1, index, 1.0)
         kept = torch.where(mask > 0, scores, torch.full_like(scores, float("-inf")))
         out = out + weight * (kept.softmax(-1) @ v)
     return attention.project_out(out.reshape(b, c, h, w))
 
 
-def test_top_m_attention_keeps_the_m_largest_scores_per_row():
+# The published top-m attention keeps int(C * 1/2), int(C * 2/3), int(C * 3/4) and int(C * 4/5) of the C channels
+# of a head (rounded down), e.g. C = 24: 12, 16, 18 and 19.2 -> 19.
+@pytest.mark.parametrize(("channels", "heads", "kept_per_row"), [
+    (32, 2, (8, 10, 12, 12)),  # C = 16: 8, 10.67, 12, 12.8
+    (30, 2, (7, 10, 11, 12)),  # C = 15: 7.5, 10, 11.25, 12
+    (24, 1, (12, 16, 18, 19)),
+    (40, 2, (10, 13, 15, 16)),  # C = 20: 10, 13.33, 15, 16
+])
+def test_top_m_attention_keeps_the_m_largest_scores_per_row(channels, heads, kept_per_row):
     torch.manual_seed(0)
-    attention = CrossAttention(channels=32, heads=2, bias=False, selective=True)
+    attention = CrossAttention(channels=channels, heads=heads, bias=False, selective=True)
     with torch.no_grad():
         attention.selection_weights.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
-    query, context = torch.randn(2, 32, 6, 5), torch.randn(2, 32, 6, 5)
-    torch.testing.assert_close(attention(query, context), _top_m_by_scatter(attention, query, context))
+    query, context = torch.randn(2, channels, 6, 5), torch.randn(2, channels, 6, 5)
+    expected = _top_m_by_scatter(attention, query, context, kept_per_row)
+    torch.testing.assert_close(attention(query, context), expected)
 
 
 def test_selective_attention_differs_from_dense():

@@ -363,6 +363,36 @@ def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
         assert run.data.metrics["psnr"] == 23.0 and run.info.status == "FINISHED"
 
 
+def test_metrics_kept_in_an_outage_go_out_with_the_next_call_that_gets_through(mlflow_server, tmp_path,
+                                                                              monkeypatch):
+    """The first metrics logged once the server is back carry what the outage kept: the run holds them while it
+    still runs, before its end is logged, and nothing is left pending."""
+    from pip_model.tracking.tracker import Tracker
+
+    server = mlflow_server
+    port = int(server.uri.rsplit(":", 1)[1])
+    pending = tmp_path / "checkpoints" / f"model{PENDING_SUFFIX}"
+    for key, value in OUTAGE_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    tracker = Tracker(uri=server.uri, experiment="outage", run_name="r", pending=pending)
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    _kill_server(server)
+    with pytest.warns(UserWarning, match="MLflow logging failed"):
+        tracker.log_metrics({"loss": 0.5, "psnr": 21.0}, step=2)
+    assert [entry["kind"] for entry in PendingLog(pending).entries()] == ["metrics"]
+    with running_server(server_command(tmp_path, port), f"{server.uri}/health", tmp_path / "again.log",
+                        server_environment()):
+        tracker.log_metrics({"loss": 0.25}, step=3)
+        client = MlflowClient(tracking_uri=server.uri)
+        history = sorted((m.step, m.value) for m in client.get_metric_history(tracker.run_id, "loss"))
+        assert history == [(1, 1.0), (2, 0.5), (3, 0.25)]
+        run = client.get_run(tracker.run_id)
+        assert run.data.metrics["psnr"] == 21.0 and run.info.status == "RUNNING"
+        assert not pending.exists()
+        tracker.finish()
+        assert client.get_run(tracker.run_id).info.status == "FINISHED"
+
+
 def test_the_experiment_opens_on_its_training_runs(tmp_path):
     """MLflow's UI opens an experiment on its runs, not the GenAI overview, by the experiment tag
     mlflow.experimentKind; new experiments get it, and an older store's experiment gets it on the next run."""
