@@ -70,9 +70,9 @@ def measure(scale: int, count: int, size: int, patch: int, workers: int, folder:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["prepare"].update(datasets_root=str(datasets), min_side=32)
     params["degrade"].update(benchmark_crop=min(64, size), crops_per_image=1)
-    params["train"].update(steps=20, batch_size=8, patch=patch, workers=workers, log_every=10, sample_every=1000,
-                           checkpoint_every=1000, real_pairs={"derain": 0.5, "dehaze": 0.5, "deblur": 0.5,
-                                                              "lowlight": 0.5})
+    params["train"].update(steps=20, batch_size=8, patch=patch,
+                           real_pairs={"derain": 0.5, "dehaze": 0.5, "deblur": 0.5, "lowlight": 0.5})
+    params["train_run"].update(workers=workers, log_every=10, sample_every=1000, checkpoint_every=1000)
     params["evaluate"].update(classical=False, tile=256)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     python, stages = sys.executable, ROOT / "stages"
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=4, help="images or pairs per dataset and split at 1x")
     parser.add_argument("--size", type=int, default=128, help="side of the stand-in images")
     parser.add_argument("--patch", type=int, default=48, help="side of the training crops")
-    parser.add_argument("--workers", type=int, default=2, help="train.workers of the short training run")
+    parser.add_argument("--workers", type=int, default=2, help="train_run.workers of the short training run")
     args = parser.parse_args()
     import pandas as pd
 

@@ -34,8 +34,8 @@ import dataclasses
 from pip_model.config import load_section
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.loop import train
-from pip_model.engine.recipes import TrainConfig
-config = dataclasses.replace(load_section(TrainConfig, "train", "params.yaml"), model=sys.argv[1], steps=int(sys.argv[2]),
+from pip_model.engine.recipes import TrainConfig, load_train_config
+config = dataclasses.replace(load_train_config("params.yaml"), model=sys.argv[1], steps=int(sys.argv[2]),
                              checkpoint_every=10**9)
 out = Path(sys.argv[3])
 train(config, seed=0, device="cpu", prepared_dir=Path("data/prepared"), pairs_dir=None, model_path=out / "model.pt",

@@ -22,7 +22,7 @@ from pip_model.config import CommandLine, load_section
 from pip_model.tracking.tracker import TrackingConfig
 from pip_model.tracking.uris import tracking_uri
 
-STAGES = ("scan", "prepare", "degrade", "train", "train_sensor", "evaluate", "report")
+STAGES = ("scan", "prepare", "degrade", "train", "train_sensor", "score_sensor", "evaluate", "report")
 
 
 @task(retries=2, retry_delay_seconds=10, task_run_name="dvc repro {stage}")

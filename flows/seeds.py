@@ -4,7 +4,7 @@
     python -m flows.seeds 0 1 2 3 4 train.steps=600
 
 It runs the `sweep` flow over `base.seed` (each point a DVC experiment training every model
-of `train.models`), then writes `results/seeds/` (summary, PIP-minus-backbone differences,
+of `train_run.models`), then writes `results/seeds/` (summary, PIP-minus-backbone differences,
 chart); run `dvc repro` afterwards and the report shows them.
 """
 

@@ -3,7 +3,7 @@
 Each grid point is `dvc exp run --temp -S ...`, so it runs in its own temporary copy and
 DVC records it as an experiment; its MLflow runs carry the tag `sweep=<id>`.
 
-    python -m flows.sweep train.lr=0.001,0.002 train.models='[[pip_restormer_tiny],[restormer_tiny]]'
+    python -m flows.sweep train.lr=0.001,0.002 train_run.models='[[pip_restormer_tiny],[restormer_tiny]]'
 
 The points run as Prefect tasks of a subflow whose task runner `params.yaml: flows` chooses: threads of
 this process (`sweep_runner: local`), or the workers of a Dask cluster (`sweep_runner: dask`, through

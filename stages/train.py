@@ -18,7 +18,7 @@ from pip_model.config import BaseConfig, ConfigError, load_section, read_params
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.distributed import Distributed
 from pip_model.engine.loop import train
-from pip_model.engine.recipes import TrainConfig
+from pip_model.engine.recipes import TrainConfig, load_train_config
 from pip_model.engine.resume import resumable_state
 from pip_model.tracking.lineage import dvc_input_tags, git_tags
 from pip_model.tracking.pending import PENDING_SUFFIX
@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         base = load_section(BaseConfig, "base", args.params)
-        config = load_section(TrainConfig, "train", args.params)
+        config = load_train_config(args.params)
         if args.model:
             config = dataclasses.replace(config, model=args.model)
         ranges = load_section(DegradeConfig, "degrade", args.params).ranges

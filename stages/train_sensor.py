@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pip_model.config import BaseConfig, ConfigError, load_section
 from pip_model.data.pairs import DegradeConfig
-from pip_model.engine.recipes import SensorConfig
+from pip_model.engine.recipes import load_sensor_config
 from pip_model.engine.sensor_training import train_sensor
 from pip_model.networks.checkpoints import save_model_file
 from pip_model.tracking.lineage import dvc_input_tags, git_tags
@@ -29,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         base = load_section(BaseConfig, "base", args.params)
-        config = load_section(SensorConfig, "sensor", args.params)
+        config = load_sensor_config(args.params)
         ranges = load_section(DegradeConfig, "degrade", args.params).ranges
         tracking = load_section(TrackingConfig, "tracking", args.params)
         device = base.torch_device()

@@ -26,7 +26,8 @@ from pip_model.data.corpus import PrepareConfig, prepare_corpus
 from pip_model.data.pairs import DegradeConfig, build_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "stages", "pip_model", "flows", "data/datasets",
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "README.md", "stages", "pip_model", "flows", "bench",
+                  "data/datasets",
                   "results/seeds", ".dvcignore", ".gitignore")
 
 

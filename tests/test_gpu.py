@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pip_model.config import load_section
 from pip_model.data.degradations import degrade
 from pip_model.data.images import split_files
 from pip_model.data.sampling import OnlinePairSampler
 from pip_model.engine.loop import Optimisation, train, training_step
 from pip_model.engine.losses import pixel_loss
-from pip_model.engine.recipes import TrainConfig
+from pip_model.engine.recipes import TrainConfig, load_train_config
 from pip_model.evaluation.tiling import restore_tiled
 from pip_model.networks.registry import build_model
 from pip_model.tasks import TASKS
@@ -33,7 +32,7 @@ def test_degradations_on_the_gpu_equal_the_cpu_ones(task):
 
 
 def test_a_training_step_on_the_gpu_reads_nothing_back(default_prepared):
-    config = load_section(TrainConfig, "train", ROOT / "params.yaml")
+    config = load_train_config(ROOT / "params.yaml")
     sampler = OnlinePairSampler(split_files(default_prepared, "train"), tasks=config.tasks, patch=config.patch,
                                 batch_size=config.batch_size, seed=0, device="cuda", augment=True)
     model = build_model(config.model).cuda().to(memory_format=torch.channels_last)

@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 
 from pip_model import restore
 from pip_model.data.images import to_tensor
+from pip_model.engine.recipes import RESUME_NEUTRAL
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import load_model_file, save_model_file
 from pip_model.networks.registry import build_model
@@ -56,7 +57,8 @@ def write_params(folder: Path, **train: object) -> dict:
         The params written.
     """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(batch_size=2, patch=32, warmup_steps=1, threads=1, **train)
+    for key, value in dict(batch_size=2, patch=32, warmup_steps=1, threads=1, **train).items():
+        params["train_run" if key in RESUME_NEUTRAL else "train"][key] = value
     params["evaluate"].update(classical=False)
     params["tracking"].update(system_metrics_interval=0.2)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))

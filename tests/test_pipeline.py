@@ -28,15 +28,15 @@ from tests.conftest import Repo, make_pipeline_repo, stages_run, stop_group
 
 TINY = {
     "degrade": {"benchmark_crop": 48, "crops_per_image": 1, "train_pairs_per_task": 2, "train_patch": 32},
-    "train": {"steps": 2, "batch_size": 2, "patch": 32, "warmup_steps": 1, "log_every": 1, "sample_every": 2,
-              "checkpoint_every": 100},
+    "train": {"steps": 2, "batch_size": 2, "patch": 32, "warmup_steps": 1},
+    "train_run": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100},
     "sensor": {"steps": 2, "batch_size": 4, "patch": 32, "dead_leaves": 2},
     "report": {"dpi": 40},
     "tracking": {"system_metrics_interval": 1},
     "flows": {"cron": "17 3 * * 1"},  # not the code's default, so the deployment must read params.yaml
 }
-STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor", "evaluate",
-          "report"]
+STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor", "score_sensor",
+          "evaluate", "report"]
 
 
 def _ran(output: str) -> list[str]:
@@ -159,6 +159,42 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
         assert _ran(output) == expected, output
     finally:
         repo.run("git", "checkout", "params.yaml")
+
+
+RUN_SETTINGS = {"workers": 1, "threads": 1, "image_cache": 3, "log_every": 7, "checkpoint_every": 9,
+                "sample_every": 11, "compile": True, "sensor_log_every": 5}
+TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor"]
+
+
+@pytest.mark.parametrize(("edit", "stale"), [
+    ("pip_model/apps/report.py", ["report"]),
+    ("pip_model/apps/restore.py", []),
+    ("flows/pipeline.py", []),
+    ("README.md", []),
+    ("bench/tiled.py", []),
+    ("pip_model/engine/sensor_training.py", ["train_sensor"]),
+    ("pip_model/evaluation/sensor_report.py", ["score_sensor", "report"]),
+    ("pip_model/evaluation/metrics.py", ["score_sensor", "evaluate", "report"]),
+    ("pip_model/engine/loop.py", TRAINING),
+    ({"train_run": RUN_SETTINGS}, []),
+    ({"train_run": {"models": ["pip_restormer_tiny", "restormer_tiny", "nafnet_tiny"]}}, ["train@nafnet_tiny"]),
+    ({"base": {"device": "cpu"}}, TRAINING + ["evaluate"]),
+])
+def test_an_edit_leaves_stale_exactly_the_stages_whose_result_it_can_change(repo, edit, stale):
+    """After `dvc repro`, `dvc status` names as stale only the stages whose result the edit can change: a comment
+    in the report's code stales the report, one in `prompt-restore`, a flow, the README or a benchmark nothing; the
+    run settings (`train_run`) nothing; a new model only its own train stage (the others stay up to date); the
+    device every stage that computes on it, but not `degrade`, which is seeded and runs on the CPU."""
+    if isinstance(edit, str):
+        path = repo.path / edit
+        path.write_text(path.read_text() + "\n# an edit that changes no result\n")
+    else:
+        repo.set_params(edit)
+    try:
+        status = json.loads(repo.dvc("status", "--json").stdout or "{}")
+        assert sorted(name for name in status if name != "scan") == sorted(stale), status
+    finally:
+        repo.run("git", "checkout", "--", edit if isinstance(edit, str) else "params.yaml")
 
 
 def test_dvc_plots_draw_every_models_training_curve(repo):
@@ -351,9 +387,10 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
 
     datasets = repo.path.parent / "datasets"
     write_standins(datasets, count=2, size=40)
-    tiny = ["base.device=cpu", "prepare.min_side=32", "train.models=[pip_restormer_tiny,restormer_tiny]",
-            "train.steps=2", "train.batch_size=2", "train.patch=32", "train.warmup_steps=1", "train.compile=false",
-            "train.workers=0", "train.checkpoint_every=100", "train.log_every=1", "train.sample_every=2",
+    tiny = ["base.device=cpu", "prepare.min_side=32", "train_run.models=[pip_restormer_tiny,restormer_tiny]",
+            "train.steps=2", "train.batch_size=2", "train.patch=32", "train.warmup_steps=1", "train_run.compile=false",
+            "train_run.workers=0", "train_run.checkpoint_every=100", "train_run.log_every=1",
+            "train_run.sample_every=2",
             "sensor.steps=2", "evaluate.tile=256"]
     done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), *tiny, env=prefect_api)
     assert "PSNR/SSIM in the paper's layout" in done.stdout + done.stderr

@@ -22,7 +22,7 @@ from pip_model.data.sampling import OnlinePairSampler
 from pip_model.engine.distributed import Distributed, read_figures
 from pip_model.engine.loop import Optimisation, lr_factor, train, training_step
 from pip_model.engine.losses import pixel_loss
-from pip_model.engine.recipes import SensorConfig, TrainConfig
+from pip_model.engine.recipes import RESUME_NEUTRAL, SensorConfig, TrainConfig, load_train_config
 from pip_model.engine.sensor_training import train_sensor
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import load_model_file
@@ -85,8 +85,10 @@ def test_offline_training_draws_the_written_pairs(prepared, tmp_path):
 
 def _stage_params(folder: Path, **train_overrides) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(dict(model="pip_nafnet_tiny", steps=12, batch_size=2, patch=32, warmup_steps=2,
-                                checkpoint_every=3, log_every=1, sample_every=6, threads=1), **train_overrides)
+    settings = dict(model="pip_nafnet_tiny", steps=12, batch_size=2, patch=32, warmup_steps=2, checkpoint_every=3,
+                    log_every=1, sample_every=6, threads=1, **train_overrides)
+    for key, value in settings.items():
+        params["train_run" if key in RESUME_NEUTRAL else "train"][key] = value
     path = folder / "params.yaml"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(params))
@@ -117,7 +119,7 @@ def _kill_at_first_checkpoint(command: list[str], out: Path, env: dict[str, str]
 
 def _train_in_process(params: Path, prepared: Path, out: Path):
     """What the stage computes with ``params``, trained uninterrupted in this process."""
-    config = load_section(TrainConfig, "train", params)
+    config = load_train_config(params)
     ranges = load_section(DegradeConfig, "degrade", params).ranges
     return train(config, seed=0, device="cpu", prepared_dir=prepared, pairs_dir=None, model_path=out / "model.pt",
                  curve_path=out / "curve.csv", checkpoint_path=out / "ckpt.pt", ranges=ranges, progress=False)
@@ -257,7 +259,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(tmp_path):
     """The default recipe's step, on the meta device (no values at all), with a share of real pairs: the batch is
     built, degraded, restored, its loss and PSNR computed, gradients clipped and AdamW stepped, and no operation
     reads a device value on the host, where a GPU would wait. The figures are read once per log step."""
-    config = load_section(TrainConfig, "train", ROOT / "params.yaml")
+    config = load_train_config(ROOT / "params.yaml")
     write_png(tmp_path / "rain.png", np.full((40, 44, 3), 0.8, np.float32))
     write_png(tmp_path / "clean.png", np.full((40, 44, 3), 0.5, np.float32))
     images = [torch.rand(3, 70, 90) for _ in range(3)]
@@ -283,7 +285,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(tmp_path):
 
 
 def test_the_training_forward_compiles_to_one_graph():
-    model = build_model(load_section(TrainConfig, "train", ROOT / "params.yaml").model)
+    model = build_model(load_train_config(ROOT / "params.yaml").model)
     explained = torch._dynamo.explain(model)(torch.rand(2, 3, 32, 32), torch.tensor([0, 3]))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 

@@ -1,1 +1,3 @@
-"""The data: the corpus of clean images, the paper's datasets on disk, Kornia degradations, the benchmark and the training pairs."""
+"""The data: the corpus of clean images, the paper's datasets on disk, Kornia degradations, the benchmark and the
+training pairs.
+"""

@@ -1,1 +1,3 @@
-"""Training: the recipes, the one loop that trains restorers and the sensor (one process or many under ``torchrun``), losses, resuming."""
+"""Training: the recipes, the one loop that trains restorers and the sensor (one process or many under ``torchrun``),
+losses, resuming.
+"""

@@ -211,7 +211,8 @@ def training_step(
         batch (B, 3, P, P) -> (2,), (B, 3, P, P)
     """
     on_cuda = batch.degraded.device.type == "cuda"
-    inputs = batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last else batch.degraded
+    inputs = (batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last
+              else batch.degraded)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and config.bf16
                 else contextlib.nullcontext())
     with autocast:
@@ -307,7 +308,8 @@ def train(
                             pairs_dir=pairs_dir, ranges=ranges, distributed=distributed)
     restoration_loss = pixel_loss(config.loss)
     logging = distributed.is_main and tracker is not None
-    previews = preview_pairs(split_files(prepared_dir, "train"), config.tasks, seed=seed, ranges=ranges) if logging else []
+    previews = (preview_pairs(split_files(prepared_dir, "train"), config.tasks, seed=seed, ranges=ranges)
+                if logging else [])
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
     clock = StepClock(config.batch_size)
 

@@ -1,13 +1,19 @@
-"""The training recipes as typed configs: the restorers' (``train``) and the sensor's (``sensor``), and which of their settings only say how a run goes (resume-neutral)."""
+"""The training recipes as typed configs: the restorers' (``train``) and the sensor's (``sensor``), and which of their
+settings only say how a run goes (resume-neutral).
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
+from pip_model.config import ConfigError, from_mapping, read_params
 from pip_model.engine.losses import PixelLoss
 from pip_model.networks.registry import model_spec
 from pip_model.tasks import TASKS, task_class, task_components
+
+T = TypeVar("T")
 
 CURVE_COLUMNS = ["step", "loss", "psnr", "lr"]
 
@@ -17,7 +23,7 @@ DEAD_LEAVES_SIDE = 256
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``params.yaml: train``.
+    """``params.yaml: train`` (the recipe) and ``train_run`` (how it runs: :data:`RESUME_NEUTRAL`).
 
     Attributes:
         models: registry names the pipeline trains, one ``train`` stage each (``dvc.yaml`` foreach).
@@ -91,21 +97,20 @@ class TrainConfig:
             if not 0 <= share <= 1:
                 raise ValueError(f"train.real_pairs.{task} must be a share in [0, 1], got {share}")
         if self.workers < 0 or self.image_cache < 0:
-            raise ValueError(f"train.workers ({self.workers}) and train.image_cache ({self.image_cache}) must be >= 0")
+            raise ValueError(f"train_run.workers ({self.workers}) and train_run.image_cache ({self.image_cache}) must be >= 0")
         if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
             raise ValueError(f"train: steps ({self.steps}) and batch_size ({self.batch_size}) must be >= 1, "
                              f"patch ({self.patch}) >= 8")
 
 
-# Settings that change how a run is executed or reported, not what it computes: a checkpoint written under other
-# values of these still resumes.
+# Settings that change how a run is executed or reported, not what it computes. They live in `params.yaml:
+# train_run`, which no stage depends on, so changing one retrains nothing; a checkpoint written under other values
+# of these still resumes. `models` is the list of train stages (dvc.yaml foreach), so a new one adds its own stage.
 RESUME_NEUTRAL = frozenset({"models", "compile", "threads", "workers", "image_cache", "log_every", "sample_every",
                             "checkpoint_every"})
-
-
 @dataclass(frozen=True)
 class SensorConfig:
-    """``params.yaml: sensor``.
+    """``params.yaml: sensor``, and ``train_run.sensor_log_every``.
 
     Attributes:
         model: registry name of the sensor (``sensor`` or ``sensor_tiny``).
@@ -156,3 +161,37 @@ class SensorConfig:
         for task in (*self.tasks, *self.task_weights):
             task_components(task)
 
+
+# `train_run` keys of the sensor's run settings, and the SensorConfig field each sets.
+SENSOR_RUN_SETTINGS = {"sensor_log_every": "log_every"}
+RUN_SECTION = "train_run"
+
+
+def load_train_config(path: str | os.PathLike = "params.yaml") -> TrainConfig:
+    """``params.yaml: train`` (the recipe) with the run settings of ``train_run``.
+
+    Raises:
+        ConfigError: a value is wrong, or a run setting sits in ``train`` (it would make DVC retrain for it).
+    """
+    return _recipe_with_run_settings(TrainConfig, "train", path, {name: name for name in RESUME_NEUTRAL})
+
+
+def load_sensor_config(path: str | os.PathLike = "params.yaml") -> SensorConfig:
+    """``params.yaml: sensor`` with ``train_run.sensor_log_every``; raises ConfigError as :func:`load_train_config`."""
+    return _recipe_with_run_settings(SensorConfig, "sensor", path, SENSOR_RUN_SETTINGS)
+
+
+def _recipe_with_run_settings(cls: type[T], section: str, path: str | os.PathLike, run_fields: dict[str, str]) -> T:
+    params = read_params(path)
+    recipe, run = dict(params.get(section) or {}), dict(params.get(RUN_SECTION) or {})
+    for key, field_name in run_fields.items():
+        if field_name in recipe:
+            raise ConfigError(f"{path}: {section}.{field_name} is a run setting, not part of the recipe: move it to "
+                              f"{RUN_SECTION}.{key} (no stage depends on {RUN_SECTION}, so changing it retrains "
+                              "nothing)")
+    known = set(RESUME_NEUTRAL) | set(SENSOR_RUN_SETTINGS)
+    if unknown := sorted(set(run) - known):
+        raise ConfigError(f"{path}: {RUN_SECTION}.{unknown[0]} is not a run setting "
+                          f"(known: {', '.join(sorted(known))})")
+    recipe.update({field_name: run[key] for key, field_name in run_fields.items() if key in run})
+    return from_mapping(cls, recipe, section)

@@ -1,4 +1,6 @@
-"""How well the sensor names what degraded each benchmark image: accuracy per class and composite, clean crops left alone."""
+"""How well the sensor names what degraded each benchmark image: accuracy per class and composite, clean crops left
+alone.
+"""
 
 from __future__ import annotations
 

@@ -1,1 +1,3 @@
-"""The networks: PIP's prompt modules, the backbones they steer, the degradation sensor, the model registry and the published checkpoints' loader."""
+"""The networks: PIP's prompt modules, the backbones they steer, the degradation sensor, the model registry and the
+published checkpoints' loader.
+"""

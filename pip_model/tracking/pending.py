@@ -1,4 +1,6 @@
-"""What is logged while the tracking server is away: kept on disk, sent with the next call that gets through, or by ``python -m pip_model sync``."""
+"""What is logged while the tracking server is away: kept on disk, sent with the next call that gets through, or by
+``python -m pip_model sync``.
+"""
 
 from __future__ import annotations
 
