@@ -96,7 +96,7 @@ def main() -> int:
     table = pd.DataFrame({name: {task: values["psnr"] for task, values in tasks.items()}
                           for name, tasks in result.metrics.items()})
     print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
-    if sensor is not None:  # its accuracy and decisions are train_sensor's results/sensor*.{json,csv}
+    if sensor is not None:  # its accuracy and decisions are score_sensor's results/sensor*.{json,csv}
         print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor} ({sensor_name})")
     prompted = next(((contender.name, contender.model) for contender in contenders
                      if getattr(contender.model, "uses_prompts", False)), None)

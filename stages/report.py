@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True)
     parser.add_argument("--seeds", type=Path, help="the seeds flow's results (results/seeds), shown when present")
-    parser.add_argument("--sensor", type=Path, help="train_sensor's headline JSON (its detail files lie beside it)")
+    parser.add_argument("--sensor", type=Path, help="score_sensor's headline JSON (its detail files lie beside it)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:

@@ -289,7 +289,7 @@ def provenance_header(root: Path, params: Mapping[str, Any], benchmark_dir: Path
 
 
 def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:
-    """The sensor's part of the page (from ``train_sensor``'s files): its headline figures, accuracy per class
+    """The sensor's part of the page (from ``score_sensor``'s files): its headline figures, accuracy per class
     and per composite, the confusion matrix, and what it decided on every image."""
     detail_path = headline_path.with_name(f"{headline_path.stem}_detail.json")
     decisions_path = headline_path.with_name(f"{headline_path.stem}_decisions.csv")
@@ -331,7 +331,7 @@ def write_report(
     (:func:`provenance_header`) and flags a seeds section computed at another commit or with other settings.
     With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too; with ``prompts_path``
     (``evaluate``'s prompts.json), the cost of wrong and blended prompts and the composite tasks' comparison;
-    with ``sensor_path`` (``train_sensor``'s headline JSON), the sensor's section.
+    with ``sensor_path`` (``score_sensor``'s headline JSON), the sensor's section.
     """
     params = params or {}
     metrics = json.loads(metrics_path.read_text())

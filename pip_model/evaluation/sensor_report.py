@@ -26,7 +26,7 @@ class SensorReport:
         confusion: single-task images, true class x top-scoring class (NUM_CLASSES, NUM_CLASSES).
         per_class: accuracy per true class (None for a class the benchmark lacks).
         composites: per composite task, the share of its images whose found classes (scoring at least
-            PRESENT_SCORE) are exactly its own.
+            PRESENT_SCORE, 0.6) are exactly its own.
         clean_kept: share of the benchmark's clean crops in which it finds nothing to restore (None without any).
         decisions: one row per image read: task (``clean`` for a clean crop), pair id, the classes found, whether
             it was left alone, and every class's score.

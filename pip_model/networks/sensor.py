@@ -98,7 +98,7 @@ class DegradationSensor(nn.Module):
         scale, and the cost stays bounded whatever the image's size.
 
         The classes found share the prompt equally, which is a composite's true mixture; a doubtful class gets a
-        small share (at 0.3, 1/256 of a found one), since a wrong prompt can cost 14 dB.
+        small share (at 0.3, 1/256 of a found one), since a wrong prompt can cost 20 dB.
 
         Shape:
             (B, in_channels, H, W) -> (B, num_classes), (B, num_classes)
