@@ -332,12 +332,10 @@ def test_metrics_of_an_outage_reach_the_server_when_it_is_back(mlflow_server, tm
             assert run.info.status == "FINISHED"
 
 
-def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
-    """A run whose server dies keeps its metrics and its end on disk; with the server back, ``python -m pip_model
-    sync`` sends them (first refusing, with one line, while the server is still away)."""
+def _a_run_whose_server_dies(server, tmp_path: Path, monkeypatch):
+    """A run that logged step 1, then lost its server: (server, its port, the pending file, the tracker)."""
     from pip_model.tracking.tracker import Tracker
 
-    server = mlflow_server
     port = int(server.uri.rsplit(":", 1)[1])
     pending = tmp_path / "checkpoints" / f"model{PENDING_SUFFIX}"
     for key, value in OUTAGE_ENVIRONMENT.items():
@@ -345,6 +343,13 @@ def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
     tracker = Tracker(uri=server.uri, experiment="outage", run_name="r", pending=pending)
     tracker.log_metrics({"loss": 1.0}, step=1)
     _kill_server(server)
+    return server, port, pending, tracker
+
+
+def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
+    """A run whose server dies keeps its metrics and its end on disk; with the server back, ``python -m pip_model
+    sync`` sends them (first refusing, with one line, while the server is still away)."""
+    server, port, pending, tracker = _a_run_whose_server_dies(mlflow_server, tmp_path, monkeypatch)
     for step in (2, 3):
         tracker.log_metrics({"loss": 1.0 / step, "psnr": 20.0 + step}, step=step)
     tracker.finish()
@@ -369,16 +374,7 @@ def test_metrics_kept_in_an_outage_go_out_with_the_next_call_that_gets_through(m
                                                                               monkeypatch):
     """The first metrics logged once the server is back carry what the outage kept: the run holds them while it
     still runs, before its end is logged, and nothing is left pending."""
-    from pip_model.tracking.tracker import Tracker
-
-    server = mlflow_server
-    port = int(server.uri.rsplit(":", 1)[1])
-    pending = tmp_path / "checkpoints" / f"model{PENDING_SUFFIX}"
-    for key, value in OUTAGE_ENVIRONMENT.items():
-        monkeypatch.setenv(key, value)
-    tracker = Tracker(uri=server.uri, experiment="outage", run_name="r", pending=pending)
-    tracker.log_metrics({"loss": 1.0}, step=1)
-    _kill_server(server)
+    server, port, pending, tracker = _a_run_whose_server_dies(mlflow_server, tmp_path, monkeypatch)
     with pytest.warns(UserWarning, match="MLflow logging failed"):
         tracker.log_metrics({"loss": 0.5, "psnr": 21.0}, step=2)
     assert [entry["kind"] for entry in PendingLog(pending).entries()] == ["metrics"]
