@@ -274,15 +274,33 @@ class FolderWalk:
         files: readable regular files (or links to them), sorted.
         problems: (path as printable text, reason) for broken links, link loops, unreadable files and folders, and
             names that are not valid UTF-8.
+        folders: the folders walked into (or links to them), below the root, sorted.
     """
 
     files: list[Path] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    def under(self, folder: Path) -> FolderWalk:
+        """The part of this walk inside ``folder`` (a folder it walked into): what a walk of ``folder`` would find,
+        with loops judged from the whole walk's root."""
+        depth, parts = len(folder.parts), folder.parts
+
+        def inside(path: Path) -> bool:
+            return len(path.parts) > depth and path.parts[:depth] == parts
+
+        return FolderWalk(files=[path for path in self.files if inside(path)],
+                          problems=[(path, reason) for path, reason in self.problems if inside(Path(path))],
+                          folders=[path for path in self.folders if inside(path)])
 
 
 def walk_files(root: str | os.PathLike, *, suffixes: frozenset[str] | None = None) -> FolderWalk:
     """Every file under ``root`` (recursively, following links to folders, hidden names left out), whatever the
     folder holds: a bad entry is listed in ``problems`` and the walk goes on.
+
+    This is the one folder walk: every search for files under a folder goes through it, so hidden files and
+    folders, links, loops and unreadable entries are treated the same everywhere. The folders it went into are
+    listed too (``folders``), for searches by folder name.
 
     Args:
         root: the folder.
@@ -308,6 +326,7 @@ def walk_files(root: str | os.PathLike, *, suffixes: frozenset[str] | None = Non
                 walk.problems.append((printable(path), f"link loop: it points back to {printable(real)}"))
                 continue
             kept.append(name)
+            walk.folders.append(Path(path))
         folders[:] = kept
         for name in sorted(names):
             path = Path(folder, name)
@@ -319,6 +338,7 @@ def walk_files(root: str | os.PathLike, *, suffixes: frozenset[str] | None = Non
             elif suffixes is None or path.suffix.lower() in suffixes:
                 walk.files.append(path)
     walk.files.sort()
+    walk.folders.sort()
     return walk
 
 

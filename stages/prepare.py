@@ -1,4 +1,5 @@
-"""DVC stage `prepare`: clean images -> data/prepared (images, manifest, rejects, pairs)."""
+"""DVC stage `prepare`: clean images -> data/prepared (manifest, rejects, pairs; images/ for the default
+photographs only: the images of prepare.source and prepare.datasets_root are listed where they lie, never copied)."""
 
 from __future__ import annotations
 

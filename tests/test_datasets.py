@@ -96,6 +96,23 @@ def test_unmatched_files_are_skipped_with_the_reason(tmp_path):
         discover(tmp_path / "nowhere")
 
 
+def test_one_walk_of_the_root_skips_hidden_folders_and_never_follows_a_loop(tmp_path):
+    """discover() walks the root once with the one folder walk: a hidden folder inside a dataset is no role folder,
+    and a link from a dataset back to the root is a loop (listed), not a way to read the other datasets again."""
+    for i in range(2):
+        write_png(tmp_path / "BSD400" / f"{i}.png", procedural_image(i, 32))
+        write_png(tmp_path / "BSD68" / f"test{i}.png", procedural_image(10 + i, 32))
+    (tmp_path / "BSD400" / "loop").symlink_to(tmp_path)
+    for side in ("low", "high"):
+        write_png(tmp_path / "LOL" / "eval15" / side / "1.png", procedural_image(20, 32))
+        write_png(tmp_path / "LOL" / ".old" / side / "1.png", procedural_image(21, 32))
+    found = discover(tmp_path)
+    assert sorted((c.dataset, c.key) for c in found.clean) == [("BSD400", "0.png"), ("BSD400", "1.png"),
+                                                               ("BSD68", "test0.png"), ("BSD68", "test1.png")]
+    assert [p.key for p in found.pairs] == ["eval15/low/1.png"]
+    assert [(Path(path).name, reason.split(":")[0]) for path, reason in found.skipped] == [("loop", "link loop")]
+
+
 def test_prepare_reads_a_datasets_root_with_roles_and_a_corrupt_file(standins, tmp_path):
     root = tmp_path / "datasets"
     root.symlink_to(standins)

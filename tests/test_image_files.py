@@ -108,6 +108,14 @@ def test_the_walk_lists_bad_entries_and_goes_on(tmp_path):
     assert problems[str(tmp_path / "pipe.png")] == "not a regular file"
     assert "link loop" in problems[str(tmp_path / "a" / "b" / "up")]
     assert walk_files(tmp_path, suffixes=frozenset({".jpg"})).files == []
+    # The folders it went into, hidden ones and loops left out; a part of the walk is what is inside a folder.
+    (tmp_path / ".cache").mkdir()
+    walk = walk_files(tmp_path)
+    # (linked/up leads to a, which is not above linked's real folder: the loop shows one level further down)
+    assert walk.folders == [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "linked", tmp_path / "linked" / "up"]
+    inside = walk.under(tmp_path / "a")
+    assert inside.files == [tmp_path / "a" / "b" / "x.png"] and inside.folders == [tmp_path / "a" / "b"]
+    assert [path for path, _ in inside.problems] == [str(tmp_path / "a" / "b" / "up")]
 
 
 def test_written_files_take_the_umask_permissions(tmp_path):

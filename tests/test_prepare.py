@@ -18,9 +18,13 @@ from pip_model.data.corpus import (
     PairedSource,
     PrepareConfig,
     assign_splits,
-    pair_files,
+    pair_source,
     prepare_corpus,
 )
+from pip_model.data.images import load_split, split_files, to_array
+from pip_model.data.pairs import DegradeConfig, build_benchmark
+from pip_model.evaluation.benchmark import load_benchmark
+from pip_model.image_files import read_image, write_png
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"progress": lambda message: None}
@@ -63,10 +67,11 @@ def test_user_folder_keeps_good_images_and_explains_the_rest(messy_folder, tmp_p
     assert manifest["hash"].is_unique and manifest["id"].is_unique
     assert set(manifest["split"]) == {"train", "val", "test"}
     for row in manifest.itertuples():
-        written = Image.open(out / row.path)
-        # Every source is 48 wide and 40 high: the manifest must say so, and so must the written file.
-        assert written.mode == "RGB" and written.size == (row.width, row.height) == (48, 40)
-        assert row.size == "48x40"
+        # Listed where it lies, not copied; every source is 48 wide and 40 high, grey and RGBA read as RGB.
+        assert Path(row.path).is_absolute() and Path(row.path).is_relative_to(messy_folder.resolve())
+        image = read_image(row.path)
+        assert image.rgb.shape == (row.height, row.width, 3) == (40, 48, 3) and row.size == "48x40"
+    assert not (out / "images").exists()
     assert len(pd.read_csv(out / "rejects.csv")) == 5
 
 
@@ -125,15 +130,28 @@ def test_pairing_rules_for_the_paper_datasets(tmp_path):
     def names(pairs):
         return sorted((d.relative_to(tmp_path).as_posix(), c.relative_to(tmp_path).as_posix()) for d, c in pairs)
 
-    assert names(pair_files(rain, rain)[0]) == [("Rain100L/rain-001.png", "Rain100L/norain-001.png"),
-                                                ("Rain100L/rain-002.png", "Rain100L/norain-002.png")]
-    assert names(pair_files(sots / "hazy", sots / "gt")[0]) == [("SOTS/hazy/0001_0.8_0.2.jpg", "SOTS/gt/0001.png")]
-    assert names(pair_files(gopro, gopro)[0]) == [
+    def pair_files(task: str, degraded: Path, clean: Path):
+        pairs, unpaired, problems = pair_source(PairedSource(task=task, degraded_dir=str(degraded),
+                                                             clean_dir=str(clean)))
+        assert problems == []
+        return pairs, unpaired
+
+    assert names(pair_files("derain", rain, rain)[0]) == [("Rain100L/rain-001.png", "Rain100L/norain-001.png"),
+                                                          ("Rain100L/rain-002.png", "Rain100L/norain-002.png")]
+    assert names(pair_files("dehaze", sots / "hazy", sots / "gt")[0]) == [
+        ("SOTS/hazy/0001_0.8_0.2.jpg", "SOTS/gt/0001.png")]
+    assert names(pair_files("deblur", gopro, gopro)[0]) == [
         ("GoPro/scene_a/blur/000001.png", "GoPro/scene_a/sharp/000001.png"),
         ("GoPro/scene_b/blur/000001.png", "GoPro/scene_b/sharp/000001.png"),
     ]
-    pairs, unpaired = pair_files(lol / "low", lol / "high")
+    pairs, unpaired = pair_files("lowlight", lol / "low", lol / "high")
     assert names(pairs) == [("LOL/low/1.png", "LOL/high/1.png")] and [p.name for p in unpaired] == ["2.png"]
+    # Sub-folders of role folders keep their own partners: the same names in two scenes never cross.
+    sub = tmp_path / "scenes"
+    _pair(sub / "input" / "a" / "1.png", sub / "target" / "a" / "1.png", 8)
+    _pair(sub / "input" / "b" / "1.png", sub / "target" / "b" / "1.png", 9)
+    assert names(pair_files("derain", sub, sub)[0]) == [("scenes/input/a/1.png", "scenes/target/a/1.png"),
+                                                        ("scenes/input/b/1.png", "scenes/target/b/1.png")]
 
 
 def test_paired_datasets_are_listed_where_they_lie(tmp_path):
@@ -142,6 +160,8 @@ def test_paired_datasets_are_listed_where_they_lie(tmp_path):
     _pair(rain / "rain-2.png", rain / "norain-2.png", 2, size=(32, 32))
     _photo(rain / "rain-3.png", 3, size=(32, 32))
     _photo(rain / "norain-3.png", 4, size=(16, 16))  # sizes differ
+    (rain / "rain-4.png").symlink_to(rain / "gone.png")  # a bad entry, rejected as everywhere else
+    _pair(rain / ".trash" / "rain-5.png", rain / ".trash" / "norain-5.png", 5)  # hidden: never listed
     corpus = tmp_path / "corpus"
     for i in range(3):
         _photo(corpus / f"{i}.png", seed=20 + i)
@@ -152,6 +172,53 @@ def test_paired_datasets_are_listed_where_they_lie(tmp_path):
     assert sorted(Path(p).name for p in result.pairs["degraded_path"]) == ["rain-1.png", "rain-2.png"]
     assert not (tmp_path / "out" / "pairs").exists()  # listed, not copied
     assert result.rejects["reason"].str.contains("differs from its clean image").any()
+    reasons = dict(zip(result.rejects["path"], result.rejects["reason"]))
+    assert reasons[str(rain / "rain-4.png")].startswith("paired derain: broken link to ")
+    assert not any(".trash" in path for path in reasons)
+
+
+def _exif_rotated_jpeg(path: Path, seed: int, size: tuple[int, int] = (40, 48)) -> Path:
+    """A JPEG whose EXIF says: rotate by 90 degrees to view it (orientation 6)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    image, exif = Image.fromarray(pixels), Image.Exif()
+    exif[0x0112] = 6
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, exif=exif, quality=90)
+    return path
+
+
+def test_a_source_folder_is_listed_in_place_and_read_with_the_same_pixels(tmp_path):
+    """prepare.source: its JPEGs are listed where they lie (no PNG written, the manifest names the original file),
+    and training and the benchmark read from them exactly the pixels that read_image gives (EXIF orientation
+    applied), which are the pixels an 8-bit PNG copy of them used to give."""
+    source = tmp_path / "jpegs"
+    originals = [_exif_rotated_jpeg(source / "rotated.jpg", seed=0)]
+    originals += [_photo(source / "nested" / f"photo{i}.jpg", seed=1 + i, size=(36, 44)) for i in range(4)]
+    out = tmp_path / "prepared"
+    result = prepare_corpus(PrepareConfig(source=str(source), min_side=16), seed=0, out_dir=out, **QUIET)
+    assert sorted(result.manifest["path"]) == sorted(str(path.resolve()) for path in originals)
+    assert not (out / "images").exists() and not list(out.rglob("*.png"))
+    rotated = result.manifest[result.manifest["origin"] == str(source / "rotated.jpg")].iloc[0]
+    assert (rotated.width, rotated.height) == (40, 48)  # as viewed: 40 wide once turned
+
+    expected = {row.id: read_image(row.path).rgb for row in result.manifest.itertuples()}
+    for image_id, rgb in expected.items():  # the old copy, an 8-bit PNG of the checked pixels, reads the same
+        write_png(tmp_path / "copy" / f"{image_id}.png", rgb)
+        np.testing.assert_array_equal(read_image(tmp_path / "copy" / f"{image_id}.png").rgb, rgb)
+    for split in ("train", "val", "test"):
+        ids = list(result.manifest.loc[result.manifest["split"] == split, "id"])
+        files = split_files(out, split)
+        assert len(files) == len(ids) > 0
+        for image_id, image in zip(ids, files):
+            np.testing.assert_array_equal(to_array(image), expected[image_id])
+        for image_id, image in load_split(out, split):
+            np.testing.assert_array_equal(to_array(image), expected[image_id])
+    whole = build_benchmark(out, DegradeConfig(tasks=("denoise_15",), benchmark_crop=0), seed=0,
+                            out_dir=tmp_path / "benchmark", **QUIET)
+    listed = {str(path.resolve()) for path in originals}
+    assert len(whole) and set(whole["clean_path"]) <= listed  # whole images: the clean side is the original file
+    for pair in load_benchmark(tmp_path / "benchmark"):
+        np.testing.assert_array_equal(to_array(pair.clean[0]), expected[pair.row.image_id])
 
 
 def _run_stage(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:

@@ -1,10 +1,11 @@
 """The ``prepare`` stage's logic: collect clean images, reject bad ones, split, and pair datasets.
 
 Clean images come from scikit-image's bundled photographs (nothing is downloaded), from a
-user folder, or from the clean sets under ``prepare.datasets_root``. The first two are
-written as 8-bit RGB PNGs; dataset images are listed where they lie. Every usable image is
-listed in a manifest; every unusable file is listed with its reason in a rejects table, and
-the run goes on.
+user folder (``prepare.source``), or from the clean sets under ``prepare.datasets_root``. The
+photographs are written as 8-bit RGB PNGs; the images of a user folder or of the datasets are
+listed where they lie, never copied, and every later stage reads them with the same checked
+reader (:func:`pip_model.image_files.read_image`). Every usable image is listed in a manifest;
+every unusable file is listed with its reason in a rejects table, and the run goes on.
 
 Splits are drawn per image from a hash of the seed and the image's pixels, so they are
 stable when images are added, and an image (duplicates are kept once) is never in two
@@ -13,15 +14,16 @@ splits.
 Paired datasets (real degraded/clean pairs such as Rain100L, SOTS, GoPro or LOL) come from
 ``prepare.datasets_root``, where :mod:`pip_model.data.datasets` recognises the paper's datasets in
 their published layouts (clean sets such as BSD400 and BSD68 keep the split their role gives
-them), or from ``prepare.paired`` folders matched by name (see :func:`pair_files`). Every pair
-gets an id of its own, even when two sources hold the same file names.
+them), or from ``prepare.paired`` folders matched by name (see :func:`pair_source`); both are paired by
+:func:`pip_model.data.datasets.base.pair_by_name`. Every pair gets an id of its own, even when two sources hold
+the same file names.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pip_model.data.datasets import discover, unique_id
-from pip_model.data.datasets.base import slug
+from pip_model.data.datasets.base import CLEAN_FOLDERS, DEGRADED_FOLDERS, pair_by_name, paired_names, slug
 from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
     ImageFileError,
@@ -123,7 +125,7 @@ class Candidate:
     origin: str
     load: Callable[[], LoadedImage]
     split: str | None = None  # fixed by its dataset (BSD400 trains, BSD68 tests); None: drawn by hash
-    referenced: bool = False  # listed where it lies (a dataset under datasets_root) instead of copied as a PNG
+    path: Path | None = None  # the file, listed where it lies (absolute); None: written as images/<id>.png
 
 
 def skimage_candidates() -> list[Candidate]:
@@ -144,15 +146,10 @@ def skimage_candidates() -> list[Candidate]:
     return [Candidate(name=name, origin=f"skimage.data.{name}", load=loader(name)) for name in SKIMAGE_PHOTOS]
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Every usable file under ``root``, recursively, in a stable order (hidden ones and bad entries skipped)."""
-    yield from walk_files(root).files
-
-
 def folder_candidates(root: Path, rejects: list[dict[str, str]], max_pixels: int = DEFAULT_MAX_PIXELS
                       ) -> list[Candidate]:
-    """Every file of a user folder; non-images are rejected later with a reason, bad entries (broken links, loops,
-    unreadable files, names that are not UTF-8) now."""
+    """Every file of a user folder, to be listed where it lies (its absolute path); non-images are rejected later
+    with a reason, bad entries (broken links, loops, unreadable files, names that are not UTF-8) now."""
     if not root.is_dir():
         raise FileNotFoundError(f"prepare.source: {root} is not a folder")
     walk = walk_files(root)
@@ -160,7 +157,7 @@ def folder_candidates(root: Path, rejects: list[dict[str, str]], max_pixels: int
         _reject(rejects, path, reason)
     return [
         Candidate(name=str(path.relative_to(root)), origin=str(path),
-                  load=lambda path=path: read_image(path, max_pixels=max_pixels))
+                  load=lambda path=path: read_image(path, max_pixels=max_pixels), path=path.resolve())
         for path in walk.files
     ]
 
@@ -236,53 +233,44 @@ def _load_checked(candidate: Candidate, min_side: int, rejects: list[dict[str, s
     return image
 
 
-DEGRADED_FOLDERS = frozenset({"blur", "low", "hazy", "rainy", "rain", "input", "degraded", "noisy"})
-CLEAN_FOLDERS = frozenset({"sharp", "high", "gt", "clear", "norain", "target", "clean", "groundtruth"})
-
-
-def _role_key(relative: Path) -> tuple[str, ...]:
-    """The relative folder with role folders (blur/sharp, low/high, hazy/gt...) made equal."""
-    return tuple("*" if part.lower() in DEGRADED_FOLDERS | CLEAN_FOLDERS else part for part in relative.parent.parts)
-
-
 def _is_clean_name(path: Path, root: Path) -> bool:
     parts = {part.lower() for part in path.relative_to(root).parent.parts}
     return bool(parts & CLEAN_FOLDERS) or path.stem.lower().startswith("norain-")
 
 
-def pair_files(degraded_dir: Path, clean_dir: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """Pairs degraded and clean files by name.
+def pair_source(source: PairedSource) -> tuple[list[tuple[Path, Path]], list[Path], list[tuple[str, str]]]:
+    """Pairs the degraded and clean files of one ``prepare.paired`` entry by name.
 
-    Both folders are searched recursively. Folders named after a role (``blur``/``sharp``
-    of GoPro, ``low``/``high`` of LOL, ``hazy``/``gt`` or ``clear`` of SOTS, ``rainy``/
-    ``norain``, ``input``/``target``) count as the same folder, so one root may hold both
-    sides. A degraded file ``D`` pairs with the first clean file of the same folder whose
-    name (without suffix) is:
-
-    1. the same as ``D``'s (GoPro, LOL, most datasets);
-    2. ``norain-N`` for ``D`` = ``rain-N`` (Rain100L);
-    3. the part of ``D``'s name before its first ``_`` (SOTS: ``0001_0.8_0.2`` -> ``0001``).
+    Both folders are searched recursively (:func:`pip_model.image_files.walk_files`). Folders named after a role
+    (``blur``/``sharp`` of GoPro, ``low``/``high`` of LOL, ``hazy``/``gt`` or ``clear`` of SOTS, ``rainy``/
+    ``norain``, ``input``/``target``) count as the same folder, so one root may hold both sides: then its clean
+    files are those in a clean role folder or named ``norain-N``, and every other file is degraded. A degraded
+    file pairs by :func:`pip_model.data.datasets.base.pair_by_name` with the rule
+    :func:`pip_model.data.datasets.base.paired_names` (the same name; ``rain-N`` -> ``norain-N``; SOTS's
+    ``0001_0.8_0.2`` -> ``0001``).
 
     Returns:
-        The pairs, and the degraded files that found no clean partner.
+        The pairs, the degraded files that found no clean partner, and the folders' bad entries (path, reason).
+
+    Raises:
+        FileNotFoundError: a folder is missing.
     """
+    degraded_dir, clean_dir = Path(source.degraded_dir), Path(source.clean_dir)
+    for folder in (degraded_dir, clean_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"prepare.paired ({source.task}): {folder} is not a folder")
     same_root = degraded_dir.resolve() == clean_dir.resolve()
-    clean_files = [p for p in iter_files(clean_dir) if not same_root or _is_clean_name(p, clean_dir)]
-    index: dict[tuple[tuple[str, ...], str], Path] = {}
-    for path in clean_files:
-        index.setdefault((_role_key(path.relative_to(clean_dir)), path.stem.lower()), path)
-    pairs, unpaired = [], []
-    for path in iter_files(degraded_dir):
-        if path in clean_files:
-            continue
-        folder, stem = _role_key(path.relative_to(degraded_dir)), path.stem.lower()
-        names = [stem, "norain-" + stem.removeprefix("rain-") if stem.startswith("rain-") else None, stem.split("_")[0]]
-        match = next((index[(folder, name)] for name in names if name and (folder, name) in index), None)
-        if match is None:
-            unpaired.append(path)
-        else:
-            pairs.append((path, match))
-    return pairs, unpaired
+    if same_root:
+        clean_dir = degraded_dir  # one walk, whichever way the folder was spelt
+    degraded_walk = walk_files(degraded_dir)
+    clean_walk = degraded_walk if same_root else walk_files(clean_dir)
+    clean = [path for path in clean_walk.files if not same_root or _is_clean_name(path, clean_dir)]
+    on_clean_side = set(clean)
+    degraded = [path for path in degraded_walk.files if path not in on_clean_side]
+    pairs, unpaired = pair_by_name(degraded, clean, roots=(degraded_dir, clean_dir),
+                                   roles=DEGRADED_FOLDERS | CLEAN_FOLDERS, partners=paired_names)
+    problems = degraded_walk.problems + ([] if same_root else clean_walk.problems)
+    return pairs, unpaired, problems
 
 
 @dataclass(frozen=True)
@@ -298,10 +286,9 @@ class PairJob:
 
 def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> list[PairJob]:
     degraded_dir, clean_dir = Path(source.degraded_dir), Path(source.clean_dir)
-    for folder in (degraded_dir, clean_dir):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"prepare.paired ({source.task}): {folder} is not a folder")
-    pairs, unpaired = pair_files(degraded_dir, clean_dir)
+    pairs, unpaired, problems = pair_source(source)
+    for path, reason in problems:
+        _reject(rejects, path, f"paired {source.task}: {reason}")
     for path in unpaired:
         _reject(rejects, str(path), f"paired {source.task}: no clean image matches this name in {clean_dir}")
     return [PairJob(source.task, source.split, degraded, clean,
@@ -348,16 +335,16 @@ def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: C
 def dataset_sources(root: Path, rejects: list[dict[str, str]], progress: Callable[[str], None],
                     max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[Candidate], list[PairJob]]:
     """The clean images (with their fixed split) and the pairs that the datasets under ``root`` hold; the bad
-    entries of the folder (broken links, loops, unreadable files, names that are not UTF-8) are rejected."""
+    entries of the folder (broken links, loops, unreadable files, names that are not UTF-8) and the files that
+    do not pair are rejected (:func:`pip_model.data.datasets.discover` lists them)."""
     found = discover(root)
-    for path, reason in walk_files(root).problems:
-        _reject(rejects, path, reason)
     for line in found.summary():
         progress(f"prepare: {root}: {line}")
     for path, reason in found.skipped:
         _reject(rejects, path, reason)
     candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path.resolve()),
-                            load=lambda path=image.path: read_image(path, max_pixels=max_pixels), split=image.split, referenced=True)
+                            load=lambda path=image.path: read_image(path, max_pixels=max_pixels), split=image.split,
+                            path=image.path.resolve())
                   for image in found.clean]
     jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
                     f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}") for pair in found.pairs]
@@ -368,10 +355,12 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     """Collects, checks, deduplicates, splits and lists the clean images and the real pairs.
 
     Writes ``manifest.csv`` (id, path, size, hash, split, origin), ``rejects.csv`` (path, reason)
-    and ``pairs.csv`` (see ``REAL_PAIR_COLUMNS``) under ``out_dir``. Default photographs and
-    ``prepare.source`` images are written as ``images/<id>.png``; the images and pairs of
-    ``datasets_root`` are listed where they lie (absolute paths), never copied. One image is
-    in memory at a time.
+    and ``pairs.csv`` (see ``REAL_PAIR_COLUMNS``) under ``out_dir``. Only the default photographs
+    are written, as ``images/<id>.png``; the images of ``prepare.source`` and the images and pairs
+    of ``datasets_root`` are listed where they lie (absolute paths), never copied, and are read
+    from there by :func:`pip_model.image_files.read_image` downstream (``split_files``,
+    ``load_split``, ``build_benchmark``), so they give the pixels checked here. One image is in
+    memory at a time.
 
     Raises:
         NotEnoughImagesError: too few usable images for the splits.
@@ -400,8 +389,8 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
             continue
         seen[digest] = candidate.origin
         image_id = f"{slug(candidate.name)}-{digest[:8]}"
-        if candidate.referenced:
-            path = candidate.origin
+        if candidate.path is not None:
+            path = str(candidate.path)
         else:
             path = (Path("images") / f"{image_id}.png").as_posix()
             write_png(out_dir / path, image.rgb)

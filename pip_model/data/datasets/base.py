@@ -1,16 +1,21 @@
-"""What every dataset adapter returns, and the helpers adapters share to pair and split files."""
+"""What every dataset adapter returns, and the helpers adapters share to pair and split files.
+
+:func:`pair_by_name` is the one pairing engine: the adapters (through :func:`pair_by_folders`) and
+``prepare.paired`` (:func:`pip_model.data.corpus.pair_source`) call it with their own name rule. Files are found
+by the one folder walk, :func:`pip_model.image_files.walk_files`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pip_model.image_files import IMAGE_SUFFIXES, walk_files
+from pip_model.image_files import FolderWalk
 
 Split = Literal["train", "test"]
 TRAIN_MARKERS = frozenset({"train", "training", "our485"})
@@ -72,12 +77,6 @@ class Discovery:
         return lines
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; hidden files and folders and bad entries are left out
-    (:func:`pip_model.data.corpus.dataset_sources` lists the bad ones)."""
-    return walk_files(folder, suffixes=IMAGE_SUFFIXES).files
-
-
 def split_of(path: Path, default: Split) -> Split:
     """``train`` or ``test`` from a marker folder in ``path`` (the nearest wins), else ``default``."""
     for part in reversed([part.lower() for part in path.parts]):
@@ -88,30 +87,108 @@ def split_of(path: Path, default: Split) -> Split:
     return default
 
 
+# Role folders of ``prepare.paired``: which side of a pair their files are on (GoPro's blur/sharp, LOL's low/high,
+# SOTS's hazy/gt or clear, rainy/norain, input/target...).
+DEGRADED_FOLDERS = frozenset({"blur", "low", "hazy", "rainy", "rain", "input", "degraded", "noisy"})
+CLEAN_FOLDERS = frozenset({"sharp", "high", "gt", "clear", "norain", "target", "clean", "groundtruth"})
+
+
+def paired_names(stem: str) -> list[str]:
+    """The clean names a degraded file of name ``stem`` (lower case, no suffix) may pair with, most wanted first:
+    its own (GoPro, LOL, most datasets); ``norain-N`` for ``rain-N`` (Rain100L); the part before its first ``_``
+    (SOTS: ``0001_0.8_0.2`` -> ``0001``). The name rule of ``prepare.paired``."""
+    rain = ["norain-" + stem.removeprefix("rain-")] if stem.startswith("rain-") else []
+    return [stem, *rain, stem.split("_")[0]]
+
+
+def role_place(relative: Path, roles: Collection[str]) -> tuple[str, ...]:
+    """The folder of a file (``relative`` to its root) with the role folders made equal: ``SEQ/blur/1.png`` and
+    ``SEQ/sharp/1.png`` are in the same place when ``blur`` and ``sharp`` are roles."""
+    return tuple("*" if part.lower() in roles else part for part in relative.parent.parts)
+
+
+def _places(place: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """``place``, then, below a role folder, each folder above it up to the role folder itself (OTS:
+    ``synthetic/part1/ID_A_B`` finds ``original/ID``)."""
+    yield place
+    if "*" in place:
+        while place[-1] != "*":
+            place = place[:-1]
+            yield place
+
+
+def pair_by_name(degraded: Iterable[Path], clean: Iterable[Path], *, roots: tuple[Path, Path],
+                 roles: Collection[str], partners: Callable[[str], Sequence[str]]
+                 ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pairs degraded files with clean files by name: the one pairing engine of the adapters and of
+    ``prepare.paired``.
+
+    A degraded file pairs with the first clean file in the same place (its folder relative to its root, role
+    folders counting as the same folder: see :func:`role_place`; below a role folder, the nearest folder up to it)
+    whose name without suffix is one of ``partners(stem)``, tried in order. Names are compared in lower case.
+
+    Args:
+        degraded: the degraded files, under ``roots[0]``.
+        clean: the clean candidates, under ``roots[1]`` (sorted: the first of equal names wins).
+        roots: the folders the two sides' places are relative to (may be the same folder).
+        roles: the role folder names, in lower case.
+        partners: the name rule: a degraded stem -> the clean stems it may pair with, most wanted first.
+
+    Returns:
+        The (degraded, clean) pairs, and the degraded files that found no clean partner.
+    """
+    degraded_root, clean_root = roots
+    index: dict[tuple[tuple[str, ...], str], Path] = {}
+    for path in clean:
+        index.setdefault((role_place(path.relative_to(clean_root), roles), path.stem.lower()), path)
+    pairs, unmatched = [], []
+    for path in degraded:
+        names = [name.lower() for name in partners(path.stem.lower())]
+        places = _places(role_place(path.relative_to(degraded_root), roles))
+        match = next((index[(place, name)] for place in places for name in names if (place, name) in index), None)
+        if match is None:
+            unmatched.append(path)
+        else:
+            pairs.append((path, match))
+    return pairs, unmatched
+
+
+def role_folder(path: Path, root: Path, roles: Collection[str]) -> Path | None:
+    """The nearest folder above ``path`` (below ``root``) named after one of ``roles``, or None."""
+    parts = path.relative_to(root).parent.parts
+    for end in range(len(parts), 0, -1):
+        if parts[end - 1].lower() in roles:
+            return root.joinpath(*parts[:end])
+    return None
+
+
 def pair_by_folders(
-    dataset: str, task: str, folder: Path, root: Path, *, degraded: tuple[str, ...], clean: tuple[str, ...],
-    clean_stem: Callable[[str], str], default: Split,
+    dataset: str, task: str, folder: Path, root: Path, walk: FolderWalk, *, degraded: tuple[str, ...],
+    clean: tuple[str, ...], clean_stem: Callable[[str], str], default: Split,
 ) -> Discovery:
-    """Pairs every image in a ``degraded`` role folder under ``folder`` with the file of stem ``clean_stem(stem)``
-    in a sibling ``clean`` role folder (any suffix). Unmatched degraded files are skipped with the reason."""
+    """Pairs every image in a ``degraded`` role folder under ``folder`` with the image of stem ``clean_stem(stem)``
+    (any suffix) in a sibling ``clean`` role folder, by :func:`pair_by_name`. Unmatched degraded files are skipped
+    with the reason.
+
+    Args:
+        walk: the walk of ``folder`` (:meth:`pip_model.image_files.FolderWalk.under`): its image files and folders.
+    """
+    roles = frozenset(degraded) | frozenset(clean)
+    side = {path: role_folder(path, folder, roles) for path in walk.files}
+    pairs, unmatched = pair_by_name([path for path, role in side.items() if role and role.name.lower() in degraded],
+                                    [path for path, role in side.items() if role and role.name.lower() in clean],
+                                    roots=(folder, folder), roles=roles, partners=lambda stem: [clean_stem(stem)])
     found = Discovery()
-    for role_dir in sorted(d for d in folder.rglob("*") if d.is_dir() and d.name.lower() in degraded):
-        partners = [role_dir.parent / name for name in _siblings(role_dir.parent, clean)]
-        by_stem = {p.stem.lower(): p for partner in partners for p in image_files(partner)}
-        for path in image_files(role_dir):
-            wanted = clean_stem(path.stem).lower()
-            match = by_stem.get(wanted)
-            if match is None:
-                where = ", ".join(str(p) for p in partners) or f"no {'/'.join(clean)} folder beside {role_dir}"
-                found.skipped.append((str(path), f"{dataset}: no clean image named {wanted}.* in {where}"))
-                continue
-            found.pairs.append(FoundPair(dataset, task, split_of(path.relative_to(root), default), path, match,
-                                         path.relative_to(folder).as_posix()))
+    for path, match in pairs:
+        found.pairs.append(FoundPair(dataset, task, split_of(path.relative_to(root), default), path, match,
+                                     path.relative_to(folder).as_posix()))
+    for path in unmatched:
+        role_dir = side[path]
+        partners = [d for d in walk.folders if d.parent == role_dir.parent and d.name.lower() in clean]
+        where = ", ".join(str(p) for p in partners) or f"no {'/'.join(clean)} folder beside {role_dir}"
+        found.skipped.append((str(path), f"{dataset}: no clean image named {clean_stem(path.stem.lower())}.* "
+                                         f"in {where}"))
     return found
-
-
-def _siblings(parent: Path, names: tuple[str, ...]) -> list[str]:
-    return sorted(d.name for d in parent.iterdir() if d.is_dir() and d.name.lower() in names)
 
 
 def slug(text: str) -> str:
@@ -139,4 +216,4 @@ class Adapter:
     """A dataset family: which folder names it claims, and how it reads one claimed folder."""
 
     claims: Callable[[str], bool]
-    collect: Callable[[Path, Path], Discovery]
+    collect: Callable[[Path, Path, FolderWalk], Discovery]  # (folder, datasets root, the walk of the folder)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pip_model.data.datasets.base import Adapter, Discovery, pair_by_folders
+from pip_model.image_files import FolderWalk
 
 
 def claims(name: str) -> bool:
@@ -18,11 +19,11 @@ def scene_id(stem: str) -> str:
     return stem.split("_")[0]
 
 
-def collect(folder: Path, root: Path) -> Discovery:
+def collect(folder: Path, root: Path, walk: FolderWalk) -> Discovery:
     found = Discovery()
-    found.extend(pair_by_folders(folder.name, "dehaze", folder, root, degraded=("synthetic",), clean=("original",),
-                                 clean_stem=scene_id, default="train"))
-    found.extend(pair_by_folders(folder.name, "dehaze", folder, root, degraded=("hazy", "input"),
+    found.extend(pair_by_folders(folder.name, "dehaze", folder, root, walk, degraded=("synthetic",),
+                                 clean=("original",), clean_stem=scene_id, default="train"))
+    found.extend(pair_by_folders(folder.name, "dehaze", folder, root, walk, degraded=("hazy", "input"),
                                  clean=("gt", "clear", "target"), clean_stem=scene_id, default="test"))
     return found
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pip_model.data.datasets.base import Adapter, Discovery, FoundPair, image_files, pair_by_folders, split_of
+from pip_model.data.datasets.base import Adapter, Discovery, FoundPair, pair_by_folders, pair_by_name, split_of
+from pip_model.image_files import FolderWalk
 
 
 def claims(name: str) -> bool:
@@ -13,28 +14,26 @@ def claims(name: str) -> bool:
 
 
 def _norain(stem: str) -> str:
-    return "norain-" + stem.removeprefix("rain-") if stem.lower().startswith("rain-") else stem
+    """``rain-N`` -> ``norain-N`` (lower case in, lower case out); other names stay as they are."""
+    return "norain-" + stem.removeprefix("rain-") if stem.startswith("rain-") else stem
 
 
-def collect(folder: Path, root: Path) -> Discovery:
+def collect(folder: Path, root: Path, walk: FolderWalk) -> Discovery:
     found = Discovery()
-    found.extend(pair_by_folders(folder.name, "derain", folder, root, degraded=("rainy", "rain"),
+    found.extend(pair_by_folders(folder.name, "derain", folder, root, walk, degraded=("rainy", "rain"),
                                  clean=("gt", "norain", "clean"), clean_stem=_norain, default="train"))
-    found.extend(pair_by_folders(folder.name, "derain", folder, root, degraded=("input",), clean=("target",),
+    found.extend(pair_by_folders(folder.name, "derain", folder, root, walk, degraded=("input",), clean=("target",),
                                  clean_stem=lambda stem: stem, default="test"))
     # Flat: rain-N.png beside norain-N.png in one folder (the role folders above are already read).
     seen = {pair.degraded for pair in found.pairs} | {Path(path) for path, _ in found.skipped}
-    files = image_files(folder)
-    by_folder_and_stem = {(p.parent, p.stem.lower()): p for p in files}
-    for path in files:
-        if path in seen or not path.stem.lower().startswith("rain-"):
-            continue
-        partner = by_folder_and_stem.get((path.parent, _norain(path.stem).lower()))
-        if partner is None:
-            found.skipped.append((str(path), f"{folder.name}: no {_norain(path.stem)}.* beside it"))
-        else:
-            found.pairs.append(FoundPair(folder.name, "derain", split_of(path.relative_to(root), "test"), path,
-                                         partner, path.relative_to(folder).as_posix()))
+    flat = [path for path in walk.files if path not in seen and path.stem.lower().startswith("rain-")]
+    pairs, unmatched = pair_by_name(flat, walk.files, roots=(folder, folder), roles=(),
+                                    partners=lambda stem: [_norain(stem)])
+    for path, partner in pairs:
+        found.pairs.append(FoundPair(folder.name, "derain", split_of(path.relative_to(root), "test"), path, partner,
+                                     path.relative_to(folder).as_posix()))
+    for path in unmatched:
+        found.skipped.append((str(path), f"{folder.name}: no {_norain(path.stem.lower())}.* beside it"))
     return found
 
 
