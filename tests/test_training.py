@@ -15,14 +15,14 @@ import pytest
 import torch
 import yaml
 
-from pip_model.config import load_section
+from pip_model.config import ConfigError, load_section
 from pip_model.data.images import load_split
 from pip_model.data.pairs import DegradeConfig, write_offline_pairs
 from pip_model.data.sampling import OnlinePairSampler
 from pip_model.engine.distributed import Distributed, read_figures
 from pip_model.engine.loop import Optimisation, lr_factor, train, training_step
 from pip_model.engine.losses import pixel_loss
-from pip_model.engine.recipes import RESUME_NEUTRAL, SensorConfig, TrainConfig, load_train_config
+from pip_model.engine.recipes import RESUME_NEUTRAL, SensorConfig, TrainConfig, load_sensor_config, load_train_config
 from pip_model.engine.sensor_training import train_sensor
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import load_model_file
@@ -85,8 +85,8 @@ def test_offline_training_draws_the_written_pairs(prepared, tmp_path):
 
 def _stage_params(folder: Path, **train_overrides) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    settings = dict(model="pip_nafnet_tiny", steps=12, batch_size=2, patch=32, warmup_steps=2, checkpoint_every=3,
-                    log_every=1, sample_every=6, threads=1, **train_overrides)
+    settings = {**dict(model="pip_nafnet_tiny", steps=12, batch_size=2, patch=32, warmup_steps=2, checkpoint_every=3,
+                       log_every=1, sample_every=6, threads=1), **train_overrides}
     for key, value in settings.items():
         params["train_run" if key in RESUME_NEUTRAL else "train"][key] = value
     path = folder / "params.yaml"
@@ -337,3 +337,22 @@ def test_the_samples_a_run_shows_are_fixed_labelled_and_unshuffled(prepared):
     side = previews[0][2].shape[-1]
     assert grid.ndim == 3 and grid.shape[0] == 22 + 2 * sum(p[2].shape[-2] for p in previews)
     assert grid.shape[1] > 3 * 2 * side and 0 <= grid.min() and grid.max() <= 1
+
+
+def test_run_settings_come_from_train_run_and_a_misplaced_one_is_named(tmp_path):
+    """`train_run` holds how training runs (no stage depends on it); the recipe in `train` may not hold those."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train_run"].update(workers=3, log_every=7, sensor_log_every=9)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert (load_train_config(path).workers, load_train_config(path).log_every) == (3, 7)
+    assert load_sensor_config(path).log_every == 9
+    params["train"]["workers"] = 2
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"train.workers is a run setting.*move it to train_run.workers"):
+        load_train_config(path)
+    del params["train"]["workers"]
+    params["train_run"]["lr"] = 0.1
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"train_run.lr is not a run setting"):
+        load_train_config(path)
