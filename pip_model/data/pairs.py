@@ -1,17 +1,11 @@
-"""The ``degrade`` stage's logic and the training data: benchmark pairs, offline and online pairs.
+"""The ``degrade`` stage's logic: the benchmark and the offline training pairs.
 
 * :func:`build_benchmark` writes the fixed evaluation benchmark: for every val/test image
   and task, seeded crops degraded with a seed derived from the base seed, the image and the
   task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too.
-* :func:`write_offline_pairs` writes a fixed set of degraded training patches.
-* :class:`OnlinePairSampler` degrades random clean crops on the fly, on the training
-  device, seeded per step and slot (a DDP rank builds only its own slots of the global
-  batch), and mixes in crops of real training pairs; :class:`OnlineBatches` reads, cuts and
-  draws them ahead in DataLoader workers. Clean images are read from disk
-  (:class:`ImageFiles`), so memory does not grow with the dataset.
-* :class:`OfflinePairDataset` reads the offline patches; its ``sample_weights`` balance tasks.
-
-Both training sources mix tasks in every batch, balanced by ``task_weights``.
+* :func:`write_offline_pairs` writes a fixed set of degraded training patches, which
+  :class:`pip_model.data.sampling.OfflinePairDataset` reads; online pairs are drawn by
+  :mod:`pip_model.data.sampling`.
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ class TrainConfig:
             if not 0 <= share <= 1:
                 raise ValueError(f"train.real_pairs.{task} must be a share in [0, 1], got {share}")
         if self.workers < 0 or self.image_cache < 0:
-            raise ValueError(f"train_run.workers ({self.workers}) and train_run.image_cache ({self.image_cache}) must be >= 0")
+            raise ValueError(f"train_run.workers ({self.workers}) and train_run.image_cache ({self.image_cache}) "
+                             "must be >= 0")
         if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
             raise ValueError(f"train: steps ({self.steps}) and batch_size ({self.batch_size}) must be >= 1, "
                              f"patch ({self.patch}) >= 8")

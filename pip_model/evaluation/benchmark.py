@@ -1,9 +1,9 @@
-"""The ``evaluate`` stage's logic: tiled restoration, metrics, and the per-task benchmark table.
+"""The ``evaluate`` stage's logic: every contender (the trained models, PIP under each prompt and blind, the input
+and the classical baselines) on the benchmark, and the per-task table.
 
-PSNR and SSIM come from Kornia (``kornia.metrics``, SSIM with an 11x11 Gaussian window) or,
-with ``evaluate.metrics: paper``, from scikit-image at its defaults (SSIM with a 7x7 uniform
-window), as the published PIP and PromptIR test code computes them; on RGB in [0, 1] or on
-the Y channel of YCbCr, as papers report both.
+Images are restored in tiles (:mod:`pip_model.evaluation.tiling`) and scored by
+:mod:`pip_model.evaluation.metrics` (Kornia's PSNR/SSIM, or the paper's with
+``evaluate.metrics: paper``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""PSNR and SSIM of restored images: Kornia's on RGB, or the paper's (scikit-image on the Y channel of 8-bit images)."""
+"""PSNR and SSIM of restored images.
+
+From Kornia (``kornia.metrics``, SSIM with an 11x11 Gaussian window) or, with ``metrics="paper"``
+(``evaluate.metrics: paper``), from scikit-image at its defaults (SSIM with a 7x7 uniform window), as the
+published PIP and PromptIR test code computes them; on RGB in [0, 1] or on the Y channel of YCbCr, as papers
+report both.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ message *before* training starts; if logging breaks during a run, training keeps
 the failures are counted, and the stage reports them at the end. Work is never lost to a
 tracking outage, and neither are its metrics: with a ``pending`` file, metrics and the run's
 end that could not be sent are kept there (JSON lines) and sent with the next call that gets
-through, or later by ``python -m pip_model sync`` (:func:`sync_pending`).
+through, or later by ``python -m pip_model sync`` (:func:`pip_model.tracking.pending.sync_pending`).
 """
 
 from __future__ import annotations
