@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # every check runs an entry point as a process
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = {
     "prompt-restore": [str(Path(sys.executable).parent / "prompt-restore")],

@@ -26,8 +26,7 @@ from pip_model.data.pairs import DegradeConfig, build_benchmark, write_offline_p
 from pip_model.data.sampling import OfflinePairDataset, OnlineBatches, OnlinePairSampler, augment, balanced_tasks
 from pip_model.image_files import write_png
 from pip_model.tasks import TASK_TO_CLASS, TASKS
-
-QUIET = {"progress": lambda message: None}
+from tests.helpers.stages import QUIET
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pip_model.data.corpus import PairedSource, PrepareConfig, file_digest, prep
 from pip_model.data.datasets import discover
 from pip_model.data.datasets.standins import procedural_image, write_standins
 from pip_model.image_files import read_image, write_png
-from tests.conftest import QUIET
+from tests.helpers.stages import QUIET
 
 COUNT = 3  # images or pairs per dataset and split
 

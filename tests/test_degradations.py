@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from pip_model.config import ConfigError, from_mapping
 from pip_model.data.degradations import DegradationRanges, add_motion_blur, degrade, derive_seed, sample_params
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, TASK_TO_CLASS
-from tests.device_reads import DeviceReads
+from tests.helpers.device_reads import DeviceReads
 
 
 def _photo(name: str, size: int = 128) -> torch.Tensor:

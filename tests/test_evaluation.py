@@ -40,7 +40,8 @@ from pip_model.evaluation.tiling import restore_tiled, tile_windows
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import save_model_file
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
-from tests.conftest import QUIET, randomise_output, stage_environment
+from tests.helpers.models import randomise_output
+from tests.helpers.stages import QUIET, stage_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,6 +187,7 @@ def test_summary_and_run_metrics():
         f"eval/{task}/{name}" for task in ("derain", "dehaze", "mean") for name in ("psnr", "ssim")}
 
 
+@pytest.mark.integration
 def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
     torch.manual_seed(0)
     models = {"pip_nafnet_tiny": randomise_output(build_model("pip_nafnet_tiny")),
@@ -251,6 +253,7 @@ def test_models_and_sensor_are_evaluated_on_the_given_device(tmp_path):
         assert restored.device.type == "meta" and restored.shape == (1, 3, 150, 100)
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_the_evaluate_stage_honours_base_device(benchmark_48, tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

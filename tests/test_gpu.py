@@ -16,7 +16,7 @@ from pip_model.engine.recipes import TrainConfig, load_train_config
 from pip_model.evaluation.tiling import restore_tiled
 from pip_model.networks.registry import build_model
 from pip_model.tasks import TASKS
-from tests.device_reads import DeviceReads
+from tests.helpers.device_reads import DeviceReads
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

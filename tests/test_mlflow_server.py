@@ -35,15 +35,9 @@ from pip_model.networks.checkpoints import load_model_file, save_model_file
 from pip_model.networks.registry import build_model
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
 from pip_model.tracking.pending import PENDING_SUFFIX, PendingLog
-from tests.conftest import (
-    Server,
-    answers,
-    free_port,
-    running_server,
-    server_command,
-    server_environment,
-    stage_environment,
-)
+from tests.helpers.servers import Server, answers, free_port, running_server, server_environment
+from tests.helpers.stages import stage_environment
+from tests.helpers.tracking import server_command
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED = "pip-universal-pip_restormer_tiny"
@@ -168,6 +162,7 @@ def assert_refused_without_a_login(uri: str, tmp_path: Path, default_prepared: P
         assert not (tmp_path / "models").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mlflow_server", ["sqlite", pytest.param("team", marks=pytest.mark.scale)],
                          indirect=True)
 def test_train_evaluate_and_the_registered_model_through_a_real_server(
@@ -269,6 +264,7 @@ def training_through_an_outage(server: Server, folder: Path, prepared: Path, dea
                 train.wait()
 
 
+@pytest.mark.integration
 def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_path, default_prepared):
     """The server's whole process group is killed while train logs every step: training goes on to the end,
     the model file and the curve are complete, exit code 0, and the failed logging calls are reported."""
@@ -303,6 +299,7 @@ def test_training_outlives_the_tracking_server_dying_mid_run(mlflow_server, tmp_
     assert kept[-1]["kind"] == "finish" and f"python -m pip_model sync {pending.parent}" in err
 
 
+@pytest.mark.integration
 def test_metrics_of_an_outage_reach_the_server_when_it_is_back(mlflow_server, tmp_path, default_prepared):
     """The server is killed at step 1 and started again (same store, same port) while train runs: the metrics of
     the outage were kept in the checkpoint folder and sent once it answered, so the run holds every step's
@@ -346,6 +343,7 @@ def _a_run_whose_server_dies(server, tmp_path: Path, monkeypatch):
     return server, port, pending, tracker
 
 
+@pytest.mark.integration
 def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
     """A run whose server dies keeps its metrics and its end on disk; with the server back, ``python -m pip_model
     sync`` sends them (first refusing, with one line, while the server is still away)."""
@@ -370,6 +368,7 @@ def test_sync_sends_what_an_outage_kept(mlflow_server, tmp_path, monkeypatch):
         assert run.data.metrics["psnr"] == 23.0 and run.info.status == "FINISHED"
 
 
+@pytest.mark.integration
 def test_metrics_kept_in_an_outage_go_out_with_the_next_call_that_gets_through(mlflow_server, tmp_path,
                                                                               monkeypatch):
     """The first metrics logged once the server is back carry what the outage kept: the run holds them while it
@@ -391,12 +390,12 @@ def test_metrics_kept_in_an_outage_go_out_with_the_next_call_that_gets_through(m
         assert client.get_run(tracker.run_id).info.status == "FINISHED"
 
 
-def test_the_experiment_opens_on_its_training_runs(tmp_path):
+def test_the_experiment_opens_on_its_training_runs(mlflow_store):
     """MLflow's UI opens an experiment on its runs, not the GenAI overview, by the experiment tag
     mlflow.experimentKind; new experiments get it, and an older store's experiment gets it on the next run."""
     from pip_model.tracking.tracker import Tracker
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store
     Tracker(uri=uri, experiment="fresh", run_name="a").finish()
     client = MlflowClient(tracking_uri=uri)
     assert client.get_experiment_by_name("fresh").tags["mlflow.experimentKind"] == "custom_model_development"
@@ -405,10 +404,10 @@ def test_the_experiment_opens_on_its_training_runs(tmp_path):
     assert client.get_experiment_by_name("older").tags["mlflow.experimentKind"] == "custom_model_development"
 
 
-def test_a_wrong_model_uri_gets_one_line_naming_what_exists(tmp_path, monkeypatch, capsys):
+def test_a_wrong_model_uri_gets_one_line_naming_what_exists(mlflow_store, tmp_path, monkeypatch, capsys):
     """`prompt-restore --model models:/...` with a name, alias or version the store does not hold: one line that
     says so and lists what is registered, instead of MLflow's traceback."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
     MlflowClient().create_registered_model("pip-universal-demo")
     write_png(tmp_path / "in" / "photo.png", np.full((32, 32, 3), 0.5, np.float32))
     expected = {"models:/nope@x": "no registered model 'nope' in MLflow at sqlite:///",
@@ -459,11 +458,12 @@ def test_a_password_in_params_yaml_is_refused(tmp_path, uri):
     assert load_section(TrackingConfig, "tracking", params).uri == uri.replace(":secret", "")
 
 
-def test_sync_skips_torn_lines_and_deleted_runs_and_a_stuck_file_blocks_no_other(tmp_path, monkeypatch):
+@pytest.mark.integration
+def test_sync_skips_torn_lines_and_deleted_runs_and_a_stuck_file_blocks_no_other(mlflow_store, tmp_path, monkeypatch):
     """A pending file torn by a kill, holding a line for a run deleted since, sends the rest and keeps the two lines
     aside (reported, never dropped); in folder mode a file whose server is away keeps its entries and the files
     after it are still sent."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("sync")
     kept, deleted, other = (client.create_run(experiment).info.run_id for _ in range(3))
@@ -508,6 +508,7 @@ def test_the_lineage_names_the_hash_the_producer_wrote_not_a_later_stages_old_en
     assert dvc_input_tags(tmp_path, ["data/benchmark"]) == {"dvc.data/benchmark.md5": "new.dir"}
 
 
+@pytest.mark.integration
 def test_git_dirty_is_about_the_source_not_what_dvc_writes(tmp_path):
     from pip_model.tracking.lineage import git_tags
 

@@ -24,17 +24,9 @@ import yaml
 
 from pip_model.image_files import read_image
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
-from tests.conftest import Repo, make_pipeline_repo, stages_run, stop_group
+from tests.helpers.pipeline import TINY, Repo, make_pipeline_repo, stages_run
+from tests.helpers.servers import stop_group
 
-TINY = {
-    "degrade": {"benchmark_crop": 48, "crops_per_image": 1, "train_pairs_per_task": 2, "train_patch": 32},
-    "train": {"steps": 2, "batch_size": 2, "patch": 32, "warmup_steps": 1},
-    "train_run": {"log_every": 1, "sample_every": 2, "checkpoint_every": 100},
-    "sensor": {"steps": 2, "batch_size": 4, "patch": 32, "dead_leaves": 2},
-    "report": {"dpi": 40},
-    "tracking": {"system_metrics_interval": 1},
-    "flows": {"cron": "17 3 * * 1"},  # not the code's default, so the deployment must read params.yaml
-}
 STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor", "score_sensor",
           "evaluate", "report"]
 
@@ -51,6 +43,7 @@ def repo(tmp_path_factory) -> Repo:
     return repo
 
 
+@pytest.mark.integration
 def test_repro_from_clean_runs_every_stage(repo):
     metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
     assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "pip_restormer_tiny_blind"}
@@ -90,6 +83,7 @@ def test_repro_from_clean_runs_every_stage(repo):
     assert "<b>Stale:</b> These figures carry no record of the commit" in page
 
 
+@pytest.mark.integration
 def test_train_runs_show_the_data_they_saw(repo):
     """MLflow's Dataset column: each train run has the prepared images as its training input and the benchmark as
     its evaluation input, each with the DVC hash that dvc.lock records as its digest."""
@@ -110,6 +104,7 @@ def test_train_runs_show_the_data_they_saw(repo):
                         ("data/benchmark", hashes["data/benchmark"], "evaluation")}, seen
 
 
+@pytest.mark.integration
 def test_runs_say_what_they_are_and_one_execution_shares_a_tag(repo):
     from mlflow import MlflowClient
 
@@ -120,6 +115,7 @@ def test_runs_say_what_they_are_and_one_execution_shares_a_tag(repo):
     assert len({run.data.tags["pipeline"] for run in runs}) == 1  # the runs of the one `dvc repro` so far
 
 
+@pytest.mark.integration
 def test_second_repro_only_scans(repo):
     # Only `scan` runs (always, a fraction of a second without torch): it finds the datasets folder unchanged, so
     # nothing after it is stale. The bound is loose for a loaded 2-core machine; any training would take minutes.
@@ -129,6 +125,7 @@ def test_second_repro_only_scans(repo):
     assert stages_run(output) == [] and "Running stage 'scan'" in output and "didn't change, skipping" in output
 
 
+@pytest.mark.integration
 def test_metrics_show_prints_a_table_that_fits_a_terminal_and_the_detail_on_request(repo):
     """`dvc metrics show`: one row per model (mean PSNR, SSIM) and the sensor's, under 100 columns; the per-task
     detail is `dvc metrics show results/metrics.json`."""
@@ -144,6 +141,7 @@ def test_metrics_show_prints_a_table_that_fits_a_terminal_and_the_detail_on_requ
         assert column in detail
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("section", "change", "expected"), [
     ("degrade", {"crops_per_image": 2}, ["degrade"]),
     ("train", {"lr": 0.001}, ["train@pip_restormer_tiny", "train@restormer_tiny"]),
@@ -166,6 +164,7 @@ RUN_SETTINGS = {"workers": 1, "threads": 1, "image_cache": 3, "log_every": 7, "c
 TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("edit", "stale"), [
     ("pip_model/apps/report.py", ["report"]),
     ("pip_model/apps/restore.py", []),
@@ -197,6 +196,7 @@ def test_an_edit_leaves_stale_exactly_the_stages_whose_result_it_can_change(repo
         repo.run("git", "checkout", "--", edit if isinstance(edit, str) else "params.yaml")
 
 
+@pytest.mark.integration
 def test_dvc_plots_draw_every_models_training_curve(repo):
     shown = json.loads(repo.dvc("plots", "show", "--json").stdout)
     assert not shown.get("errors"), shown.get("errors")
@@ -244,6 +244,7 @@ def test_sweep_overrides_keep_their_types_through_dvc(tmp_path):
     assert applied["tracking"]["tags"] == {"sweep": "35498153", "note": "plain words"}
 
 
+@pytest.mark.integration
 def test_the_prefect_server_lets_in_only_who_has_the_login(prefect_api):
     """Without the login, or with a wrong one, the API refuses (HTTP 401) and so does the CLI; with it (every
     other Prefect test here), flows run."""
@@ -262,6 +263,7 @@ def test_the_prefect_server_lets_in_only_who_has_the_login(prefect_api):
     assert deployments(prefect_api["PREFECT_API_AUTH_STRING"]).returncode == 0
 
 
+@pytest.mark.integration
 def test_pipeline_flow_applies_overrides_reruns_what_they_change_and_publishes(repo, prefect_api):
     # The README's `python -m flows.pipeline KEY=VALUE`: the override lands in params.yaml, DVC reruns the stage
     # that reads it and the one whose input that changed (the report); the others have nothing to do.
@@ -288,6 +290,7 @@ def _trigger(repo: Repo, prefect_api: dict[str, str], deployment: str, **paramet
     assert "Completed" in run.stdout, run.stdout + run.stderr
 
 
+@pytest.mark.integration
 def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tmp_path):
     """`python -m flows.deploy` serves `pipeline/nightly` on params.yaml's cron and `sweep/on-demand`; a triggered
     run of the pipeline completes in the serving process."""
@@ -312,6 +315,7 @@ def test_deployments_served_and_triggered_on_a_real_server(repo, prefect_api, tm
     assert "Beginning flow run" in log.read_text()
 
 
+@pytest.mark.integration
 @pytest.mark.scale
 def test_a_worker_runs_the_pool_deployments_from_source_and_the_sweep_on_dask(repo, prefect_api, tmp_path):
     """The production way: a process work pool, the deployments registered on it from source
@@ -363,6 +367,7 @@ def test_a_worker_runs_the_pool_deployments_from_source_and_the_sweep_on_dask(re
         "train-pip_restormer_tiny (seed=0, train.lr=0.001)", "train-pip_restormer_tiny (seed=0, train.lr=0.003)"}
 
 
+@pytest.mark.integration
 def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
     """`python -m flows.seeds 0 1`: one DVC experiment per seed (both models each), summarised under results/seeds;
     the next `dvc repro` reruns only the report, which shows the summary."""
@@ -379,6 +384,7 @@ def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
     repo.run("git", "clean", "-fdq", "results/seeds")
 
 
+@pytest.mark.integration
 def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     """`python -m flows.paper 3task DATASETS` on stand-ins of the paper's datasets with a tiny CPU budget: one DVC
     experiment that trains on the real pairs, benchmarks noise on the clean test sets and rain and haze on their real

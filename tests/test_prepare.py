@@ -25,9 +25,9 @@ from pip_model.data.images import load_split, split_files, to_array
 from pip_model.data.pairs import DegradeConfig, build_benchmark
 from pip_model.evaluation.benchmark import load_benchmark
 from pip_model.image_files import read_image, write_png
+from tests.helpers.stages import QUIET
 
 ROOT = Path(__file__).resolve().parents[1]
-QUIET = {"progress": lambda message: None}
 
 
 def _photo(path: Path, seed: int, size: tuple[int, int] = (40, 48), mode: str = "RGB") -> Path:
@@ -227,6 +227,7 @@ def _run_stage(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
                            "--out", "out"], cwd=tmp_path, capture_output=True, text=True)
 
 
+@pytest.mark.integration
 def test_stage_reports_bad_parameters_by_key(tmp_path):
     done = _run_stage(tmp_path, {"base": {"seed": 0}, "prepare": {"min_sid": 5}})
     assert done.returncode == 1 and "prepare: unknown key(s) min_sid" in done.stderr
@@ -271,10 +272,11 @@ def test_bad_entries_of_a_datasets_folder_are_rejected_and_the_rest_is_prepared(
         assert word in reasons[path], (path, reasons)
 
 
+@pytest.mark.integration
 def test_dvc_repro_prepares_a_datasets_folder_with_bad_entries(tmp_path):
     """The same folder under a real `dvc repro`: DVC never hashes the folder itself (it would stop at the broken
     link or the name before any stage runs), `scan` lists it, and `prepare` rejects the bad entries."""
-    from tests.conftest import make_pipeline_repo
+    from tests.helpers.pipeline import make_pipeline_repo
 
     repo = make_pipeline_repo(tmp_path / "repo", {"prepare": {"datasets_root": "datasets", "min_side": 16}})
     _clean_sets(repo.path / "datasets")

@@ -15,7 +15,7 @@ from pip_model.apps.restore import main
 from pip_model.data.images import to_array, to_tensor
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.reference import ReferenceCheckpointError
-from tests.reference_weights import reference_dir, reference_layout, reference_state_dict
+from tests.helpers.reference_weights import reference_dir, reference_layout, reference_state_dict
 
 REFERENCE = reference_dir()
 if REFERENCE is None and os.environ.get("PIP_REQUIRE_REFERENCE"):

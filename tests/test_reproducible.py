@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import make_pipeline_repo
+from tests.helpers.pipeline import make_pipeline_repo
+
+pytestmark = pytest.mark.integration  # a real `dvc repro`
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import Repo, free_port, make_pipeline_repo, running_server, stage_environment, stages_run
-from tests.test_pipeline import TINY
+from tests.helpers.pipeline import TINY, Repo, make_pipeline_repo, stages_run
+from tests.helpers.servers import free_port, running_server
+from tests.helpers.stages import stage_environment
 
-pytestmark = pytest.mark.scale
+pytestmark = [pytest.mark.scale, pytest.mark.integration]
 
 
 def test_a_dvc_remote_carries_results_and_experiments_to_another_clone(tmp_path, prefect_api):

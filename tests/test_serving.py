@@ -22,7 +22,8 @@ from pip_model.apps.serving import RequestRefused, ServedRestorer
 from pip_model.evaluation.tiling import restore_tiled
 from pip_model.networks.registry import build_model
 from pip_model.tracking.tracker import Tracker
-from tests.conftest import free_port, randomise_output, running_server, server_environment
+from tests.helpers.models import randomise_output
+from tests.helpers.servers import free_port, running_server, server_environment
 
 
 class _Payload:
@@ -159,6 +160,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.integration
 def test_the_served_model_runs_nothing_a_request_sends_and_serves_without_a_store(tmp_path):
     """The registered model, copied to a folder far from any tracking store and served by `mlflow models serve`:
     the exploit (a request's sensor naming a model folder whose pickle runs a command, or an attacker's URL) gets

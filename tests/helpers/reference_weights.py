@@ -17,7 +17,7 @@ import torch
 def reference_dir() -> Path | None:
     """Folder of the reference files: $PIP_REFERENCE_DIR, or ``shared/reference`` beside the checkout."""
     candidates = [os.environ.get("PIP_REFERENCE_DIR")]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     candidates += [root.parent / "shared" / "reference", root / "shared" / "reference"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "pip_restormer_state_dict.tsv").is_file():
