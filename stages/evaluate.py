@@ -22,7 +22,10 @@ from torch import nn
 from pip_model.apps.serving import ServedRestorer
 from pip_model.config import BaseConfig, ConfigError, load_section
 from pip_model.evaluation.benchmark import (
+    CropError,
     EvaluateConfig,
+    Evaluation,
+    OnePassMemoryError,
     evaluate,
     load_benchmark,
     load_contenders,
@@ -48,6 +51,28 @@ def register(tracker: Tracker, model: nn.Module, name: str, sensor: nn.Module | 
     sensor_note = f", sensor {sensor_name} bundled" if sensor is not None else ", no sensor (task=auto refused)"
     print(f"evaluate: registered {registered_name(name)} v{version} @{alias}{sensor_note}" if version is not None
           else f"evaluate: {name} not registered in MLflow (logging failed)", flush=True)
+
+
+def write_results(args: argparse.Namespace, result: Evaluation, swapped: dict) -> None:
+    """Writes the metrics, the per-model summaries, the per-image table, the examples and the prompt swaps."""
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    if args.summary is not None:
+        args.summary.mkdir(parents=True, exist_ok=True)
+        for stale in args.summary.glob("*.json"):  # a model no longer evaluated leaves no row behind
+            stale.unlink()
+        for name, per_task in result.metrics.items():
+            (args.summary / f"{name}.json").write_text(json.dumps(mean_scores(per_task), indent=2) + "\n")
+    args.per_image.parent.mkdir(parents=True, exist_ok=True)
+    result.per_image.to_csv(args.per_image, index=False)
+    for (name, task), saved in result.examples.items():
+        for image_id, image in saved:
+            write_png(args.examples / name / f"{image_id.replace('/', '_')}.png", image)
+    table = pd.DataFrame({name: {task: values["psnr"] for task, values in tasks.items()}
+                          for name, tasks in result.metrics.items()})
+    print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
+    args.prompts.parent.mkdir(parents=True, exist_ok=True)
+    args.prompts.write_text(json.dumps(swapped, indent=2) + "\n")
 
 
 def main() -> int:
@@ -77,34 +102,21 @@ def main() -> int:
     sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
     print(f"evaluate: {len(contenders)} contenders on {device}", flush=True)
     pairs = load_benchmark(args.benchmark)
-    result = evaluate(pairs, contenders, config)
-    run_ids = {contender.name: contender.run_id for contender in contenders}
-
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
-    if args.summary is not None:
-        args.summary.mkdir(parents=True, exist_ok=True)
-        for stale in args.summary.glob("*.json"):  # a model no longer evaluated leaves no row behind
-            stale.unlink()
-        for name, per_task in result.metrics.items():
-            (args.summary / f"{name}.json").write_text(json.dumps(mean_scores(per_task), indent=2) + "\n")
-    args.per_image.parent.mkdir(parents=True, exist_ok=True)
-    result.per_image.to_csv(args.per_image, index=False)
-    for (name, task), saved in result.examples.items():
-        for image_id, image in saved:
-            write_png(args.examples / name / f"{image_id.replace('/', '_')}.png", image)
-    table = pd.DataFrame({name: {task: values["psnr"] for task, values in tasks.items()}
-                          for name, tasks in result.metrics.items()})
-    print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
-    if sensor is not None:  # its accuracy and decisions are score_sensor's results/sensor*.{json,csv}
-        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor} ({sensor_name})")
     prompted = next(((contender.name, contender.model) for contender in contenders
                      if getattr(contender.model, "uses_prompts", False)), None)
-    # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on composites
-    # (empty without a PIP model).
-    swapped = evaluate(pairs, prompt_contenders(*prompted, config), config).metrics if prompted is not None else {}
-    args.prompts.parent.mkdir(parents=True, exist_ok=True)
-    args.prompts.write_text(json.dumps(swapped, indent=2) + "\n")
+    try:
+        result = evaluate(pairs, contenders, config)
+        # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on
+        # composites (empty without a PIP model).
+        swapped = evaluate(pairs, prompt_contenders(*prompted, config), config).metrics if prompted else {}
+    except (OnePassMemoryError, CropError) as error:  # one pass too large for the device; an image too small
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 1
+    run_ids = {contender.name: contender.run_id for contender in contenders}
+
+    write_results(args, result, swapped)
+    if sensor is not None:  # its accuracy and decisions are score_sensor's results/sensor*.{json,csv}
+        print(f"evaluate: blind rows (*_blind) use the sensor {args.sensor} ({sensor_name})")
 
     root = Path(args.params).resolve().parent
     benchmark_hash = dvc_input_tags(root, [str(args.benchmark)]).get(f"dvc.{args.benchmark}.md5")

@@ -269,3 +269,72 @@ def test_the_training_pairs_of_prepare_are_listed_by_task(prepared):
     listed.to_csv(prepared.parent / "with_train" / "pairs.csv", index=False)
     found = real_training_pairs(prepared.parent / "with_train")
     assert found == {"derain": [(Path(listed.loc[0, "degraded_path"]), Path(listed.loc[0, "clean_path"]))]}
+
+
+def _promptir_test_noise(files: list[Path], sigma: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """PromptIR's BSD68 test images, written out from its test.py and utils/dataset_utils.py (for the test only):
+    np.random.seed(0) once, then test_Denoise at sigma 15, 25, 50 in turn, each reading the set in order through
+    DenoiseTestDataset: crop_img(base=16), then clip(image + randn(H, W, 3) * sigma, 0, 255).astype(uint8).
+    Returns (noisy, cropped clean) by file name."""
+    np.random.seed(0)
+    noisy = {}
+    for pass_sigma in (15, 25, 50):
+        for path in files:
+            image = np.array(Image.open(path).convert("RGB"))
+            h, w = image.shape[0], image.shape[1]
+            crop_h, crop_w = h % 16, w % 16
+            image = image[crop_h // 2:h - crop_h + crop_h // 2, crop_w // 2:w - crop_w + crop_w // 2, :]
+            noise = np.random.randn(*image.shape)
+            if pass_sigma == sigma:
+                noisy[path.name] = np.clip(image + noise * pass_sigma, 0, 255).astype(np.uint8), image
+    return noisy
+
+
+@pytest.fixture(scope="module")
+def bsd68_prepared(tmp_path_factory) -> Path:
+    """A stand-in BSD68 of two images (37x50 and 40x33, written out of name order) and a BSD400 to train on."""
+    root = tmp_path_factory.mktemp("datasets")
+    rng = np.random.default_rng(3)
+    for name, (height, width) in (("test002.png", (37, 50)), ("test001.png", (40, 33))):
+        (root / "BSD68").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / "BSD68" / name)
+    (root / "BSD400").mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / "BSD400" / "1.png")
+    out = root.parent / "prepared"
+    prepare_corpus(PrepareConfig(datasets_root=str(root), min_side=16), seed=0, out_dir=out, **QUIET)
+    return out
+
+
+def test_the_published_test_noise_is_promptirs_seed_0_stream_in_file_order(bsd68_prepared, tmp_path):
+    """`degrade.test_noise: published`: each noise task's test images equal PromptIR's to the last uint8 (one seed-0
+    stream per test set, sigma 15's pass drawn though only 25 and 50 are benchmarked), scored against the same
+    crop; the other tasks and the default are untouched."""
+    config = DegradeConfig(tasks=("denoise_25", "denoise_50", "derain"), benchmark_crop=0, test_noise="published")
+    manifest = build_benchmark(bsd68_prepared, config, seed=0, out_dir=tmp_path / "published", **QUIET)
+    tests = pd.read_csv(bsd68_prepared / "manifest.csv").query("split == 'test'")
+    origins = {image_id: Path(path) for image_id, path in zip(tests["id"], tests["path"])}
+    files = sorted(origins.values(), key=lambda path: path.name)
+    assert [path.name for path in files] == ["test001.png", "test002.png"]
+    for sigma in (25, 50):
+        expected = _promptir_test_noise(files, sigma)
+        rows = manifest[manifest["task"] == f"denoise_{sigma}"]
+        assert len(rows) == 2
+        for row in rows.itertuples():
+            name = origins[row.image_id].name
+            noisy = np.array(Image.open(tmp_path / "published" / row.degraded_path))
+            assert noisy.dtype == np.uint8 and np.array_equal(noisy, expected[name][0]), (sigma, name)
+            clean = np.array(Image.open(tmp_path / "published" / row.clean_path))
+            assert np.array_equal(clean, expected[name][1]), name
+            assert clean.shape == noisy.shape == ((32, 32, 3) if name == "test001.png" else (32, 48, 3))
+            record = json.loads(row.params)
+            assert record["stream_seed"] == 0 and record["sigma"] == sigma and record["rounding"] == "truncate"
+    first_25 = json.loads(manifest[manifest["task"] == "denoise_25"]["params"].iloc[0])
+    assert first_25["stream_pass"] == 1 and first_25["stream_offset"] == 3 * (32 * 32 + 32 * 48)
+    derain = manifest[manifest["task"] == "derain"]
+    assert all(Path(path).is_absolute() for path in derain["clean_path"])  # whole prepared images, pipeline-made
+    default = build_benchmark(bsd68_prepared, DegradeConfig(tasks=("denoise_25",), benchmark_crop=0), seed=0,
+                              out_dir=tmp_path / "default", **QUIET)
+    assert {np.array(Image.open(tmp_path / "default" / path)).shape[:2] for path in default["degraded_path"]} == {
+        (37, 50), (40, 33)}
+    with pytest.raises(ValueError, match="benchmark_crop: 0"):
+        DegradeConfig(test_noise="published")

@@ -23,7 +23,10 @@ from pip_model.data.degradations import DegradationRanges
 from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig, build_benchmark
 from pip_model.evaluation.benchmark import (
+    Contender,
+    CropError,
     EvaluateConfig,
+    OnePassMemoryError,
     baseline_contenders,
     evaluate,
     load_benchmark,
@@ -396,3 +399,97 @@ def test_the_paper_tables_average_ssim_is_the_mean_of_its_ssim_columns():
     cells = [cell.split("/") for cell in table.loc["ours"]]
     assert float(cells[-1][1]) == pytest.approx(np.mean([float(ssim) for _, ssim in cells[:-1]]), abs=5e-4)
     assert table.loc["PIP-Restormer (paper)", "average"] == "32.91/0.920"
+
+
+def _one_pair_benchmark(folder: Path, height: int, width: int) -> list:
+    """A benchmark of one denoise pair of random height x width images."""
+    rng = np.random.default_rng(5)
+    for role in ("degraded", "clean"):
+        write_png(folder / f"{role}.png", rng.random((height, width, 3)))
+    pd.DataFrame({"id": ["denoise_25/odd_c0"], "task": ["denoise_25"], "source": ["synthetic"],
+                  "degraded_path": ["degraded.png"], "clean_path": ["clean.png"]}).to_csv(folder / "manifest.csv",
+                                                                                         index=False)
+    return load_benchmark(folder)
+
+
+def test_crop_multiple_evaluates_the_centre_window_that_promptirs_crop_img_keeps(tmp_path):
+    """`evaluate.crop_multiple: 16`: a 37x50 pair is restored and scored as its 32x48 centre, cut as crop_img cuts
+    it (rows from 37 % 16 // 2 = 2, columns from 50 % 16 // 2 = 1), and per_image.csv says 32x48."""
+    pairs = _one_pair_benchmark(tmp_path, 37, 50)
+    seen = []
+    looker = Contender("looker", lambda degraded, task: seen.append(degraded) or degraded)
+    config = EvaluateConfig(tile=0, crop_multiple=16, classical=False)
+    result = evaluate(pairs, [looker], config, progress=lambda message: None)
+    assert torch.equal(seen[0], pairs[0].degraded[..., 2:34, 1:49])
+    result.per_image.to_csv(tmp_path / "per_image.csv", index=False)
+    written = pd.read_csv(tmp_path / "per_image.csv")
+    assert (written["height"].tolist(), written["width"].tolist()) == ([32], [48])
+    expected = image_metrics(pairs[0].degraded[..., 2:34, 1:49], pairs[0].clean[..., 2:34, 1:49])
+    assert written["psnr"].item() == pytest.approx(expected[0], abs=1e-4)
+    uncropped = evaluate(pairs, [looker], EvaluateConfig(classical=False), progress=lambda message: None).per_image
+    assert (uncropped["height"].item(), uncropped["width"].item()) == (37, 50)
+    with pytest.raises(CropError, match="degraded.png"):
+        evaluate(pairs, [looker], EvaluateConfig(crop_multiple=64, classical=False), progress=lambda message: None)
+
+
+class AddsItsMean(nn.Module):
+    """A restorer whose every output pixel depends on the whole image: it adds the image's mean."""
+
+    uses_prompts = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, images: torch.Tensor, degradation: torch.Tensor | None = None) -> torch.Tensor:
+        return images + self.scale * images.mean(dim=(-3, -2, -1), keepdim=True)
+
+
+@torch.no_grad()
+def test_tile_0_restores_each_image_in_one_pass(tmp_path):
+    """`evaluate.tile: 0`: the model sees the whole image at once, as the published test code calls it; tiles of
+    the same image would each add their own mean."""
+    pairs = _one_pair_benchmark(tmp_path, 80, 96)
+    degraded = pairs[0].degraded * torch.linspace(0, 1, 96)  # a gradient: every tile's mean differs
+    model = AddsItsMean()
+    one_pass = model_contender("mean", model, EvaluateConfig(tile=0)).restore(degraded, "denoise_25")
+    assert torch.equal(one_pass, model(degraded))
+    tiled = model_contender("mean", model, EvaluateConfig(tile=32, overlap=8)).restore(degraded, "denoise_25")
+    assert (tiled - model(degraded)).abs().max() > 0.05
+    config = EvaluateConfig(tile=0, classical=False)
+    scored = evaluate(pairs, [model_contender("mean", model, config)], config, progress=lambda message: None)
+    assert scored.per_image["psnr"].item() == pytest.approx(
+        image_metrics(model(pairs[0].degraded).clamp(0, 1), pairs[0].clean)[0], abs=1e-4)
+
+
+class RunsOutOfMemory(nn.Module):
+    """Stands in for a network too large for the device: it raises what torch raises then."""
+
+    uses_prompts = False
+
+    def __init__(self, error: RuntimeError) -> None:
+        super().__init__()
+        self.weight, self.error = nn.Parameter(torch.zeros(())), error
+
+    def forward(self, images: torch.Tensor, degradation: torch.Tensor | None = None) -> torch.Tensor:
+        raise self.error
+
+
+@pytest.mark.parametrize("kind", [RuntimeError, torch.cuda.OutOfMemoryError])
+def test_an_image_too_large_for_one_pass_stops_with_one_line_naming_it(tmp_path, kind):
+    """In one pass, running out of device memory stops the evaluation with one line naming the model, the image,
+    its size and the allocation that failed; it is never tiled instead. Tiled evaluation keeps torch's error."""
+    pairs = _one_pair_benchmark(tmp_path, 40, 48)
+    model = RunsOutOfMemory(kind("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                                 "1.00 GiB of which 10.00 MiB is free.\nSee the documentation"))
+    config = EvaluateConfig(tile=0, classical=False)
+    with pytest.raises(OnePassMemoryError) as stopped:
+        evaluate(pairs, [model_contender("huge", model, config)], config, progress=lambda message: None)
+    message = str(stopped.value)
+    assert "\n" not in message
+    for part in ("huge", "denoise_25/odd_c0", "degraded.png", "40x48", "2.00 GiB", "evaluate.tile"):
+        assert part in message, part
+    tiled = EvaluateConfig(tile=32, overlap=8, classical=False)
+    with pytest.raises(kind) as raised:
+        evaluate(pairs, [model_contender("huge", model, tiled)], tiled, progress=lambda message: None)
+    assert type(raised.value) is kind

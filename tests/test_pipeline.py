@@ -407,10 +407,13 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     benchmark = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
     sources = benchmark.groupby("task")["source"].agg(set).to_dict()
     assert sources == {**{task: {"synthetic"} for task in protocol[:3]}, "derain": {"paired"}, "dehaze": {"paired"}}
-    # Noise on the whole clean test images (BSD68, Urban100, Kodak24 stand-ins): 3 sets x 2 images, full size.
+    # Noise on the whole clean test images (BSD68, Urban100, Kodak24 stand-ins): 3 sets x 2 images, full size but
+    # for the published crop to a multiple of 16 (40 -> 32), the clean side cropped alike.
     noisy = benchmark[benchmark["task"] == "denoise_25"]
     assert len(noisy) == 6
-    assert all(read_image(repo.path / "data" / "benchmark" / path).size == (40, 40) for path in noisy["degraded_path"])
+    assert all(read_image(repo.path / "data" / "benchmark" / path).size == (32, 32)
+               for path in [*noisy["degraded_path"], *noisy["clean_path"]])
+    assert {json.loads(params)["noise"] for params in noisy["params"]} == {"published"}
 
     table = pd.read_csv(repo.path / "reports" / "paper_table.csv", index_col=0)
     assert list(table.columns) == ["BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average"]

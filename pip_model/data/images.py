@@ -26,6 +26,34 @@ def to_array(image: torch.Tensor) -> np.ndarray:
     return image.detach().float().cpu().permute(1, 2, 0).numpy()
 
 
+def centre_crop_box(height: int, width: int, multiple: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the centred window whose sides are multiples of ``multiple``, cut as
+    PromptIR's ``crop_img`` (utils/image_utils.py) cuts it: a side ``n`` keeps ``n - n % multiple`` pixels from
+    ``(n % multiple) // 2`` on, so the far side loses the odd pixel (37 rows at 16: rows 2..33, 3 lost below).
+
+    Raises:
+        ValueError: a side shorter than ``multiple`` (nothing would be left).
+    """
+    if height < multiple or width < multiple:
+        raise ValueError(f"a {height}x{width} image has a side under {multiple}: cropping it to a multiple of "
+                         f"{multiple} leaves nothing")
+    extra_rows, extra_columns = height % multiple, width % multiple
+    return extra_rows // 2, extra_columns // 2, height - extra_rows, width - extra_columns
+
+
+def centre_crop(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """The centred window of ``image`` whose sides are multiples of ``multiple`` (:func:`centre_crop_box`);
+    ``multiple`` 0 or 1 keeps the image.
+
+    Shape:
+        (..., H, W) -> (..., H - H % multiple, W - W % multiple)
+    """
+    if multiple <= 1:
+        return image
+    top, left, height, width = centre_crop_box(*image.shape[-2:], multiple)
+    return image[..., top : top + height, left : left + width]
+
+
 class ImageFiles(Sequence[torch.Tensor]):
     """Clean images read from disk when indexed, so memory does not grow with the dataset.
 

@@ -2,7 +2,9 @@
 
 * :func:`build_benchmark` writes the fixed evaluation benchmark: for every val/test image
   and task, seeded crops degraded with a seed derived from the base seed, the image and the
-  task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too.
+  task, so ``dvc repro`` rebuilds it byte for byte. Real paired datasets join it too. With
+  ``degrade.test_noise: published`` the noise tasks of the test images are PromptIR's instead
+  (:mod:`pip_model.data.published_noise`).
 * :func:`write_offline_pairs` writes a fixed set of degraded training patches, which
   :class:`pip_model.data.sampling.OfflinePairDataset` reads; online pairs are drawn by
   :mod:`pip_model.data.sampling`.
@@ -14,16 +16,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import torch
 
 from pip_model.data.degradations import (
+    NOISE_SIGMAS,
     DegradationRanges,
     degrade,
     derive_seed,
 )
 from pip_model.data.images import split_files, to_array, to_tensor
+from pip_model.data.published_noise import PUBLISHED_SEED, draw_test_set, group_test_sets
 from pip_model.data.sampling import random_crops
 from pip_model.image_files import read_image, write_png
 from pip_model.tasks import TASKS, task_class, task_components, task_label
@@ -48,6 +53,11 @@ class DegradeConfig:
         train_pairs_per_task: offline training patches per task (0: online training only).
         train_patch: side of the offline training patches.
         ranges: sampling ranges of the degradations.
+        test_noise: how the noise tasks (``denoise_15/25/50``) of the test images are made. ``pipeline``: as every
+            other degradation (float noise, clamped, rounded, a seed per image and task); ``published``: as
+            PromptIR's test code (uint8, truncated, one seed-0 stream per test set, the images cropped to a
+            multiple of 16: :mod:`pip_model.data.published_noise`), on whole images only. Val images keep
+            ``pipeline``.
     """
 
     tasks: tuple[str, ...] = TASKS
@@ -57,12 +67,16 @@ class DegradeConfig:
     train_pairs_per_task: int = 0
     train_patch: int = 128
     ranges: DegradationRanges = field(default_factory=DegradationRanges)
+    test_noise: Literal["pipeline", "published"] = "pipeline"
 
     def __post_init__(self) -> None:
         for task in self.tasks:
             task_components(task)
         for task in self.real_only:
             task_class(task)
+        if self.test_noise == "published" and self.benchmark_crop != 0:
+            raise ValueError(f"degrade.test_noise: published noises whole test images, as the published test code; "
+                             f"set degrade.benchmark_crop: 0 (it is {self.benchmark_crop})")
 
 
 def build_benchmark(
@@ -78,6 +92,7 @@ def build_benchmark(
     """
     rows: list[dict[str, object]] = []
     manifest = pd.read_csv(prepared_dir / "manifest.csv")
+    published = _published_rows(prepared_dir, manifest, config, out_dir, progress)
     for split in ("val", "test"):
         listed = manifest[manifest["split"] == split]
         for number, (image_id, path) in enumerate(zip(listed["id"], listed["path"]), start=1):
@@ -93,6 +108,9 @@ def build_benchmark(
                 for crop, clean_path in zip(crops, clean_paths):
                     write_png(out_dir / clean_path, to_array(crop))
             for task in (task for task in config.tasks if task not in config.real_only):
+                if (split, image_id, task) in published:
+                    rows.append(published[split, image_id, task])
+                    continue
                 task_seed = derive_seed(seed, image_id, task)
                 degraded, records = degrade(crops, task, seed=task_seed, ranges=config.ranges)
                 for k, (image_degraded, record) in enumerate(zip(degraded, records)):
@@ -107,6 +125,34 @@ def build_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     return manifest
+
+
+def _published_rows(prepared_dir: Path, manifest: pd.DataFrame, config: DegradeConfig, out_dir: Path,
+                    progress: Callable[[str], None]) -> dict[tuple[str, str, str], dict[str, object]]:
+    """With ``test_noise: published``, writes the noise tasks of the test images as the published test code makes
+    them (:func:`pip_model.data.published_noise.draw_test_set`), and their cropped clean images where the crop cut
+    pixels; returns their manifest rows by (split, image id, task)."""
+    tasks = [task for task in config.tasks if task in NOISE_SIGMAS and task not in config.real_only]
+    if config.test_noise != "published" or not tasks:
+        return {}
+    listed = manifest[manifest["split"] == "test"]
+    rows: dict[tuple[str, str, str], dict[str, object]] = {}
+    for members in group_test_sets([(image_id, prepared_dir / path)
+                                    for image_id, path in zip(listed["id"], listed["path"])]):
+        progress(f"degrade: published test noise on {len(members)} images of {members[0][1].parent}")
+        paths = dict(members)
+        for item in draw_test_set(members, tasks):
+            clean_path = Path("clean") / f"{item.image_id}.png" if item.cropped else paths[item.image_id].resolve()
+            if item.cropped:
+                write_png(out_dir / clean_path, item.clean / 255.0)
+            relative = Path(item.task) / f"{item.image_id}_c0.png"
+            write_png(out_dir / relative, item.noisy / 255.0)
+            rows["test", item.image_id, item.task] = {
+                "id": f"{item.task}/{item.image_id}_c0", "image_id": item.image_id, "task": item.task,
+                "class_id": task_label(item.task), "split": "test", "source": "synthetic", "seed": PUBLISHED_SEED,
+                "degraded_path": relative.as_posix(), "clean_path": clean_path.as_posix(),
+                "params": json.dumps(item.record)}
+    return rows
 
 
 def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, object]]:

@@ -1,13 +1,15 @@
 """The ``evaluate`` stage's logic: every contender (the trained models, PIP under each prompt and blind, the input
 and the classical baselines) on the benchmark, and the per-task table.
 
-Images are restored in tiles (:mod:`pip_model.evaluation.tiling`) and scored by
-:mod:`pip_model.evaluation.metrics` (Kornia's PSNR/SSIM, or the paper's with
-``evaluate.metrics: paper``).
+Images are restored in tiles (:mod:`pip_model.evaluation.tiling`), or each in one pass with ``evaluate.tile: 0``
+after a centre crop to a multiple of ``evaluate.crop_multiple`` (the published test path: PromptIR's test.py
+crops to a multiple of 16 and restores the whole image at once), and scored by
+:mod:`pip_model.evaluation.metrics` (Kornia's PSNR/SSIM, or the paper's with ``evaluate.metrics: paper``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pip_model.data.images import to_array, to_tensor
+from pip_model.data.images import centre_crop, to_array, to_tensor
 from pip_model.evaluation.classical import classical_restore
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.evaluation.tiling import restore_tiled
@@ -33,7 +35,8 @@ class EvaluateConfig:
     """``params.yaml: evaluate``.
 
     Attributes:
-        tile: side of the tiles for images larger than this (bounded memory).
+        tile: side of the tiles for images larger than this (bounded memory); 0 restores every image in one pass,
+            as the published test code does (an image that does not fit on the device stops the stage, naming it).
         overlap: overlap of neighbouring tiles, blended linearly.
         tile_batch: tiles restored in one forward pass (more keeps a GPU busier, at more memory).
         y_channel: compute PSNR/SSIM on the Y channel instead of RGB.
@@ -41,6 +44,8 @@ class EvaluateConfig:
             as the published test code: compare with the paper's tables only this way).
         classical: also evaluate the classical restorers.
         examples_per_task: restored examples saved per task and model.
+        crop_multiple: centre-crop every degraded and clean image to sides that are multiples of this before it is
+            restored and scored, as PromptIR's ``crop_img(image, base=16)``; 0 keeps whole images.
     """
 
     tile: int = 256
@@ -50,9 +55,13 @@ class EvaluateConfig:
     metrics: Literal["kornia", "paper"] = "kornia"
     classical: bool = True
     examples_per_task: int = 1
+    crop_multiple: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.overlap < self.tile // 2:
+        if self.tile < 0 or self.crop_multiple < 0:
+            raise ValueError(f"evaluate.tile ({self.tile}) and evaluate.crop_multiple ({self.crop_multiple}) must be "
+                             ">= 0 (0: one pass, whole images)")
+        if self.tile and not 0 <= self.overlap < self.tile // 2:
             raise ValueError(f"evaluate.overlap ({self.overlap}) must be >= 0 and under half of tile ({self.tile})")
         if self.tile_batch < 1:
             raise ValueError(f"evaluate.tile_batch must be >= 1, got {self.tile_batch}")
@@ -133,7 +142,7 @@ def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
 
 @dataclass
 class Evaluation:
-    """Per-image rows (model, task, id, psnr, ssim) and the nested per-task means."""
+    """Per-image rows (:data:`PER_IMAGE_COLUMNS`) and the nested per-task means."""
 
     per_image: pd.DataFrame
     metrics: dict[str, dict[str, dict[str, float]]]
@@ -169,24 +178,97 @@ def load_benchmark(benchmark_dir: Path) -> list[BenchmarkPair]:
     return [BenchmarkPair(row, benchmark_dir) for row in manifest.itertuples()]
 
 
+class OnePassMemoryError(RuntimeError):
+    """An image that does not fit on the device in one pass (``evaluate.tile: 0``); the message names it."""
+
+
+class CropError(ValueError):
+    """A benchmark image with a side under ``evaluate.crop_multiple``; the message names it."""
+
+
+def _cropped(pair: BenchmarkPair, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair's degraded and clean images, each centre-cropped to a multiple of ``multiple`` (0: whole).
+
+    Shape:
+        -> (1, 3, H, W), (1, 3, H, W)
+    """
+    try:
+        return centre_crop(pair.degraded, multiple), centre_crop(pair.clean, multiple)
+    except ValueError as error:
+        raise CropError(f"{pair.row.degraded_path} ({pair.row.id}): {error} (evaluate.crop_multiple)") from None
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    """torch.cuda.OutOfMemoryError, or another allocator's RuntimeError saying it ran out."""
+    text = str(error).lower()
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate" in text
+
+
+_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _memory_needed(error: RuntimeError, device: torch.device | None) -> str:
+    """What the failed pass needed, as far as it is known: on CUDA, the memory in use when it failed plus the
+    allocation that failed (torch's "Tried to allocate 2.00 GiB"), beside what the device holds."""
+    tried = re.search(r"tried to allocate ([\d.]+) ?([kmgt]?i?b)", str(error), re.IGNORECASE)
+    asked = float(tried[1]) * _UNITS.get(tried[2].lower(), 1) if tried else 0.0
+    if device is not None and device.type == "cuda":
+        in_use, total = torch.cuda.memory_allocated(device), torch.cuda.get_device_properties(device).total_memory
+        return f"needed at least {(in_use + asked) / 2**30:.2f} GiB, {device} holds {total / 2**30:.2f} GiB"
+    return f"needed {asked / 2**30:.2f} GiB more than was free" if tried else "needed more memory than was free"
+
+
+def _restore(contender: Contender, degraded: torch.Tensor, row: Any, config: EvaluateConfig) -> torch.Tensor:
+    """The contender's restoration of one image; in one pass (``tile: 0``), running out of memory stops the
+    evaluation with :class:`OnePassMemoryError` naming the image (tiling it instead would not be the published
+    test path).
+
+    Shape:
+        (1, 3, H, W) -> (1, 3, H, W)
+    """
+    if config.tile:
+        return contender.restore(degraded, row.task)
+    try:
+        return contender.restore(degraded, row.task)
+    except RuntimeError as error:
+        if not _out_of_memory(error):
+            raise
+        device = next(contender.model.parameters()).device if contender.model is not None else None
+        height, width = degraded.shape[-2:]
+        raise OnePassMemoryError(
+            f"{contender.name} on {row.id} ({row.degraded_path}, {height}x{width}) does not fit in one pass "
+            f"(evaluate.tile: 0): {_memory_needed(error, device)} ({str(error).split('.')[0].strip()}); run it "
+            f"on a larger device, or set evaluate.tile to restore in tiles (not the published test path)") from None
+
+
+PER_IMAGE_COLUMNS = ["model", "task", "id", "source", "height", "width", "psnr", "ssim"]
+
+
 def evaluate(
     pairs: Sequence[BenchmarkPair], contenders: list[Contender], config: EvaluateConfig,
     progress: Callable[[str], None] = print,
 ) -> Evaluation:
-    """Runs every contender on every benchmark pair and aggregates PSNR/SSIM per task."""
+    """Runs every contender on every benchmark pair and aggregates PSNR/SSIM per task; each per-image row holds
+    the height and width the image was evaluated at (after ``evaluate.crop_multiple``).
+
+    Raises:
+        OnePassMemoryError: with ``evaluate.tile: 0``, an image does not fit on the device.
+        CropError: an image is smaller than ``evaluate.crop_multiple``.
+    """
     rows, examples = [], {}
     for contender in contenders:
         progress(f"evaluate: {contender.name} on {len(pairs)} pairs")
         for pair in pairs:
             row = pair.row
-            restored = contender.restore(pair.degraded, row.task).clamp(0, 1)
-            psnr, ssim = image_metrics(restored, pair.clean, y_channel=config.y_channel, metrics=config.metrics)
+            degraded, clean = _cropped(pair, config.crop_multiple)
+            restored = _restore(contender, degraded, row, config).clamp(0, 1)
+            psnr, ssim = image_metrics(restored, clean, y_channel=config.y_channel, metrics=config.metrics)
             rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
-                         "psnr": psnr, "ssim": ssim})
+                         "height": degraded.shape[-2], "width": degraded.shape[-1], "psnr": psnr, "ssim": ssim})
             saved = examples.setdefault((contender.name, row.task), [])
             if len(saved) < config.examples_per_task:
                 saved.append((row.id, to_array(restored[0])))
-    per_image = pd.DataFrame(rows, columns=["model", "task", "id", "source", "psnr", "ssim"])
+    per_image = pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS)
     return Evaluation(per_image=per_image, metrics=summarise(per_image), examples=examples)
 
 

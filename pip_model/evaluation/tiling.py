@@ -51,7 +51,7 @@ def restore_tiled(
         model: a restorer.
         image: the degraded image, (1, 3, H, W), on any device.
         degradation: what the model's ``degradation`` argument takes, for one image.
-        tile: tile side; images no larger are restored in one pass.
+        tile: tile side; images no larger are restored in one pass, and every image when it is 0.
         overlap: pixels shared by neighbouring tiles.
         on_tile: called with (done, total) after each batch of tiles, for progress.
         tile_batch: tiles restored in one forward pass.
@@ -66,7 +66,7 @@ def restore_tiled(
     height, width = image.shape[-2:]
     device = next(model.parameters()).device
     source = image.to(device)
-    if height <= tile and width <= tile:
+    if tile <= 0 or (height <= tile and width <= tile):
         return model(source, degradation).to(image.device)
     output = torch.zeros(1, 3, height, width, device=device)
     weights = torch.zeros(1, 1, height, width, device=device)
