@@ -54,8 +54,10 @@ def paper(protocol: str, datasets_root: str, repo_dir: str = ".", overrides: dic
     """
     run_protocol(repo_dir, protocol, protocol_overrides(Path(repo_dir), protocol, datasets_root, overrides))
     table = Path(repo_dir) / "reports" / "paper_table.csv"
+    notes = table.with_name("paper_table_notes.txt")
     print(f"paper-{protocol}: PSNR/SSIM in the paper's layout ({table})\n"
-          + pd.read_csv(table, index_col=0).to_string())
+          + pd.read_csv(table, index_col=0, keep_default_na=False).to_string()
+          + (f"\n{notes.read_text()}" if notes.is_file() else ""))
     return str(table)
 
 

@@ -24,6 +24,7 @@ def main() -> int:
     parser.add_argument("--models", type=Path, nargs="+", required=True)
     parser.add_argument("--seeds", type=Path, help="the seeds flow's results (results/seeds), shown when present")
     parser.add_argument("--sensor", type=Path, help="score_sensor's headline JSON (its detail files lie beside it)")
+    parser.add_argument("--prepared", type=Path, help="prepare's output: the paper table's line on the training data")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
@@ -40,11 +41,12 @@ def main() -> int:
     page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
                         config=config, out_dir=args.out, seeds_dir=args.seeds, prompts_path=args.prompts,
                         sensor_path=args.sensor, params=read_params(args.params),
-                        root=Path(args.params).resolve().parent)
+                        root=Path(args.params).resolve().parent, prepared_dir=args.prepared)
     print(f"report: wrote {page}")
     if config.protocol:
-        table = pd.read_csv(args.out / "paper_table.csv", index_col=0)
-        print(f"report: the paper's {config.protocol} table (PSNR/SSIM)\n{table.to_string()}")
+        table = pd.read_csv(args.out / "paper_table.csv", index_col=0, keep_default_na=False)
+        notes = (args.out / "paper_table_notes.txt").read_text()
+        print(f"report: the paper's {config.protocol} table (PSNR/SSIM)\n{table.to_string()}\n{notes}", end="")
     try:
         tracker = Tracker.for_stage(tracking, Path(args.params).resolve().parent, run_name="report",
                                     tags={"stage": "report"})

@@ -29,6 +29,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pip_model.apps.colours import method_colours  # noqa: E402
+from pip_model.apps.paper_table import paper_table, run_lines  # noqa: E402
+from pip_model.apps.published import PUBLISHED  # noqa: E402
 from pip_model.apps.seeds import seed_section, staleness  # noqa: E402
 from pip_model.config import BaseConfig, from_mapping  # noqa: E402
 from pip_model.data.corpus import PrepareConfig  # noqa: E402
@@ -60,38 +62,6 @@ class ReportConfig:
     def __post_init__(self) -> None:
         if self.protocol and self.protocol not in PUBLISHED:
             raise ValueError(f"report.protocol must be '' or one of {', '.join(PUBLISHED)}, got {self.protocol!r}")
-
-
-# The paper's published figures (PIP, Li et al., arXiv 2312.05038), PSNR per task and (PSNR, SSIM) on average.
-PUBLISHED: dict[str, dict[str, dict[str, float | tuple[float, float]]]] = {
-    "3task": {"PIP-Restormer (paper)": {"denoise_15": 34.24, "denoise_25": 31.60, "denoise_50": 28.35,
-                                        "derain": 38.29, "dehaze": 32.09, "average": (32.91, 0.920)}},
-    "5task": {"PIP-Restormer (paper)": {"average": (30.81, 0.901)}},
-}
-PROTOCOL_TEST_SETS = {"denoise_15": "BSD68 s15", "denoise_25": "BSD68 s25", "denoise_50": "BSD68 s50",
-                      "derain": "Rain100L", "dehaze": "SOTS", "deblur": "GoPro", "lowlight": "LOL"}
-
-
-def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
-    """The paper's table layout: one row per method (the published ones, then ours), ``PSNR/SSIM`` per test set
-    and on average; a published cell the paper gives without SSIM shows the PSNR alone, and an unknown one "-".
-
-    The columns are the benchmark's tasks (``params.yaml: protocols`` sets them), in its order.
-    """
-    tasks = list(next(iter(metrics.values())))
-    columns = [PROTOCOL_TEST_SETS.get(task, task) for task in tasks] + ["average"]
-    rows: dict[str, list[str]] = {}
-    for method, figures in PUBLISHED[protocol].items():
-        cells = [figures.get(task) for task in (*tasks, "average")]
-        rows[method] = ["-" if cell is None else f"{cell:.2f}" if isinstance(cell, float)
-                        else f"{cell[0]:.2f}/{cell[1]:.3f}" for cell in cells]
-    for model, per_task in metrics.items():
-        if not all(task in per_task for task in tasks):
-            continue
-        values = [(per_task[task]["psnr"], per_task[task]["ssim"]) for task in tasks]
-        average = (float(np.mean([v[0] for v in values])), float(np.mean([v[1] for v in values])))
-        rows[model] = [f"{psnr:.2f}/{ssim:.3f}" for psnr, ssim in (*values, average)]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name: str) -> pd.DataFrame:
@@ -320,10 +290,27 @@ def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:
     return sections
 
 
+def paper_section(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str, *,
+                  params: Mapping[str, Any], benchmark_dir: Path, prepared_dir: Path | None, out_dir: Path
+                  ) -> list[str]:
+    """The paper's table (every published row with its source, ours beside them) and the lines under it saying
+    what this run is; writes them as ``paper_table.csv`` and ``paper_table_notes.txt`` under ``out_dir``."""
+    paper = paper_table(metrics, protocol)
+    lines = run_lines(params, benchmark_dir, prepared_dir, protocol)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paper.to_csv(out_dir / "paper_table.csv")
+    (out_dir / "paper_table_notes.txt").write_text("\n".join(lines) + "\n")
+    under = "".join(f"<p class='run'>{html.escape(line)}</p>" for line in lines)
+    return [f"<h2>The paper's {html.escape(protocol)} table (PSNR/SSIM)</h2>",
+            "<p>Published rows from their sources; averages are the mean of each row's PSNRs and of its SSIMs, the "
+            "printed average beside them.</p>", paper.to_html(), under]
+
+
 def write_report(
     *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
     config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None, prompts_path: Path | None = None,
     sensor_path: Path | None = None, params: Mapping[str, Any] | None = None, root: Path | None = None,
+    prepared_dir: Path | None = None,
 ) -> Path:
     """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path.
 
@@ -331,7 +318,8 @@ def write_report(
     (:func:`provenance_header`) and flags a seeds section computed at another commit or with other settings.
     With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too; with ``prompts_path``
     (``evaluate``'s prompts.json), the cost of wrong and blended prompts and the composite tasks' comparison;
-    with ``sensor_path`` (``score_sensor``'s headline JSON), the sensor's section.
+    with ``sensor_path`` (``score_sensor``'s headline JSON), the sensor's section. With ``config.protocol``, the
+    paper's table (:func:`paper_section`); ``prepared_dir`` (``prepare``'s output) tells its training data.
     """
     params = params or {}
     metrics = json.loads(metrics_path.read_text())
@@ -354,10 +342,8 @@ def write_report(
     best = psnr.drop(index="mean").idxmax(axis=1)
     sections = [provenance_header(root, params, benchmark_dir)] if root is not None else []
     if config.protocol:
-        paper = paper_table(metrics, config.protocol)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paper.to_csv(out_dir / "paper_table.csv")
-        sections += [f"<h2>The paper's {html.escape(config.protocol)} table (PSNR/SSIM)</h2>", paper.to_html()]
+        sections += paper_section(metrics, config.protocol, params=params, benchmark_dir=benchmark_dir,
+                                  prepared_dir=prepared_dir, out_dir=out_dir)
     sections += [
         "<h2>PSNR (dB)</h2>", psnr.round(2).to_html(), "<h2>SSIM</h2>", ssim.round(4).to_html(),
         "<p>Best PSNR per task: " + ", ".join(f"{html.escape(t)}: <b>{html.escape(m)}</b>" for t, m in best.items())
@@ -381,7 +367,8 @@ def write_report(
             "body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
             ".provenance{background:#f4f6f8;border:1px solid #d0d7de;padding:4px 12px;margin-bottom:1em}"
-            ".stale{background:#fff3cd;border:1px solid #e0b000;padding:6px 10px}</style></head><body>"
+            ".stale{background:#fff3cd;border:1px solid #e0b000;padding:6px 10px} .run{margin:3px 0;font-size:0.92em}"
+            "</style></head><body>"
             "<h1>PIP universal restoration: report</h1>" + "\n".join(sections) + "</body></html>")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "index.html").write_text(page)

@@ -1,0 +1,133 @@
+"""The paper's table as a reviewer expects it: every published row of the protocol with its source, ours beside them,
+and the lines under it that say what this run is (its budget against the published ones, the training lists, the
+test sets found).
+
+Every average, published or ours, is the mean of the row's PSNRs and of its SSIMs; a source's printed average stays
+beside it, with a note where rounding cannot explain the difference (:mod:`pip_model.apps.published`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pip_model.apps.published import BUDGETS, PUBLISHED, PublishedProtocol
+from pip_model.config import from_mapping
+from pip_model.engine.recipes import TrainConfig
+
+EXTRA_COLUMNS = ["average", "printed average", "source", "note"]
+OUR_SOURCE = "this run"
+OUR_NOTES = {"input": "the degraded input, unrestored", "classical": "classical restorers, untrained"}
+
+
+def _cell(figures: tuple[float, float] | None) -> str:
+    return "-" if figures is None else f"{figures[0]:.2f}/{figures[1]:.3f}"
+
+
+def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published: PublishedProtocol) -> list[str]:
+    """Our cells, their mean and a note naming the test sets without a result (then the mean is not comparable)."""
+    values = {task: (per_task[task]["psnr"], per_task[task]["ssim"]) for task in published.tasks if task in per_task}
+    average = ((float(np.mean([psnr for psnr, _ in values.values()])),
+                float(np.mean([ssim for _, ssim in values.values()]))) if values else None)
+    notes = [OUR_NOTES["input"] if model == "input" else OUR_NOTES["classical"] if model == "classical"
+             else "prompts from the degradation sensor (blind)" if model.endswith("_blind") else ""]
+    missing = [published.test_sets[task] for task in published.tasks if task not in values]
+    if missing:
+        notes.append(f"average of {len(values)} of the {len(published.tasks)} test sets (no result on "
+                     f"{', '.join(missing)}): not comparable")
+    cells = [_cell(values.get(task)) for task in published.tasks]
+    return [*cells, _cell(average), "-", OUR_SOURCE, "; ".join(note for note in notes if note)]
+
+
+def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
+    """The paper's table layout: one row per method, the published ones then ours, ``PSNR/SSIM`` per test set of
+    the protocol (in the published order), the average (the mean of the row's PSNRs and of its SSIMs), the
+    average the source prints, the source, and a note (a printed average that is not the mean of its figures,
+    a test set we have no result on).
+
+    Args:
+        metrics: ``evaluate``'s metrics.json: per model, per task, ``psnr`` and ``ssim``.
+        protocol: a key of :data:`pip_model.apps.published.PUBLISHED`.
+    """
+    published = PUBLISHED[protocol]
+    columns = [published.test_sets[task] for task in published.tasks] + EXTRA_COLUMNS
+    rows: dict[str, list[str]] = {}
+    for row in published.rows:
+        rows[row.method] = [*(_cell(row.figures[task]) for task in published.tasks), _cell(row.average()),
+                            _cell(row.printed_average), row.source, row.average_note()]
+    for model, per_task in metrics.items():
+        rows[model if model not in rows else f"{model} ({OUR_SOURCE})"] = _our_row(model, per_task, published)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def _listing(value: Any) -> str:
+    """A params value as one phrase: a list joined, a mapping as ``key: value`` pairs, nothing as ``none``."""
+    if not value:
+        return "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{key}: {_listing(item)}" for key, item in value.items())
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def budget_line(params: Mapping[str, Any]) -> str:
+    """Steps and training patches of this run (``params.yaml: train``) against the published runs' budgets."""
+    train = from_mapping(TrainConfig, params.get("train"), "train")
+    patches = train.steps * train.batch_size
+    shares = "; ".join(f"{budget.method} about {budget.patches / 1e6:.0f} M, {budget.how}: "
+                       f"{patches / budget.patches:.1%} of it" for budget in BUDGETS)
+    count = f"{patches / 1e6:.2f} M" if patches >= 1e6 else f"{patches:,}"
+    return (f"Training: {train.steps:,} steps x batch {train.batch_size} = {count} patches of "
+            f"{train.patch} px, against the published 128 px runs: {shares}.")
+
+
+def lists_line(params: Mapping[str, Any], prepared_dir: Path | None) -> str:
+    """The training lists applied (``prepare.train_lists``) and what ``prepare`` kept for training."""
+    lists = _listing((params.get("prepare") or {}).get("train_lists"))
+    manifest = prepared_dir / "manifest.csv" if prepared_dir is not None else None
+    if manifest is None or not manifest.is_file():
+        return f"Training lists: {lists}; training images: not recorded."
+    images = pd.read_csv(manifest)
+    clean = int((images["split"] == "train").sum()) if "split" in images else 0
+    pairs_file = manifest.with_name("pairs.csv")
+    pairs = pd.read_csv(pairs_file) if pairs_file.is_file() else pd.DataFrame(columns=["task", "split"])
+    counts = pairs[pairs["split"] == "train"].groupby("task", sort=True).size()
+    real = ", ".join(f"{task} {count}" for task, count in counts.items()) or "none"
+    return f"Training lists: {lists}; training images: {clean} clean, real pairs: {real}."
+
+
+def sets_found_line(benchmark: pd.DataFrame | None, protocol: str) -> str:
+    """Per column of the table, the test sets the benchmark holds (its ``test_set`` column) and how many pairs,
+    flagged where they are not the one the paper tests on."""
+    if benchmark is None:
+        return "Test sets: not recorded (no benchmark manifest)."
+    published = PUBLISHED[protocol]
+    test = benchmark[benchmark["split"] == "test"] if "split" in benchmark else benchmark
+    parts = []
+    for task in published.tasks:
+        pairs = test[test["task"] == task]
+        heading = published.test_sets[task]
+        if pairs.empty:
+            parts.append(f"{heading}: none found")
+        elif "test_set" not in pairs or pairs["test_set"].isna().all():
+            parts.append(f"{heading}: {len(pairs)} pairs, set not recorded")
+        else:
+            counts = pairs["test_set"].fillna("not recorded").astype(str).value_counts(sort=False)
+            found = " + ".join(f"{name} ({count})" for name, count in counts.items())
+            expected = published.datasets[task]
+            other = {name.lower() for name in counts.index} != {expected.lower()}
+            parts.append(f"{heading}: {found}" + (f" (the paper: {expected} alone)" if other else ""))
+    return "Test sets: " + "; ".join(parts) + "."
+
+
+def run_lines(params: Mapping[str, Any], benchmark_dir: Path | None, prepared_dir: Path | None,
+              protocol: str) -> list[str]:
+    """The lines under the paper table that say what this run is: budget, training lists, test sets found."""
+    manifest = benchmark_dir / "manifest.csv" if benchmark_dir is not None else None
+    benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
+    return [budget_line(params), lists_line(params, prepared_dir), sets_found_line(benchmark, protocol)]
