@@ -35,12 +35,19 @@ from pip_model.data.corpus import PrepareConfig  # noqa: E402
 from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.recipes import SensorConfig, TrainConfig
-from pip_model.evaluation.benchmark import EvaluateConfig
+from pip_model.evaluation.benchmark import EvaluateConfig, split_key
 from pip_model.evaluation.charts import confusion_chart, save_figure  # noqa: E402
 from pip_model.evaluation.classical import classical_restore  # noqa: E402
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.image_files import read_image  # noqa: E402
-from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt  # noqa: E402
+from pip_model.tasks import (  # noqa: E402
+    ALL_TASKS,
+    COMPOSITE_TASKS,
+    DEGRADATION_CLASSES,
+    NUM_CLASSES,
+    task_classes,
+    task_prompt,
+)
 from pip_model.tracking.lineage import dvc_input_tags, flatten, git_commit, git_tags
 
 
@@ -72,17 +79,33 @@ PROTOCOL_TEST_SETS = {"denoise_15": "BSD68 s15", "denoise_25": "BSD68 s25", "den
                       "derain": "Rain100L", "dehaze": "SOTS", "deblur": "GoPro", "lowlight": "LOL"}
 
 
+def extra_column(key: str) -> str:
+    """The column of a task on a test set the paper's table lacks: ``denoise_25@Urban100`` -> ``Urban100 s25``,
+    ``derain@Rain100H`` -> ``Rain100H``, ``derain_dehaze@Urban100`` -> ``Urban100 derain_dehaze``."""
+    task, test_set = split_key(key)
+    if task.startswith("denoise_"):
+        return f"{test_set} s{task.removeprefix('denoise_')}"
+    return test_set if task in PROTOCOL_TEST_SETS else f"{test_set} {task}"
+
+
 def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
     """The paper's table layout: one row per method (the published ones, then ours), ``PSNR/SSIM`` per test set
     and on average; a published cell the paper gives without SSIM shows the PSNR alone, and an unknown one "-".
 
-    The columns are the benchmark's tasks (``params.yaml: protocols`` sets them), in its order.
+    The columns are the benchmark's tasks (``params.yaml: protocols`` sets them), in the paper's order, on its test
+    sets (BSD68, Rain100L, SOTS, GoPro, LOL), then ``average`` (of those alone), then each other test set found
+    (``denoise_25@Urban100`` -> ``Urban100 s25``: not in the paper's table, so outside its average).
     """
-    tasks = list(next(iter(metrics.values())))
-    columns = [PROTOCOL_TEST_SETS.get(task, task) for task in tasks] + ["average"]
+    # In the paper's task order (noise, rain, haze, blur, low light), whatever order the datasets were found in;
+    # the other test sets one after the other (Urban100 s15, s25, s50, then Kodak24...).
+    keys = sorted(next(iter(metrics.values())), key=lambda key: ALL_TASKS.index(split_key(key)[0]))
+    tasks = [key for key in keys if not split_key(key)[1]]
+    others = list(dict.fromkeys(split_key(key)[1] for key in keys if split_key(key)[1]))
+    extras = sorted((key for key in keys if split_key(key)[1]), key=lambda key: others.index(split_key(key)[1]))
+    columns = [PROTOCOL_TEST_SETS.get(task, task) for task in tasks] + ["average"] + [extra_column(k) for k in extras]
     rows: dict[str, list[str]] = {}
     for method, figures in PUBLISHED[protocol].items():
-        cells = [figures.get(task) for task in (*tasks, "average")]
+        cells = [figures.get(key) for key in (*tasks, "average", *extras)]
         rows[method] = ["-" if cell is None else f"{cell:.2f}" if isinstance(cell, float)
                         else f"{cell[0]:.2f}/{cell[1]:.3f}" for cell in cells]
     for model, per_task in metrics.items():
@@ -90,15 +113,19 @@ def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protoc
             continue
         values = [(per_task[task]["psnr"], per_task[task]["ssim"]) for task in tasks]
         average = (float(np.mean([v[0] for v in values])), float(np.mean([v[1] for v in values])))
-        rows[model] = [f"{psnr:.2f}/{ssim:.3f}" for psnr, ssim in (*values, average)]
+        others = [f"{per_task[key]['psnr']:.2f}/{per_task[key]['ssim']:.3f}" if key in per_task else "-"
+                  for key in extras]
+        rows[model] = [f"{psnr:.2f}/{ssim:.3f}" for psnr, ssim in (*values, average)] + others
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name: str) -> pd.DataFrame:
-    """Tasks as rows, models as columns, for one metric (``psnr`` or ``ssim``)."""
+    """Tasks as rows, models as columns, for one metric (``psnr`` or ``ssim``); the ``mean`` row averages the tasks on
+    the paper's test sets (as ``mean_scores``), leaving a task's other test sets (``denoise_25@Urban100``) out."""
     table = pd.DataFrame({model: {task: values[name] for task, values in tasks.items()}
                           for model, tasks in metrics.items()})
-    table.loc["mean"] = table.mean()
+    averaged = [key for key in table.index if not split_key(key)[1]] or list(table.index)
+    table.loc["mean"] = table.loc[averaged].mean()
     return table
 
 
@@ -209,13 +236,14 @@ def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], 
     marked ``*``, and the sensor's prompt (the blind row) beside them; cells are text, two decimals."""
     model = next(iter(prompts)).split("@")[0]
     rows = {}
-    for task in next(iter(prompts.values())):
-        if task in COMPOSITE_TASKS:
+    for task in next(iter(prompts.values())):  # a task, or a task on another test set (derain@Rain100H)
+        if split_key(task)[0] in COMPOSITE_TASKS:
             continue
         row = {}
         for contender, per_task in prompts.items():
             prompt_name = contender.split("@", 1)[1]
-            true = prompt_name in DEGRADATION_CLASSES and DEGRADATION_CLASSES.index(prompt_name) in task_classes(task)
+            true = (prompt_name in DEGRADATION_CLASSES
+                    and DEGRADATION_CLASSES.index(prompt_name) in task_classes(split_key(task)[0]))
             row[prompt_name] = f"{per_task[task]['psnr']:.2f}{' *' if true else ''}"
         if task in metrics.get(f"{model}_blind", {}):
             row["sensor"] = f"{metrics[f'{model}_blind'][task]['psnr']:.2f}"
