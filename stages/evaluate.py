@@ -1,6 +1,7 @@
 """DVC stage `evaluate`: every trained model and the baselines on the benchmark -> metrics.
 
-Writes `metrics.json` ({model: {task: {psnr, ssim}}}), one summary file per model (mean PSNR and SSIM: what
+Writes `metrics.json` ({model: {task: {psnr, ssim}}}; a task on a test set outside the paper's tables has a key of
+its own, `denoise_25@Urban100`), one summary file per model (mean PSNR and SSIM: what
 `dvc metrics show` prints), a per-image CSV and restored
 examples, logs the per-task metrics onto each model's MLflow training run, and registers each
 trained model there with the sensor it was scored with bundled into it (what `mlflow models

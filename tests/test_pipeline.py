@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -402,22 +403,27 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     assert "PSNR/SSIM in the paper's layout" in done.stdout + done.stderr
 
     protocol = ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"]
+    others = {f"{task}@{test_set}" for task in protocol[:3] for test_set in ("Urban100", "Kodak24")}
     metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
-    assert list(metrics["pip_restormer_tiny"]) == protocol
+    keys = list(metrics["pip_restormer_tiny"])
+    assert [key for key in keys if "@" not in key] == protocol and set(keys) - set(protocol) == others
     benchmark = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
     sources = benchmark.groupby("task")["source"].agg(set).to_dict()
     assert sources == {**{task: {"synthetic"} for task in protocol[:3]}, "derain": {"paired"}, "dehaze": {"paired"}}
-    # Noise on the whole clean test images (BSD68, Urban100, Kodak24 stand-ins): 3 sets x 2 images, full size but
-    # for the published crop to a multiple of 16 (40 -> 32), the clean side cropped alike.
+    # Noise on the whole clean test images (BSD68, Urban100, Kodak24 stand-ins): 3 sets x 2 images, each under its
+    # own test set (BSD68 alone is the paper's), full size but for the published crop to a multiple of 16
+    # (40 -> 32), the clean side cropped alike.
     noisy = benchmark[benchmark["task"] == "denoise_25"]
-    assert len(noisy) == 6
+    assert Counter(noisy["test_set"]) == {"BSD68": 2, "Urban100": 2, "Kodak24": 2}
     assert all(read_image(repo.path / "data" / "benchmark" / path).size == (32, 32)
                for path in [*noisy["degraded_path"], *noisy["clean_path"]])
     assert {json.loads(params)["noise"] for params in noisy["params"]} == {"published"}
 
     table = pd.read_csv(repo.path / "reports" / "paper_table.csv", index_col=0)
-    assert list(table.columns) == ["BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average",
-                                   "printed average", "source", "note"]
+    assert list(table.columns)[:9] == ["BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average",
+                                       "printed average", "source", "note"]
+    assert set(table.columns[9:]) == {f"{test_set} s{sigma}" for test_set in ("Urban100", "Kodak24")
+                                      for sigma in (15, 25, 50)}
     assert table.loc["PIP-Restormer", "BSD68 s15"] == "34.24/0.936"
     assert table.loc["PIP-Restormer", "average"] == "32.91/0.920"
     assert table.loc["pip_restormer_tiny", "source"] == "this run"

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pip_model.apps.published import BUDGETS, PUBLISHED, PublishedProtocol
+from pip_model.apps.published import BUDGETS, PUBLISHED, TEST_SETS, PublishedProtocol
 from pip_model.config import from_mapping
 from pip_model.engine.recipes import TrainConfig
+from pip_model.evaluation.benchmark import split_key
+from pip_model.tasks import ALL_TASKS
 
 EXTRA_COLUMNS = ["average", "printed average", "source", "note"]
 OUR_SOURCE = "this run"
@@ -28,7 +30,25 @@ def _cell(figures: tuple[float, float] | None) -> str:
     return "-" if figures is None else f"{figures[0]:.2f}/{figures[1]:.3f}"
 
 
-def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published: PublishedProtocol) -> list[str]:
+def extra_keys(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The results on test sets the paper's table lacks (``denoise_25@Urban100``): one set after the other, each in
+    the paper's task order."""
+    keys = list(dict.fromkeys(key for per_task in metrics.values() for key in per_task if split_key(key)[1]))
+    sets = list(dict.fromkeys(split_key(key)[1] for key in keys))
+    return sorted(keys, key=lambda key: (sets.index(split_key(key)[1]), ALL_TASKS.index(split_key(key)[0])))
+
+
+def extra_column(key: str) -> str:
+    """The column of a task on a test set the paper's table lacks: ``denoise_25@Urban100`` -> ``Urban100 s25``,
+    ``derain@Rain100H`` -> ``Rain100H``, ``derain_dehaze@Urban100`` -> ``Urban100 derain_dehaze``."""
+    task, test_set = split_key(key)
+    if task.startswith("denoise_"):
+        return f"{test_set} s{task.removeprefix('denoise_')}"
+    return test_set if task in TEST_SETS else f"{test_set} {task}"
+
+
+def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published: PublishedProtocol,
+             extras: Sequence[str] = ()) -> list[str]:
     """Our cells, their mean and a note naming the test sets without a result (then the mean is not comparable)."""
     values = {task: (per_task[task]["psnr"], per_task[task]["ssim"]) for task in published.tasks if task in per_task}
     average = ((float(np.mean([psnr for psnr, _ in values.values()])),
@@ -40,7 +60,8 @@ def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published:
         notes.append(f"average of {len(values)} of the {len(published.tasks)} test sets (no result on "
                      f"{', '.join(missing)}): not comparable")
     cells = [_cell(values.get(task)) for task in published.tasks]
-    return [*cells, _cell(average), "-", OUR_SOURCE, "; ".join(note for note in notes if note)]
+    others = [_cell((per_task[key]["psnr"], per_task[key]["ssim"])) if key in per_task else "-" for key in extras]
+    return [*cells, _cell(average), "-", OUR_SOURCE, "; ".join(note for note in notes if note), *others]
 
 
 def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
@@ -54,13 +75,16 @@ def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protoc
         protocol: a key of :data:`pip_model.apps.published.PUBLISHED`.
     """
     published = PUBLISHED[protocol]
-    columns = [published.test_sets[task] for task in published.tasks] + EXTRA_COLUMNS
+    extras = extra_keys(metrics)
+    columns = [published.test_sets[task] for task in published.tasks] + EXTRA_COLUMNS + [extra_column(key)
+                                                                                        for key in extras]
     rows: dict[str, list[str]] = {}
     for row in published.rows:
         rows[row.method] = [*(_cell(row.figures[task]) for task in published.tasks), _cell(row.average()),
-                            _cell(row.printed_average), row.source, row.average_note()]
+                            _cell(row.printed_average), row.source, row.average_note(), *["-"] * len(extras)]
     for model, per_task in metrics.items():
-        rows[model if model not in rows else f"{model} ({OUR_SOURCE})"] = _our_row(model, per_task, published)
+        rows[model if model not in rows else f"{model} ({OUR_SOURCE})"] = _our_row(model, per_task, published,
+                                                                                   extras)
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 

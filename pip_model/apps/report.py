@@ -37,12 +37,18 @@ from pip_model.data.corpus import PrepareConfig  # noqa: E402
 from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.recipes import SensorConfig, TrainConfig
-from pip_model.evaluation.benchmark import EvaluateConfig
+from pip_model.evaluation.benchmark import EvaluateConfig, split_key
 from pip_model.evaluation.charts import confusion_chart, save_figure  # noqa: E402
 from pip_model.evaluation.classical import classical_restore  # noqa: E402
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.image_files import read_image  # noqa: E402
-from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_classes, task_prompt  # noqa: E402
+from pip_model.tasks import (  # noqa: E402
+    COMPOSITE_TASKS,
+    DEGRADATION_CLASSES,
+    NUM_CLASSES,
+    task_classes,
+    task_prompt,
+)
 from pip_model.tracking.lineage import dvc_input_tags, flatten, git_commit, git_tags
 
 
@@ -65,10 +71,12 @@ class ReportConfig:
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], name: str) -> pd.DataFrame:
-    """Tasks as rows, models as columns, for one metric (``psnr`` or ``ssim``)."""
+    """Tasks as rows, models as columns, for one metric (``psnr`` or ``ssim``); the ``mean`` row averages the tasks on
+    the paper's test sets (as ``mean_scores``), leaving a task's other test sets (``denoise_25@Urban100``) out."""
     table = pd.DataFrame({model: {task: values[name] for task, values in tasks.items()}
                           for model, tasks in metrics.items()})
-    table.loc["mean"] = table.mean()
+    averaged = [key for key in table.index if not split_key(key)[1]] or list(table.index)
+    table.loc["mean"] = table.loc[averaged].mean()
     return table
 
 
@@ -179,13 +187,14 @@ def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], 
     marked ``*``, and the sensor's prompt (the blind row) beside them; cells are text, two decimals."""
     model = next(iter(prompts)).split("@")[0]
     rows = {}
-    for task in next(iter(prompts.values())):
-        if task in COMPOSITE_TASKS:
+    for task in next(iter(prompts.values())):  # a task, or a task on another test set (derain@Rain100H)
+        if split_key(task)[0] in COMPOSITE_TASKS:
             continue
         row = {}
         for contender, per_task in prompts.items():
             prompt_name = contender.split("@", 1)[1]
-            true = prompt_name in DEGRADATION_CLASSES and DEGRADATION_CLASSES.index(prompt_name) in task_classes(task)
+            true = (prompt_name in DEGRADATION_CLASSES
+                    and DEGRADATION_CLASSES.index(prompt_name) in task_classes(split_key(task)[0]))
             row[prompt_name] = f"{per_task[task]['psnr']:.2f}{' *' if true else ''}"
         if task in metrics.get(f"{model}_blind", {}):
             row["sensor"] = f"{metrics[f'{model}_blind'][task]['psnr']:.2f}"

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pip_model.data.datasets import discover, unique_id
+from pip_model.data.datasets import KNOWN_TEST_SETS, discover, require_test_sets, unique_id, unknown_test_sets
 from pip_model.data.datasets.base import CLEAN_FOLDERS, DEGRADED_FOLDERS, pair_by_name, paired_names, slug
 from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
@@ -94,6 +94,8 @@ class PrepareConfig:
             replace the default photographs, its pairs join the benchmark (test) or training (train).
         paired: real paired datasets to add, folder by folder.
         max_pixels: images whose header declares more pixels are rejected before decoding.
+        require_test_sets: test sets that ``datasets_root`` must hold (a paper protocol's: BSD68, Rain100L, SOTS...):
+            a missing one stops the run here, before anything is read, with the folders it was looked for in.
     """
 
     source: str = ""
@@ -104,8 +106,12 @@ class PrepareConfig:
     min_per_split: int = 1
     paired: tuple[PairedSource, ...] = ()
     max_pixels: int = DEFAULT_MAX_PIXELS
+    require_test_sets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if unknown := unknown_test_sets(self.require_test_sets):
+            raise ValueError(f"prepare.require_test_sets: {', '.join(unknown)} is no test set the dataset families "
+                             f"name (known: {', '.join(KNOWN_TEST_SETS)})")
         if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
             raise ValueError(
                 f"prepare.val_fraction ({self.val_fraction}) and prepare.test_fraction ({self.test_fraction}) "
@@ -126,6 +132,7 @@ class Candidate:
     load: Callable[[], LoadedImage]
     split: str | None = None  # fixed by its dataset (BSD400 trains, BSD68 tests); None: drawn by hash
     path: Path | None = None  # the file, listed where it lies (absolute); None: written as images/<id>.png
+    test_set: str = ""  # the test set it is scored in (BSD68, Urban100...); "" when none is named
 
 
 def skimage_candidates() -> list[Candidate]:
@@ -267,8 +274,10 @@ def pair_source(source: PairedSource) -> tuple[list[tuple[Path, Path]], list[Pat
     clean = [path for path in clean_walk.files if not same_root or _is_clean_name(path, clean_dir)]
     on_clean_side = set(clean)
     degraded = [path for path in degraded_walk.files if path not in on_clean_side]
+    # Two folders are the two sides: OTS's synthetic/partK/ID_A_B.jpg pairs with original/ID.jpg.
     pairs, unpaired = pair_by_name(degraded, clean, roots=(degraded_dir, clean_dir),
-                                   roles=DEGRADED_FOLDERS | CLEAN_FOLDERS, partners=paired_names)
+                                   roles=DEGRADED_FOLDERS | CLEAN_FOLDERS, partners=paired_names,
+                                   roots_are_roles=not same_root)
     problems = degraded_walk.problems + ([] if same_root else clean_walk.problems)
     return pairs, unpaired, problems
 
@@ -282,6 +291,7 @@ class PairJob:
     degraded: Path
     clean: Path
     id_base: str
+    test_set: str = ""
 
 
 def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> list[PairJob]:
@@ -297,6 +307,14 @@ def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> 
 
 REAL_PAIR_COLUMNS = ["id", "task", "class_id", "split", "degraded_path", "clean_path", "width", "height",
                      "degraded_bytes", "clean_bytes", "degraded_sha256", "clean_sha256"]
+# Written only when some row names its test set, so a run without named test sets writes the tables as before.
+TEST_SET_COLUMN = "test_set"
+
+
+def with_test_sets(rows: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
+    """The table of ``rows``, with the ``test_set`` column when any row names a test set."""
+    named = any(row.get(TEST_SET_COLUMN) for row in rows)
+    return pd.DataFrame(rows, columns=[*columns, TEST_SET_COLUMN] if named else columns)
 
 
 def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: Callable[[str], None],
@@ -328,6 +346,7 @@ def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: C
             "width": width, "height": height,
             "degraded_bytes": job.degraded.stat().st_size, "clean_bytes": job.clean.stat().st_size,
             "degraded_sha256": file_digest(job.degraded), "clean_sha256": file_digest(job.clean),
+            TEST_SET_COLUMN: job.test_set,
         })
     return rows
 
@@ -344,10 +363,10 @@ def dataset_sources(root: Path, rejects: list[dict[str, str]], progress: Callabl
         _reject(rejects, path, reason)
     candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path.resolve()),
                             load=lambda path=image.path: read_image(path, max_pixels=max_pixels), split=image.split,
-                            path=image.path.resolve())
+                            path=image.path.resolve(), test_set=image.test_set)
                   for image in found.clean]
     jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
-                    f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}") for pair in found.pairs]
+                    f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}", pair.test_set) for pair in found.pairs]
     return candidates, jobs
 
 
@@ -355,7 +374,8 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     """Collects, checks, deduplicates, splits and lists the clean images and the real pairs.
 
     Writes ``manifest.csv`` (id, path, size, hash, split, origin), ``rejects.csv`` (path, reason)
-    and ``pairs.csv`` (see ``REAL_PAIR_COLUMNS``) under ``out_dir``. Only the default photographs
+    and ``pairs.csv`` (see ``REAL_PAIR_COLUMNS``) under ``out_dir``; both tables get a ``test_set`` column (BSD68,
+    Urban100, Rain100L...) when the datasets name the test sets of their images. Only the default photographs
     are written, as ``images/<id>.png``; the images of ``prepare.source`` and the images and pairs
     of ``datasets_root`` are listed where they lie (absolute paths), never copied, and are read
     from there by :func:`pip_model.image_files.read_image` downstream (``split_files``,
@@ -364,12 +384,18 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
 
     Raises:
         NotEnoughImagesError: too few usable images for the splits.
+        MissingTestSetError: a test set of ``require_test_sets`` is not under ``datasets_root``.
     """
     rejects: list[dict[str, str]] = []
     dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress, config.max_pixels)
                                 if config.datasets_root else ([], []))
     for source in config.paired:
         jobs += _paired_source_jobs(source, rejects)
+    if config.require_test_sets:  # before any image is read: a paper protocol without its test sets stops here
+        found = {item.test_set for item in [*dataset_candidates, *jobs] if item.test_set and item.split == "test"}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rejects, columns=["path", "reason"]).to_csv(out_dir / "rejects.csv", index=False)
+        require_test_sets(config.require_test_sets, found, config.datasets_root, skipped=len(rejects))
     # The default photographs stand in only when no clean images are given.
     candidates = folder_candidates(Path(config.source), rejects, config.max_pixels) if config.source else \
         [] if dataset_candidates else skimage_candidates()
@@ -396,7 +422,7 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
             write_png(out_dir / path, image.rgb)
         height, width = image.size
         rows.append({"id": image_id, "path": path, "size": f"{width}x{height}", "width": width, "height": height,
-                     "hash": digest, "split": "", "origin": candidate.origin})
+                     "hash": digest, "split": "", "origin": candidate.origin, TEST_SET_COLUMN: candidate.test_set})
         fixed_splits.append(candidate.split)
 
     # Written now as well, so that the table explains a run that stops for lack of images.
@@ -409,9 +435,9 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     pair_rows = _index_pairs(jobs, rejects, progress, config.max_pixels)
 
     result = PreparedCorpus(
-        manifest=pd.DataFrame(rows, columns=["id", "path", "size", "width", "height", "hash", "split", "origin"]),
+        manifest=with_test_sets(rows, ["id", "path", "size", "width", "height", "hash", "split", "origin"]),
         rejects=pd.DataFrame(rejects, columns=["path", "reason"]),
-        pairs=pd.DataFrame(pair_rows, columns=REAL_PAIR_COLUMNS),
+        pairs=with_test_sets(pair_rows, REAL_PAIR_COLUMNS),
     )
     result.manifest.to_csv(out_dir / "manifest.csv", index=False)
     result.rejects.to_csv(out_dir / "rejects.csv", index=False)

@@ -35,6 +35,9 @@ from pip_model.tasks import TASKS, task_class, task_components, task_label
 
 BENCHMARK_COLUMNS = ["id", "image_id", "task", "class_id", "split", "source", "seed", "degraded_path",
                      "clean_path", "params"]
+# The test set of each pair (BSD68, Urban100, Rain100L...), as ``prepare`` named it: a column only when one is
+# named, so a benchmark without named test sets is written as before.
+TEST_SET_COLUMN = "test_set"
 
 
 PAIR_COLUMNS = ["id", "image_id", "task", "class_id", "degraded_path", "clean_path", "params"]
@@ -88,14 +91,16 @@ def build_benchmark(
     ``dvc.lock`` records (a GPU's float rounding could move a pixel by one level).
 
     Synthetic pairs come from the val and test images; real pairs of ``split: test`` from
-    the ``prepare`` stage's ``pairs.csv`` join their task, listed by their absolute paths.
+    the ``prepare`` stage's ``pairs.csv`` join their task, listed by their absolute paths. Each pair keeps the test
+    set its image or pair comes from (``test_set``), so every test set is scored on its own.
     """
     rows: list[dict[str, object]] = []
-    manifest = pd.read_csv(prepared_dir / "manifest.csv")
+    manifest = _with_test_set(pd.read_csv(prepared_dir / "manifest.csv"))
     published = _published_rows(prepared_dir, manifest, config, out_dir, progress)
     for split in ("val", "test"):
         listed = manifest[manifest["split"] == split]
-        for number, (image_id, path) in enumerate(zip(listed["id"], listed["path"]), start=1):
+        entries = zip(listed["id"], listed["path"], listed[TEST_SET_COLUMN])
+        for number, (image_id, path, test_set) in enumerate(entries, start=1):
             progress(f"degrade: benchmark {split} [{number}/{len(listed)}] {image_id}")
             image = to_tensor(read_image(prepared_dir / path).rgb)  # one image in memory at a time
             generator = torch.Generator().manual_seed(derive_seed(seed, image_id, "crop"))
@@ -119,9 +124,11 @@ def build_benchmark(
                     rows.append({"id": f"{task}/{image_id}_c{k}", "image_id": image_id, "task": task,
                                  "class_id": task_label(task), "split": split, "source": "synthetic",
                                  "seed": task_seed, "degraded_path": relative.as_posix(),
-                                 "clean_path": clean_paths[k].as_posix(), "params": json.dumps(record)})
+                                 "clean_path": clean_paths[k].as_posix(), "params": json.dumps(record),
+                                 TEST_SET_COLUMN: test_set})
     rows += _real_pairs(prepared_dir, config)
-    manifest = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
+    named = any(row[TEST_SET_COLUMN] for row in rows)
+    manifest = pd.DataFrame(rows, columns=[*BENCHMARK_COLUMNS, TEST_SET_COLUMN] if named else BENCHMARK_COLUMNS)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     return manifest
@@ -136,6 +143,7 @@ def _published_rows(prepared_dir: Path, manifest: pd.DataFrame, config: DegradeC
     if config.test_noise != "published" or not tasks:
         return {}
     listed = manifest[manifest["split"] == "test"]
+    test_sets = dict(zip(listed["id"], listed[TEST_SET_COLUMN]))
     rows: dict[tuple[str, str, str], dict[str, object]] = {}
     for members in group_test_sets([(image_id, prepared_dir / path)
                                     for image_id, path in zip(listed["id"], listed["path"])]):
@@ -151,8 +159,14 @@ def _published_rows(prepared_dir: Path, manifest: pd.DataFrame, config: DegradeC
                 "id": f"{item.task}/{item.image_id}_c0", "image_id": item.image_id, "task": item.task,
                 "class_id": task_label(item.task), "split": "test", "source": "synthetic", "seed": PUBLISHED_SEED,
                 "degraded_path": relative.as_posix(), "clean_path": clean_path.as_posix(),
-                "params": json.dumps(item.record)}
+                "params": json.dumps(item.record), TEST_SET_COLUMN: test_sets[item.image_id]}
     return rows
+
+
+def _with_test_set(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``test_set`` column of text ("" where none is named, or when ``prepare`` wrote none)."""
+    names = table[TEST_SET_COLUMN].fillna("").astype(str) if TEST_SET_COLUMN in table else ""
+    return table.assign(**{TEST_SET_COLUMN: names})
 
 
 def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, object]]:
@@ -163,11 +177,12 @@ def _real_pairs(prepared_dir: Path, config: DegradeConfig) -> list[dict[str, obj
     pairs_file = prepared_dir / "pairs.csv"
     if not pairs_file.is_file():
         return []
-    pairs = pd.read_csv(pairs_file)
+    pairs = _with_test_set(pd.read_csv(pairs_file))
     return [{"id": f"{pair.task}/{pair.id}", "image_id": pair.id, "task": pair.task, "class_id": pair.class_id,
              "split": "test", "source": "paired", "seed": -1, "degraded_path": pair.degraded_path,
              "clean_path": pair.clean_path,
-             "params": json.dumps({"degraded_sha256": pair.degraded_sha256, "clean_sha256": pair.clean_sha256})}
+             "params": json.dumps({"degraded_sha256": pair.degraded_sha256, "clean_sha256": pair.clean_sha256}),
+             TEST_SET_COLUMN: pair.test_set}
             for pair in pairs[(pairs["split"] == "test") & pairs["task"].isin(config.tasks)].itertuples()]
 
 

@@ -140,9 +140,28 @@ def baseline_contenders(config: EvaluateConfig) -> list[Contender]:
     return contenders
 
 
+# The test sets of the paper's tables. A task's results on them (or on pairs that name no test set) are the task's
+# own key in the metrics; any other test set of the task (Urban100, Kodak24, Rain100H...) gets a key of its own,
+# ``<task>@<test set>``, outside the means, as the paper's tables keep them.
+PAPER_TEST_SETS = frozenset({"BSD68", "Rain100L", "SOTS", "GoPro", "LOL"})
+
+
+def result_key(task: str, test_set: str = "") -> str:
+    """The metrics key of a task on a test set: ``denoise_25`` on BSD68 (or no named set), ``denoise_25@Urban100``
+    on Urban100."""
+    return task if not test_set or test_set in PAPER_TEST_SETS else f"{task}@{test_set}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``denoise_25@Urban100`` -> (``denoise_25``, ``Urban100``); ``denoise_25`` -> (``denoise_25``, "")."""
+    task, _, test_set = key.partition("@")
+    return task, test_set
+
+
 @dataclass
 class Evaluation:
-    """Per-image rows (:data:`PER_IMAGE_COLUMNS`) and the nested per-task means."""
+    """Per-image rows (model, task, test_set, id, source, psnr, ssim) and the nested per-key means (see
+    :func:`summarise`)."""
 
     per_image: pd.DataFrame
     metrics: dict[str, dict[str, dict[str, float]]]
@@ -241,7 +260,7 @@ def _restore(contender: Contender, degraded: torch.Tensor, row: Any, config: Eva
             f"on a larger device, or set evaluate.tile to restore in tiles (not the published test path)") from None
 
 
-PER_IMAGE_COLUMNS = ["model", "task", "id", "source", "height", "width", "psnr", "ssim"]
+PER_IMAGE_COLUMNS = ["model", "task", "test_set", "id", "source", "height", "width", "psnr", "ssim"]
 
 
 def evaluate(
@@ -263,8 +282,9 @@ def evaluate(
             degraded, clean = _cropped(pair, config.crop_multiple)
             restored = _restore(contender, degraded, row, config).clamp(0, 1)
             psnr, ssim = image_metrics(restored, clean, y_channel=config.y_channel, metrics=config.metrics)
-            rows.append({"model": contender.name, "task": row.task, "id": row.id, "source": row.source,
-                         "height": degraded.shape[-2], "width": degraded.shape[-1], "psnr": psnr, "ssim": ssim})
+            rows.append({"model": contender.name, "task": row.task, "test_set": _test_set(row), "id": row.id,
+                         "source": row.source, "height": degraded.shape[-2], "width": degraded.shape[-1],
+                         "psnr": psnr, "ssim": ssim})
             saved = examples.setdefault((contender.name, row.task), [])
             if len(saved) < config.examples_per_task:
                 saved.append((row.id, to_array(restored[0])))
@@ -272,26 +292,40 @@ def evaluate(
     return Evaluation(per_image=per_image, metrics=summarise(per_image), examples=examples)
 
 
+def _test_set(row: Any) -> str:
+    """A benchmark row's test set ("" when the benchmark names none)."""
+    name = getattr(row, "test_set", "")
+    return name if isinstance(name, str) else ""  # an empty cell reads as NaN
+
+
 def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """``{model: {task: {"psnr": mean, "ssim": mean}}}``, in the benchmark's task order."""
-    means = per_image.groupby(["model", "task"], sort=False)[["psnr", "ssim"]].mean()
+    """``{model: {key: {"psnr": mean, "ssim": mean}}}``, in the benchmark's order: one key per task
+    (:func:`result_key`: on the paper's test sets, or with no named test set) and one per task and other test set
+    (``denoise_25@Urban100``)."""
+    test_sets = per_image["test_set"].fillna("") if "test_set" in per_image else pd.Series("", index=per_image.index)
+    keys = [result_key(task, test_set) for task, test_set in zip(per_image["task"], test_sets)]
+    means = per_image.assign(key=keys).groupby(["model", "key"], sort=False)[["psnr", "ssim"]].mean()
     metrics: dict[str, dict[str, dict[str, float]]] = {}
-    for (model, task), values in means.iterrows():
-        metrics.setdefault(model, {})[task] = {"psnr": round(float(values["psnr"]), 4),
-                                               "ssim": round(float(values["ssim"]), 4)}
+    for (model, key), values in means.iterrows():
+        metrics.setdefault(model, {})[key] = {"psnr": round(float(values["psnr"]), 4),
+                                              "ssim": round(float(values["ssim"]), 4)}
     return metrics
 
 
 def run_metrics(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """MLflow metrics ``eval/<task>/psnr``, ``eval/<task>/ssim`` and ``eval/mean/...`` (the UI groups charts by
-    the part before the first ``/``)."""
-    flat = {f"eval/{task}/{name}": values[name] for task, values in per_task.items() for name in ("psnr", "ssim")}
+    """MLflow metrics ``eval/<task>/psnr``, ``eval/<task>/ssim`` (``eval/<task>/<test set>/...`` for a task's other
+    test sets: MLflow names take no ``@``) and ``eval/mean/...`` (the UI groups charts by the part before the first
+    ``/``)."""
+    flat = {f"eval/{key.replace('@', '/')}/{name}": values[name] for key, values in per_task.items()
+            for name in ("psnr", "ssim")}
     flat |= {f"eval/mean/{name}": value for name, value in mean_scores(per_task).items()}
     return flat
 
 
 def mean_scores(per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """Mean PSNR (dB, 2 decimals) and SSIM (4 decimals) over the tasks of one model."""
-    return {name: round(float(np.mean([values[name] for values in per_task.values()])), digits)
+    """Mean PSNR (dB, 2 decimals) and SSIM (4 decimals) over the tasks of one model: over the keys of the paper's
+    test sets (and unnamed ones), as the paper's average, when there are any; else over every key."""
+    keys = [key for key in per_task if not split_key(key)[1]] or list(per_task)
+    return {name: round(float(np.mean([per_task[key][name] for key in keys])), digits)
             for name, digits in (("psnr", 2), ("ssim", 4))}
 

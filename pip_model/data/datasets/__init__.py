@@ -8,19 +8,31 @@ only file names and folders are looked at.
 | family | module | recognised folder names | layouts |
 | --- | --- | --- | --- |
 | clean sets (noise is synthesised) | :mod:`.clean` | BSD400, WED, BSD68, CBSD68, Urban100, Kodak24, Denoise | images at any depth |
-| rain | :mod:`.rain` | Rain100L, Rain100H, Derain | ``rainy/rain-N`` + ``gt/norain-N``; ``input/`` + ``target/``; flat ``rain-N`` + ``norain-N`` |
+| rain | :mod:`.rain` | Rain100L, Rain100H, Derain | ``rainy/rain-N`` + ``gt/norain-N``; ``input/`` + ``target/`` (same names, or ``rain-N`` + ``norain-N``); flat ``rain-N`` + ``norain-N`` |
 | haze | :mod:`.haze` | OTS, RESIDE*, SOTS*, Dehaze | ``synthetic/partK/ID_A_B`` + ``original/ID``; ``hazy/ID_A_B`` + ``gt/ID`` or ``clear/ID``; ``input/`` + ``target/`` |
-| blur | :mod:`.blur` | GoPro* | ``SEQ/blur/N`` + ``SEQ/sharp/N`` |
-| low light | :mod:`.lowlight` | LOL* | ``low/N`` + ``high/N`` (``our485`` trains, ``eval15`` tests) |
+| blur | :mod:`.blur` | GoPro*, Deblur | ``SEQ/blur/N`` + ``SEQ/sharp/N`` |
+| low light | :mod:`.lowlight` | LOL*, Lowlight, Enhance | ``low/N`` + ``high/N`` (``our485`` trains, ``eval15`` tests) |
 
 A path component ``train``/``Train`` (or ``our485``) makes a set a training set, ``test``
 (or ``eval15``) a test set; otherwise each family's usual role applies (BSD400, WED and the
 OTS/``rainy`` layouts train, the rest test).
+
+Every test image and pair keeps the name of its test set (``FoundClean.test_set``, ``FoundPair.test_set``: BSD68,
+Urban100, Kodak24, Rain100L, SOTS, GoPro, LOL...), also inside PromptIR's and PIP's generic task folders
+(``test/denoise/bsd68``, ``test/derain/Rain100L``, ``test/dehaze``, ``test/enhance``), so each is scored on its own;
+:func:`require_test_sets` stops a run that lacks one (``prepare.require_test_sets``).
 """
 
 from __future__ import annotations
 
 from pip_model.data.datasets.base import Discovery, FoundClean, FoundPair, unique_id
-from pip_model.data.datasets.registry import discover
+from pip_model.data.datasets.registry import (
+    KNOWN_TEST_SETS,
+    MissingTestSetError,
+    discover,
+    require_test_sets,
+    unknown_test_sets,
+)
 
-__all__ = ["Discovery", "FoundClean", "FoundPair", "discover", "unique_id"]
+__all__ = ["KNOWN_TEST_SETS", "Discovery", "FoundClean", "FoundPair", "MissingTestSetError", "discover",
+           "require_test_sets", "unique_id", "unknown_test_sets"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,6 +33,8 @@ class FoundPair:
         degraded: the degraded file.
         clean: its clean file.
         key: the pair's name inside its dataset (relative path of the degraded file), for ids.
+        test_set: the test set it is scored in, by the name the paper's tables give it (``Rain100L``, ``SOTS``,
+            ``GoPro``, ``LOL``); empty for a training pair or a folder that names no test set.
     """
 
     dataset: str
@@ -41,16 +43,23 @@ class FoundPair:
     degraded: Path
     clean: Path
     key: str
+    test_set: str = ""
 
 
 @dataclass(frozen=True)
 class FoundClean:
-    """A clean image of a clean-image set (noise is synthesised on it)."""
+    """A clean image of a clean-image set (noise is synthesised on it).
+
+    Attributes:
+        test_set: the test set it is scored in (``BSD68``, ``Urban100``, ``Kodak24``...); empty for a training
+            image or a folder that names no test set.
+    """
 
     dataset: str
     split: Split
     path: Path
     key: str
+    test_set: str = ""
 
 
 @dataclass
@@ -66,12 +75,22 @@ class Discovery:
         self.clean += other.clean
         self.skipped += other.skipped
 
+    def test_sets(self) -> set[str]:
+        """The names of the test sets found (clean test images or test pairs)."""
+        return {item.test_set for item in [*self.pairs, *self.clean] if item.test_set and item.split == "test"}
+
     def summary(self) -> list[str]:
-        """One line per dataset and split: what was found, and how many files were skipped."""
-        counts = Counter((p.dataset, p.task, p.split) for p in self.pairs)
-        lines = [f"{dataset} ({task}, {split}): {n} pairs" for (dataset, task, split), n in sorted(counts.items())]
-        clean = Counter((c.dataset, c.split) for c in self.clean)
-        lines += [f"{dataset} (clean, {split}): {n} images" for (dataset, split), n in sorted(clean.items())]
+        """One line per dataset and split: what was found (and the test set it is scored as, where the folder's name
+        is another: ``bsd68 (clean, test) as BSD68``), and how many files were skipped."""
+        def named(dataset: str, test_set: str) -> str:
+            return f" as {test_set}" if test_set and test_set != dataset else ""
+
+        counts = Counter((p.dataset, p.task, p.split, p.test_set) for p in self.pairs)
+        lines = [f"{dataset} ({task}, {split}){named(dataset, test_set)}: {n} pairs"
+                 for (dataset, task, split, test_set), n in sorted(counts.items())]
+        clean = Counter((c.dataset, c.split, c.test_set) for c in self.clean)
+        lines += [f"{dataset} (clean, {split}){named(dataset, test_set)}: {n} images"
+                  for (dataset, split, test_set), n in sorted(clean.items())]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s) (see the rejects table)")
         return lines
@@ -118,7 +137,7 @@ def _places(place: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
 
 
 def pair_by_name(degraded: Iterable[Path], clean: Iterable[Path], *, roots: tuple[Path, Path],
-                 roles: Collection[str], partners: Callable[[str], Sequence[str]]
+                 roles: Collection[str], partners: Callable[[str], Sequence[str]], roots_are_roles: bool = False,
                  ) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """Pairs degraded files with clean files by name: the one pairing engine of the adapters and of
     ``prepare.paired``.
@@ -133,18 +152,22 @@ def pair_by_name(degraded: Iterable[Path], clean: Iterable[Path], *, roots: tupl
         roots: the folders the two sides' places are relative to (may be the same folder).
         roles: the role folder names, in lower case.
         partners: the name rule: a degraded stem -> the clean stems it may pair with, most wanted first.
+        roots_are_roles: the two roots are the two sides' role folders (``prepare.paired``'s ``degraded_dir`` and
+            ``clean_dir``), so a degraded file also finds its partner in the folders above its own, up to its root
+            (OTS: ``synthetic/partK/ID_A_B`` finds ``original/ID``).
 
     Returns:
         The (degraded, clean) pairs, and the degraded files that found no clean partner.
     """
     degraded_root, clean_root = roots
+    top = ("*",) if roots_are_roles else ()  # each root counts as a role folder above its files
     index: dict[tuple[tuple[str, ...], str], Path] = {}
     for path in clean:
-        index.setdefault((role_place(path.relative_to(clean_root), roles), path.stem.lower()), path)
+        index.setdefault((top + role_place(path.relative_to(clean_root), roles), path.stem.lower()), path)
     pairs, unmatched = [], []
     for path in degraded:
         names = [name.lower() for name in partners(path.stem.lower())]
-        places = _places(role_place(path.relative_to(degraded_root), roles))
+        places = _places(top + role_place(path.relative_to(degraded_root), roles))
         match = next((index[(place, name)] for place in places for name in names if (place, name) in index), None)
         if match is None:
             unmatched.append(path)
@@ -164,30 +187,32 @@ def role_folder(path: Path, root: Path, roles: Collection[str]) -> Path | None:
 
 def pair_by_folders(
     dataset: str, task: str, folder: Path, root: Path, walk: FolderWalk, *, degraded: tuple[str, ...],
-    clean: tuple[str, ...], clean_stem: Callable[[str], str], default: Split,
+    clean: tuple[str, ...], partners: Callable[[str], Sequence[str]], default: Split,
+    test_set: Callable[[str], str] = lambda key: "",
 ) -> Discovery:
-    """Pairs every image in a ``degraded`` role folder under ``folder`` with the image of stem ``clean_stem(stem)``
-    (any suffix) in a sibling ``clean`` role folder, by :func:`pair_by_name`. Unmatched degraded files are skipped
-    with the reason.
+    """Pairs every image in a ``degraded`` role folder under ``folder`` with the first image of a stem in
+    ``partners(stem)`` (any suffix) in a sibling ``clean`` role folder, by :func:`pair_by_name`. Unmatched degraded
+    files are skipped with the reason.
 
     Args:
         walk: the walk of ``folder`` (:meth:`pip_model.image_files.FolderWalk.under`): its image files and folders.
+        test_set: the name of the test set a test pair of this key (its path below ``folder``) is scored in.
     """
     roles = frozenset(degraded) | frozenset(clean)
     side = {path: role_folder(path, folder, roles) for path in walk.files}
     pairs, unmatched = pair_by_name([path for path, role in side.items() if role and role.name.lower() in degraded],
                                     [path for path, role in side.items() if role and role.name.lower() in clean],
-                                    roots=(folder, folder), roles=roles, partners=lambda stem: [clean_stem(stem)])
+                                    roots=(folder, folder), roles=roles, partners=partners)
     found = Discovery()
     for path, match in pairs:
-        found.pairs.append(FoundPair(dataset, task, split_of(path.relative_to(root), default), path, match,
-                                     path.relative_to(folder).as_posix()))
+        split, key = split_of(path.relative_to(root), default), path.relative_to(folder).as_posix()
+        found.pairs.append(FoundPair(dataset, task, split, path, match, key, test_set(key) if split == "test" else ""))
     for path in unmatched:
         role_dir = side[path]
-        partners = [d for d in walk.folders if d.parent == role_dir.parent and d.name.lower() in clean]
-        where = ", ".join(str(p) for p in partners) or f"no {'/'.join(clean)} folder beside {role_dir}"
-        found.skipped.append((str(path), f"{dataset}: no clean image named {clean_stem(path.stem.lower())}.* "
-                                         f"in {where}"))
+        sides = [d for d in walk.folders if d.parent == role_dir.parent and d.name.lower() in clean]
+        where = ", ".join(str(p) for p in sides) or f"no {'/'.join(clean)} folder beside {role_dir}"
+        names = " or ".join(f"{name}.*" for name in dict.fromkeys(partners(path.stem.lower())))
+        found.skipped.append((str(path), f"{dataset}: no clean image named {names} in {where}"))
     return found
 
 
@@ -211,9 +236,23 @@ def unique_id(base: str, origin: Path | str, used: set[str]) -> str:
     return candidate
 
 
+def first_part(key: str) -> str:
+    """The first folder of a key (a path below a claimed folder), or "" for a file directly in it."""
+    parts = key.split("/")
+    return parts[0] if len(parts) > 1 else ""
+
+
 @dataclass(frozen=True)
 class Adapter:
-    """A dataset family: which folder names it claims, and how it reads one claimed folder."""
+    """A dataset family: which folder names it claims, how it reads one claimed folder, and the test sets it names.
+
+    Attributes:
+        claims: a folder name (lower case) -> whether this family reads that folder.
+        collect: (folder, datasets root, the walk of the folder) -> what the folder holds.
+        test_sets: each test set this family can name -> the folders it looks for it in, for people (what
+            ``prepare.require_test_sets`` says when one is missing).
+    """
 
     claims: Callable[[str], bool]
-    collect: Callable[[Path, Path, FolderWalk], Discovery]  # (folder, datasets root, the walk of the folder)
+    collect: Callable[[Path, Path, FolderWalk], Discovery]
+    test_sets: Mapping[str, str] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""GoPro: ``train/SEQ/blur/N.png`` and ``test/SEQ/blur/N.png``, each with ``SEQ/sharp/N.png``."""
+"""GoPro: ``train/SEQ/blur/N.png`` and ``test/SEQ/blur/N.png``, each with ``SEQ/sharp/N.png``; PIP's
+``GOPRO_deblur/test/blur/N.png`` with ``GOPRO_deblur/test/sharp/N.png``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ def claims(name: str) -> bool:
 
 def collect(folder: Path, root: Path, walk: FolderWalk) -> Discovery:
     return pair_by_folders(folder.name, "deblur", folder, root, walk, degraded=("blur", "input"),
-                           clean=("sharp", "target"), clean_stem=lambda stem: stem, default="test")
+                           clean=("sharp", "target"), partners=lambda stem: [stem], default="test",
+                           test_set=lambda key: "GoPro")
 
 
-ADAPTER = Adapter(claims=claims, collect=collect)
+ADAPTER = Adapter(claims=claims, collect=collect,
+                  test_sets={"GoPro": "a folder named GoPro* or Deblur (any case) with blur/ + sharp/ (under test/, "
+                                      "PIP's test/GOPRO_deblur/test)"})

@@ -1,6 +1,8 @@
 """RESIDE: OTS for training (``synthetic/partK/ID_A_B.jpg`` with ``original/ID.jpg``) and SOTS
 outdoor for testing (``hazy/ID_A_B.*`` with ``gt/ID.*`` or ``clear/ID.*``; PromptIR's copy uses
-``input/`` and ``target/``). ``A`` and ``B`` are the airlight and the scattering coefficient."""
+``input/`` and ``target/``, PIP's ``test/dehaze/outdoor/input/``). ``A`` and ``B`` are the airlight and the
+scattering coefficient. Test pairs are SOTS's (``SOTS-indoor`` below a folder named ``indoor``: the paper tests
+the outdoor part)."""
 
 from __future__ import annotations
 
@@ -20,12 +22,21 @@ def scene_id(stem: str) -> str:
 
 
 def collect(folder: Path, root: Path, walk: FolderWalk) -> Discovery:
+    def test_set(key: str) -> str:
+        indoor = any("indoor" in part.lower() for part in (folder.name, *key.split("/")[:-1]))
+        return "SOTS-indoor" if indoor else "SOTS"
+
     found = Discovery()
     found.extend(pair_by_folders(folder.name, "dehaze", folder, root, walk, degraded=("synthetic",),
-                                 clean=("original",), clean_stem=scene_id, default="train"))
+                                 clean=("original",), partners=lambda stem: [scene_id(stem)], default="train",
+                                 test_set=test_set))
     found.extend(pair_by_folders(folder.name, "dehaze", folder, root, walk, degraded=("hazy", "input"),
-                                 clean=("gt", "clear", "target"), clean_stem=scene_id, default="test"))
+                                 clean=("gt", "clear", "target"), partners=lambda stem: [scene_id(stem)],
+                                 default="test", test_set=test_set))
     return found
 
 
-ADAPTER = Adapter(claims=claims, collect=collect)
+ADAPTER = Adapter(claims=claims, collect=collect, test_sets={
+    "SOTS": "a folder named SOTS*, RESIDE* or Dehaze (any case) with hazy/ + gt/ (or clear/) or input/ + target/ "
+            "(PromptIR's test/dehaze, PIP's test/dehaze/outdoor)",
+    "SOTS-indoor": "an indoor/ folder inside a folder named SOTS*, RESIDE* or Dehaze (any case)"})

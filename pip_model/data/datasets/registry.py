@@ -5,6 +5,7 @@ Adding a dataset family is one module with ``claims`` and ``collect``, listed he
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from pip_model.data.datasets import blur, clean, haze, lowlight, rain
@@ -12,6 +13,13 @@ from pip_model.data.datasets.base import Adapter, Discovery
 from pip_model.image_files import IMAGE_SUFFIXES, walk_files
 
 ADAPTERS: tuple[Adapter, ...] = (clean.ADAPTER, rain.ADAPTER, haze.ADAPTER, blur.ADAPTER, lowlight.ADAPTER)
+
+# Every test set a family names -> the folders it is looked for in.
+KNOWN_TEST_SETS: dict[str, str] = {name: where for adapter in ADAPTERS for name, where in adapter.test_sets.items()}
+
+
+class MissingTestSetError(FileNotFoundError):
+    """A test set that ``prepare.require_test_sets`` asks for is not under ``prepare.datasets_root``."""
 
 
 def discover(root: Path) -> Discovery:
@@ -38,3 +46,24 @@ def discover(root: Path) -> Discovery:
             claimed.append(folder)
             found.extend(adapter.collect(folder, root, walk.under(folder)))
     return found
+
+
+def unknown_test_sets(names: Collection[str]) -> list[str]:
+    """The names no dataset family gives a test set (a typo in ``prepare.require_test_sets``)."""
+    return [name for name in names if name not in KNOWN_TEST_SETS]
+
+
+def require_test_sets(required: Collection[str], found: Collection[str], root: str, skipped: int = 0) -> None:
+    """Stops, before anything is read or trained, when a required test set was not found.
+
+    Raises:
+        MissingTestSetError: one line naming each missing set and the folders it was looked for in.
+    """
+    missing = [name for name in required if name not in found]
+    if not missing:
+        return
+    where = f"under prepare.datasets_root {root}" if root else "(prepare.datasets_root is empty)"
+    looked = "; ".join(f"{name}: {KNOWN_TEST_SETS.get(name, 'no dataset family names it')}" for name in missing)
+    note = f" ({skipped} file(s) rejected: see rejects.csv)" if skipped else ""
+    raise MissingTestSetError(f"prepare.require_test_sets: {', '.join(missing)} not found {where}{note}; looked for "
+                              f"{looked}")
