@@ -17,14 +17,19 @@ their published layouts (clean sets such as BSD400 and BSD68 keep the split thei
 them), or from ``prepare.paired`` folders matched by name (see :func:`pair_source`); both are paired by
 :func:`pip_model.data.datasets.base.pair_by_name`. Every pair gets an id of its own, even when two sources hold
 the same file names.
+
+With ``prepare.train_lists`` (the published list files, see :mod:`pip_model.data.train_lists`) exactly the listed
+training images and pairs train: listed files that are not there are rejected, unlisted ones left out. A training
+image or pair whose clean pixels equal a test image's (RESIDE's OTS and SOTS share scenes) is kept out of training
+and rejected with the test image it copies: no test image is ever trained on.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +37,16 @@ import numpy as np
 import pandas as pd
 
 from pip_model.data.datasets import KNOWN_TEST_SETS, discover, require_test_sets, unique_id, unknown_test_sets
-from pip_model.data.datasets.base import CLEAN_FOLDERS, DEGRADED_FOLDERS, pair_by_name, paired_names, slug
+from pip_model.data.datasets.base import (
+    CLEAN_FOLDERS,
+    DEGRADED_FOLDERS,
+    FoundClean,
+    FoundPair,
+    pair_by_name,
+    paired_names,
+    slug,
+)
+from pip_model.data.train_lists import LIST_KEYS, TrainList, TrainListSource, read_train_lists, select_listed
 from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
     ImageFileError,
@@ -96,6 +110,9 @@ class PrepareConfig:
         max_pixels: images whose header declares more pixels are rejected before decoding.
         require_test_sets: test sets that ``datasets_root`` must hold (a paper protocol's: BSD68, Rain100L, SOTS...):
             a missing one stops the run here, before anything is read, with the folders it was looked for in.
+        train_lists: the published training lists, by key (``denoise``, ``derain``, ``dehaze``, ``deblur``,
+            ``lowlight``): a list file, relative to ``datasets_root``, or ``{file, folder}``. Only the listed training
+            images (``denoise``) or pairs of that task train; see :mod:`pip_model.data.train_lists`.
     """
 
     source: str = ""
@@ -107,11 +124,14 @@ class PrepareConfig:
     paired: tuple[PairedSource, ...] = ()
     max_pixels: int = DEFAULT_MAX_PIXELS
     require_test_sets: tuple[str, ...] = ()
+    train_lists: dict[str, str | TrainListSource] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if unknown := unknown_test_sets(self.require_test_sets):
             raise ValueError(f"prepare.require_test_sets: {', '.join(unknown)} is no test set the dataset families "
                              f"name (known: {', '.join(KNOWN_TEST_SETS)})")
+        if unknown := sorted(set(self.train_lists) - set(LIST_KEYS)):
+            raise ValueError(f"prepare.train_lists.{unknown[0]}: unknown list; known: {', '.join(LIST_KEYS)}")
         if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
             raise ValueError(
                 f"prepare.val_fraction ({self.val_fraction}) and prepare.test_fraction ({self.test_fraction}) "
@@ -292,6 +312,7 @@ class PairJob:
     clean: Path
     id_base: str
     test_set: str = ""
+    dataset: str = ""
 
 
 def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> list[PairJob]:
@@ -302,7 +323,8 @@ def _paired_source_jobs(source: PairedSource, rejects: list[dict[str, str]]) -> 
     for path in unpaired:
         _reject(rejects, str(path), f"paired {source.task}: no clean image matches this name in {clean_dir}")
     return [PairJob(source.task, source.split, degraded, clean,
-                    f"{source.task}-{slug(str(degraded.relative_to(degraded_dir)))}") for degraded, clean in pairs]
+                    f"{source.task}-{slug(str(degraded.relative_to(degraded_dir)))}", dataset=degraded_dir.name)
+            for degraded, clean in pairs]
 
 
 REAL_PAIR_COLUMNS = ["id", "task", "class_id", "split", "degraded_path", "clean_path", "width", "height",
@@ -319,12 +341,14 @@ def with_test_sets(rows: list[dict[str, object]], columns: list[str]) -> pd.Data
 
 def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: Callable[[str], None],
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> list[dict[str, object]]:
-    """Checks every pair (both files decode, same size) and lists it where it lies, with sizes and hashes.
+    """Checks every pair (both files decode, same size) and lists it where it lies, with sizes and hashes (and,
+    under ``_clean_pixels``, the :func:`pixel_hash` of its clean image).
 
     Nothing is copied: the datasets stay where they are, one image pair in memory at a time.
     """
     rows: list[dict[str, object]] = []
     used: set[str] = set()
+    clean_pixels: dict[Path, str] = {}  # many pairs share a clean image (OTS: 35 hazy renderings of one scene)
     for number, job in enumerate(jobs, start=1):
         if number % 100 == 0 or number == len(jobs):
             progress(f"prepare: pairs [{number}/{len(jobs)}]")
@@ -347,27 +371,139 @@ def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: C
             "degraded_bytes": job.degraded.stat().st_size, "clean_bytes": job.clean.stat().st_size,
             "degraded_sha256": file_digest(job.degraded), "clean_sha256": file_digest(job.clean),
             TEST_SET_COLUMN: job.test_set,
+            # Not written: what the check against the test images compares.
+            "_clean_pixels": clean_pixels.setdefault(job.clean, pixel_hash(clean)), "_dataset": job.dataset,
         })
     return rows
 
 
 def dataset_sources(root: Path, rejects: list[dict[str, str]], progress: Callable[[str], None],
-                    max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[Candidate], list[PairJob]]:
+                    max_pixels: int = DEFAULT_MAX_PIXELS, lists: Sequence[TrainList] = ()
+                    ) -> tuple[list[Candidate], list[PairJob]]:
     """The clean images (with their fixed split) and the pairs that the datasets under ``root`` hold; the bad
     entries of the folder (broken links, loops, unreadable files, names that are not UTF-8) and the files that
-    do not pair are rejected (:func:`pip_model.data.datasets.discover` lists them)."""
+    do not pair are rejected (:func:`pip_model.data.datasets.discover` lists them). With ``lists``, only the
+    training images and pairs they name are kept (:func:`apply_train_lists`)."""
     found = discover(root)
     for line in found.summary():
         progress(f"prepare: {root}: {line}")
     for path, reason in found.skipped:
         _reject(rejects, path, reason)
+    clean, pairs = apply_train_lists(found.clean, found.pairs, lists, rejects, progress)
     candidates = [Candidate(name=f"{image.dataset}/{image.key}", origin=str(image.path.resolve()),
                             load=lambda path=image.path: read_image(path, max_pixels=max_pixels), split=image.split,
                             path=image.path.resolve(), test_set=image.test_set)
-                  for image in found.clean]
+                  for image in clean]
     jobs = [PairJob(pair.task, pair.split, pair.degraded, pair.clean,
-                    f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}", pair.test_set) for pair in found.pairs]
+                    f"{pair.task}-{slug(pair.dataset)}-{slug(pair.key)}", test_set=pair.test_set, dataset=pair.dataset)
+            for pair in pairs]
     return candidates, jobs
+
+
+def apply_train_lists(clean: list[FoundClean], pairs: list[FoundPair], lists: Sequence[TrainList],
+                      rejects: list[dict[str, str]], progress: Callable[[str], None]
+                      ) -> tuple[list[FoundClean], list[FoundPair]]:
+    """The clean images and pairs that train by the published lists: the ``denoise`` list selects among the clean
+    training images, each other list among the training pairs of its task; test images and pairs stay. A listed file
+    that is not there is rejected (one row per line), and how many files each list left out is said."""
+    for train_list in lists:
+        task = LIST_KEYS[train_list.key]
+        if task is None:
+            training = [image for image in clean if image.split == "train"]
+            selection = select_listed(training, lambda image: image.path, train_list)
+            kept = {id(image) for image in selection.kept}
+            clean = [image for image in clean if image.split != "train" or id(image) in kept]
+            what = "clean training images"
+        else:
+            training = [pair for pair in pairs if pair.split == "train" and pair.task == task]
+            selection = select_listed(training, lambda pair: pair.degraded, train_list)
+            kept = {id(pair) for pair in selection.kept}
+            pairs = [pair for pair in pairs if pair.split != "train" or pair.task != task or id(pair) in kept]
+            what = f"{task} training pairs"
+        for number, line in selection.missing:
+            _reject(rejects, line, f"listed in {train_list.path} (line {number}), but no such file among the {what}")
+        progress(f"prepare: {train_list.label}: {len(train_list.lines)} lines, {len(selection.kept)} {what} found, "
+                 f"{len(selection.missing)} not found (see rejects.csv), {selection.left_out} unlisted left out")
+    return clean, pairs
+
+
+def _image_row(candidate: Candidate, image: LoadedImage, digest: str, out_dir: Path) -> dict[str, object]:
+    image_id = f"{slug(candidate.name)}-{digest[:8]}"
+    if candidate.path is not None:
+        path = str(candidate.path)
+    else:
+        path = (Path("images") / f"{image_id}.png").as_posix()
+        write_png(out_dir / path, image.rgb)
+    height, width = image.size
+    return {"id": image_id, "path": path, "size": f"{width}x{height}", "width": width, "height": height,
+            "hash": digest, "split": "", "origin": candidate.origin, TEST_SET_COLUMN: candidate.test_set,
+            "_dataset": candidate.name.split("/")[0]}
+
+
+def _collect_images(candidates: list[Candidate], config: PrepareConfig, out_dir: Path, rejects: list[dict[str, str]],
+                    progress: Callable[[str], None]) -> tuple[list[dict[str, object]], list[str | None]]:
+    """Reads and checks every candidate and keeps one of each set of equal pixels: the first, unless a later one is
+    a test image, which then replaces a training copy (a test image is never the one dropped). Returns the rows and
+    their fixed splits (None: drawn)."""
+    kept: dict[str, tuple[dict[str, object], str | None]] = {}  # pixel hash -> (row, fixed split), in reading order
+    copies: Counter[str] = Counter()
+    for number, candidate in enumerate(candidates, start=1):
+        progress(f"prepare: [{number}/{len(candidates)}] {candidate.origin}")
+        image = _load_checked(candidate, config.min_side, rejects)
+        if image is None:
+            continue
+        digest = pixel_hash(image)
+        if digest in kept:
+            earlier, earlier_split = kept[digest]
+            if candidate.split == "test" and earlier_split != "test":
+                _reject(rejects, str(earlier["origin"]), f"same pixels as test image {candidate.origin}")
+                copies[str(earlier["_dataset"])] += 1
+                kept[digest] = (_image_row(candidate, image, digest, out_dir), candidate.split)
+            elif earlier_split == "test" and candidate.split != "test":
+                _reject(rejects, candidate.origin, f"same pixels as test image {earlier['origin']}")
+                copies[candidate.name.split("/")[0]] += 1
+            else:
+                _reject(rejects, candidate.origin, f"duplicate of {earlier['origin']} (same pixels)")
+            continue
+        kept[digest] = (_image_row(candidate, image, digest, out_dir), candidate.split)
+    for dataset, count in sorted(copies.items()):
+        progress(f"prepare: {dataset}: {count} image(s) left out of training: same pixels as a test image "
+                 "(see rejects.csv)")
+    return [row for row, _ in kept.values()], [split for _, split in kept.values()]
+
+
+def keep_test_images_out(rows: list[dict[str, object]], pair_rows: list[dict[str, object]],
+                         rejects: list[dict[str, str]], progress: Callable[[str], None]
+                         ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The image rows and pair rows without the training ones whose clean pixels equal a test image's (a test
+    image of the manifest, or the clean side of a test pair), each rejected with the test image it copies; how many
+    per dataset is said. RESIDE's OTS (training) and SOTS (test) render the same scenes, so such copies happen."""
+    tests: dict[str, str] = {}
+    for row in rows:
+        if row["split"] == "test":
+            tests.setdefault(str(row["hash"]), str(row["origin"]))
+    for row in pair_rows:
+        if row["split"] == "test":
+            tests.setdefault(str(row["_clean_pixels"]), str(row["clean_path"]))
+    copies: Counter[str] = Counter()
+    kept_rows = []
+    for row in rows:  # copies among the images themselves went already (_collect_images); these copy a test pair
+        if row["split"] == "train" and (test := tests.get(str(row["hash"]))) and test != row["origin"]:
+            _reject(rejects, str(row["origin"]), f"same pixels as test image {test}")
+            copies[str(row["_dataset"])] += 1
+        else:
+            kept_rows.append(row)
+    kept_pairs = []
+    for row in pair_rows:
+        if row["split"] == "train" and (test := tests.get(str(row["_clean_pixels"]))):
+            _reject(rejects, str(row["degraded_path"]), f"paired {row['task']}: same pixels as test image {test}")
+            copies[str(row["_dataset"])] += 1
+        else:
+            kept_pairs.append(row)
+    for dataset, count in sorted(copies.items()):
+        progress(f"prepare: {dataset}: {count} training image(s) or pair(s) left out: their clean pixels equal a "
+                 "test image's (see rejects.csv)")
+    return kept_rows, kept_pairs
 
 
 def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress: Callable[[str], None] = print) -> PreparedCorpus:
@@ -380,15 +516,18 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
     of ``datasets_root`` are listed where they lie (absolute paths), never copied, and are read
     from there by :func:`pip_model.image_files.read_image` downstream (``split_files``,
     ``load_split``, ``build_benchmark``), so they give the pixels checked here. One image is in
-    memory at a time.
+    memory at a time. With ``train_lists`` only the listed training images and pairs are kept; training images and
+    pairs that copy a test image's pixels never are (:func:`keep_test_images_out`).
 
     Raises:
         NotEnoughImagesError: too few usable images for the splits.
         MissingTestSetError: a test set of ``require_test_sets`` is not under ``datasets_root``.
+        ConfigError: a list of ``train_lists`` is missing or names a file twice over.
     """
     rejects: list[dict[str, str]] = []
-    dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress, config.max_pixels)
-                                if config.datasets_root else ([], []))
+    lists = read_train_lists(config.train_lists, Path(config.datasets_root)) if config.train_lists else []
+    dataset_candidates, jobs = (dataset_sources(Path(config.datasets_root), rejects, progress, config.max_pixels,
+                                                lists) if config.datasets_root else ([], []))
     for source in config.paired:
         jobs += _paired_source_jobs(source, rejects)
     if config.require_test_sets:  # before any image is read: a paper protocol without its test sets stops here
@@ -401,29 +540,7 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
         [] if dataset_candidates else skimage_candidates()
     candidates += dataset_candidates
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, object]] = []
-    fixed_splits: list[str | None] = []
-    seen: dict[str, str] = {}
-    for number, candidate in enumerate(candidates, start=1):
-        progress(f"prepare: [{number}/{len(candidates)}] {candidate.origin}")
-        image = _load_checked(candidate, config.min_side, rejects)
-        if image is None:
-            continue
-        digest = pixel_hash(image)
-        if digest in seen:
-            _reject(rejects, candidate.origin, f"duplicate of {seen[digest]} (same pixels)")
-            continue
-        seen[digest] = candidate.origin
-        image_id = f"{slug(candidate.name)}-{digest[:8]}"
-        if candidate.path is not None:
-            path = str(candidate.path)
-        else:
-            path = (Path("images") / f"{image_id}.png").as_posix()
-            write_png(out_dir / path, image.rgb)
-        height, width = image.size
-        rows.append({"id": image_id, "path": path, "size": f"{width}x{height}", "width": width, "height": height,
-                     "hash": digest, "split": "", "origin": candidate.origin, TEST_SET_COLUMN: candidate.test_set})
-        fixed_splits.append(candidate.split)
+    rows, fixed_splits = _collect_images(candidates, config, out_dir, rejects, progress)
 
     # Written now as well, so that the table explains a run that stops for lack of images.
     pd.DataFrame(rejects, columns=["path", "reason"]).to_csv(out_dir / "rejects.csv", index=False)
@@ -432,7 +549,8 @@ def prepare_corpus(config: PrepareConfig, *, seed: int, out_dir: Path, progress:
                                min_per_split=config.min_per_split) if free or not rows else [])
     for row, split in zip(rows, fixed_splits):
         row["split"] = split or next(drawn)
-    pair_rows = _index_pairs(jobs, rejects, progress, config.max_pixels)
+    rows, pair_rows = keep_test_images_out(rows, _index_pairs(jobs, rejects, progress, config.max_pixels), rejects,
+                                           progress)
 
     result = PreparedCorpus(
         manifest=with_test_sets(rows, ["id", "path", "size", "width", "height", "hash", "split", "origin"]),

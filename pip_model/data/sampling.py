@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import torch
@@ -51,15 +52,21 @@ def random_crops(
 CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
-def augment(crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def augment(crop: torch.Tensor, generator: torch.Generator, *, channels: bool = True) -> torch.Tensor:
     """One of 48 rearrangements (channel order, quarter turns, mirror) of a crop, drawn from ``generator``.
 
     With k images stacked along the channels (a degraded and a clean crop), each gets the same
-    one. Channel orders keep a small corpus from teaching the network its colour cast.
+    one. Channel orders keep a small corpus from teaching the network its colour cast. Without ``channels``, one of
+    the 7 turns and mirrors other than the identity, as the published loaders draw them (``random_augmentation``:
+    ``random.randint(1, 7)``, PromptIR and PIP ``utils/image_utils.py``).
 
     Shape:
         (3k, P, P) -> (3k, P, P)
     """
+    if not channels:
+        draw = int(torch.randint(1, 8, (1,), generator=generator))
+        crop = torch.rot90(crop, k=draw // 2, dims=(-2, -1))
+        return crop.flip(-2) if draw % 2 else crop
     draw = int(torch.randint(0, 48, (1,), generator=generator))
     order = [3 * image + channel for image in range(crop.shape[0] // 3) for channel in CHANNEL_ORDERS[draw % 6]]
     crop = torch.rot90(crop[order], k=(draw // 6) % 4, dims=(-2, -1))
@@ -71,18 +78,24 @@ def balanced_tasks(
 ) -> list[str]:
     """Task of each slot of a batch: counts proportional to ``weights``, remainder drawn, grouped by task.
 
+    Each task gets the whole part of its share of the batch; the slots left over go to the tasks by their
+    fractional parts, drawn systematically (one uniform offset, points one apart), so a task gets one more slot
+    with a probability equal to its fractional part: over many steps every task's share of the slots is its
+    weight's share exactly, at any batch size (drawing the rest by the whole weights would favour large shares).
     With equal weights and a batch at least as large as the task list, every task appears.
     Each task's slots are neighbours, so a task's degradation applies to a slice of the batch.
     """
-    share = torch.tensor([float((weights or {}).get(task, 1.0)) for task in tasks])
+    share = torch.tensor([float((weights or {}).get(task, 1.0)) for task in tasks], dtype=torch.float64)
     if (share < 0).any() or share.sum() <= 0:
         raise ValueError(f"task weights must be >= 0 and not all 0, got {dict(zip(tasks, share.tolist()))}")
-    share = share / share.sum()
-    counts = torch.floor(share * batch_size).long()
+    exact = share / share.sum() * batch_size
+    counts = torch.floor(exact).long()
     remainder = batch_size - int(counts.sum())
     if remainder:
-        extra = torch.multinomial(share, remainder, replacement=remainder > len(tasks), generator=generator)
-        counts += torch.bincount(extra, minlength=len(tasks))
+        edges = torch.cumsum(exact - counts, dim=0)
+        points = torch.rand((), generator=generator, dtype=torch.float64) + torch.arange(remainder)
+        picks = torch.searchsorted(edges, points, right=True).clamp(max=len(tasks) - 1)
+        counts += torch.bincount(picks, minlength=len(tasks))
     return [task for task, count in zip(tasks, counts.tolist()) for _ in range(count)]
 
 
@@ -147,7 +160,8 @@ class OnlinePairSampler:
     them from disk) are degraded by this project's degradations. With ``real_pairs`` and
     ``real_share``, that share of a task's slots is instead a crop of one of its real
     training pairs (the same window of the degraded and the clean file, read from disk).
-    With ``augment``, crops are randomly flipped, rotated and channel-permuted first (a pair's
+    With ``augment``, crops are randomly flipped, rotated and channel-permuted first (``"published"``: flipped and
+    rotated only, never left as they are, as the published loaders; a pair's
     two crops alike). With ``exposure`` (low, high), each synthetic crop is scaled by a factor
     drawn from that range before it is degraded: dim scenes that are not low-light images. With ``scales``
     (low, high), each synthetic crop is cut ``patch / scale`` pixels wide (at most the image) and area-resized to
@@ -164,7 +178,7 @@ class OnlinePairSampler:
     def __init__(
         self, images: Sequence[torch.Tensor], *, tasks: Sequence[str], patch: int, batch_size: int, seed: int,
         device: str | torch.device = "cpu", task_weights: Mapping[str, float] | None = None,
-        ranges: DegradationRanges | None = None, augment: bool = False,
+        ranges: DegradationRanges | None = None, augment: bool | Literal["published"] = False,
         real_pairs: Mapping[str, Sequence[tuple[Path, Path]]] | None = None,
         real_share: Mapping[str, float] | None = None, slots: range | None = None,
         exposure: tuple[float, float] | None = None, scales: tuple[float, float] | None = None,
@@ -212,7 +226,7 @@ class OnlinePairSampler:
             else:
                 crop = random_crops([image], 1, self.patch, generator, which=[0])[0]
             if self.augment:
-                crop = augment(crop, generator)
+                crop = augment(crop, generator, channels=self.augment is True)
             if self.exposure and not real:
                 low, high = self.exposure
                 crop = crop * (low + (high - low) * float(torch.rand((), generator=generator)))

@@ -5,8 +5,9 @@ The one loop (:func:`run_steps`) trains the restorers here and the sensor in
 point, and calls back to report, sample and checkpoint.
 
 The recipe is the paper's, scaled by ``params.yaml: train``: AdamW with linear warm-up and
-cosine decay, a pixel loss (L1, smooth-L1 or PSNR) plus the prompt regulariser, gradient clipping, a
-fixed number of steps, seeded.
+cosine decay (by step, or by epoch as the published code: :func:`lr_schedule`), a pixel loss (L1, smooth-L1 or
+PSNR) plus the prompt regulariser, gradient clipping, a fixed number of steps, seeded. A step may go through in
+micro-batches (``train_run.accumulate``), so that one device takes the published global batch.
 
 The batch of step ``s`` is a pure function of (seed, s), and each of its slots of (seed, s,
 slot): every rank builds only its own slots of the global batch. So a resumed run sees
@@ -48,12 +49,36 @@ from pip_model.networks.checkpoints import atomic_save, save_model_file
 from pip_model.networks.registry import build_model
 
 
-def lr_factor(step: int, *, warmup: int, total: int, floor: float) -> float:
-    """Multiplier of the peak lr: linear from 0.1 to 1 over ``warmup``, then cosine down to ``floor``."""
+def lr_factor(step: int, *, warmup: int, total: int, floor: float, start: float = 0.1) -> float:
+    """Multiplier of the peak lr: linear from ``start`` to 1 over ``warmup``, then cosine down to ``floor``."""
     if step < warmup:
-        return 0.1 + 0.9 * step / max(warmup, 1)
+        return start + (1 - start) * step / max(warmup, 1)
     progress = (step - warmup) / max(total - warmup, 1)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def epoch_lr_factor(epoch: int, *, warmup: int, horizon: int, floor: float, start: float) -> float:
+    """Multiplier of the peak lr in epoch ``epoch``, as the published ``LinearWarmupCosineAnnealingLR`` stepped once
+    per epoch (PromptIR's ``train.py``, PIP's ``PIPNet_Trainer.py``): linear from ``start`` in epoch 0 to 1 in epoch
+    ``warmup - 1``, then a cosine from 1 in epoch ``warmup`` to ``floor`` in epoch ``horizon``. Past ``horizon`` the
+    cosine goes on and rises again, as the published one does (PIP's code trains 200 epochs on a 120-epoch cosine).
+    """
+    if epoch < warmup:
+        return start + (1 - start) * epoch / max(warmup - 1, 1)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / max(horizon - warmup, 1)))
+
+
+def lr_schedule(config: TrainConfig) -> Callable[[int], float]:
+    """The lr multiplier of each optimiser step of ``config``: by step, or, with ``train.epoch_samples``, by the
+    epoch the step's samples fall in (constant within an epoch, as the published schedules)."""
+    if config.epoch_samples:
+        def by_epoch(step: int) -> float:
+            return epoch_lr_factor(step * config.batch_size // config.epoch_samples, warmup=config.warmup_epochs,
+                                   horizon=config.schedule_epochs, floor=config.min_lr_ratio,
+                                   start=config.warmup_start)
+        return by_epoch
+    return lambda step: lr_factor(step, warmup=config.warmup_steps, total=config.steps, floor=config.min_lr_ratio,
+                                  start=config.warmup_start)
 
 
 @dataclass
@@ -65,15 +90,21 @@ class Optimisation:
 
     @classmethod
     def adamw(cls, model: nn.Module, *, lr: float, weight_decay: float, steps: int, warmup: int = 0,
-              floor: float = 0.01, betas: tuple[float, float] = (0.9, 0.999)) -> Optimisation:
+              floor: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
+              schedule: Callable[[int], float] | None = None) -> Optimisation:
+        """AdamW with the warm-up/cosine of :func:`lr_factor`, or with ``schedule`` (step -> lr multiplier)."""
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
         return cls(optimizer, torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, warmup=warmup, total=steps, floor=floor)))
+            optimizer, schedule or (lambda step: lr_factor(step, warmup=warmup, total=steps, floor=floor))))
 
     def step(self, model: nn.Module, loss: torch.Tensor, *, grad_clip: float = 0.0) -> float:
         """Back-propagates ``loss`` and takes one step; returns the lr the next step will use."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        return self.apply(model, grad_clip=grad_clip)
+
+    def apply(self, model: nn.Module, *, grad_clip: float = 0.0) -> float:
+        """Takes one step with the gradients back-propagated since the last one; returns the next step's lr."""
         if grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         self.optimizer.step()
@@ -197,11 +228,36 @@ class TrainResult:
     data_share: float = 0.0
 
 
+def micro_batches(batch: PairBatch, count: int) -> list[PairBatch]:
+    """``batch`` cut into ``count`` equal consecutive micro-batches (``train_run.accumulate``).
+
+    Raises:
+        ValueError: ``count`` does not divide the batch.
+
+    Shape:
+        (B, ...) -> count x (B / count, ...)
+    """
+    size = len(batch.tasks)
+    if size % count:
+        raise ValueError(f"train_run.accumulate ({count}) must divide the {size} images of each process's batch "
+                         "(train.batch_size over the DDP processes)")
+    if count == 1:
+        return [batch]
+    part = size // count
+    return [PairBatch(batch.degraded[start : start + part], batch.clean[start : start + part],
+                      batch.prompts[start : start + part], batch.tasks[start : start + part])
+            for start in range(0, size, part)]
+
+
 def training_step(
     network: nn.Module, model: nn.Module, batch: PairBatch, *, optimisation: Optimisation, config: TrainConfig,
     restoration_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One optimiser step on ``batch``; reads nothing back from the device.
+
+    With ``config.accumulate`` > 1 the batch goes through in that many micro-batches whose gradients add up (each
+    loss divided by their number, so the step is the step of the whole batch's mean loss; under DDP only the last
+    one is all-reduced). The batch is the same either way: the step's global batch, cut.
 
     Returns:
         (loss, mean squared error of the clamped output), detached, as one tensor on the
@@ -211,19 +267,31 @@ def training_step(
         batch (B, 3, P, P) -> (2,), (B, 3, P, P)
     """
     on_cuda = batch.degraded.device.type == "cuda"
-    inputs = (batch.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last
-              else batch.degraded)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and config.bf16
-                else contextlib.nullcontext())
-    with autocast:
-        restored = network(inputs, batch.prompts)
-        loss = restoration_loss(restored.float(), batch.clean)
-        if config.prompt_regularizer != "none":
-            loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
-    lr = optimisation.step(model, loss, grad_clip=config.grad_clip)
+    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda and config.bf16
+                else contextlib.nullcontext)
+    parts = micro_batches(batch, config.accumulate)
+    optimisation.optimizer.zero_grad(set_to_none=True)
+    losses, outputs = [], []
+    for index, part in enumerate(parts):
+        inputs = (part.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last
+                  else part.degraded)
+        last = index == len(parts) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(network, "no_sync") else network.no_sync()
+        with sync:
+            with autocast():
+                restored = network(inputs, part.prompts)
+                loss = restoration_loss(restored.float(), part.clean)
+                if config.prompt_regularizer != "none":
+                    loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
+            (loss if len(parts) == 1 else loss / len(parts)).backward()
+        losses.append(loss.detach().float())
+        outputs.append(restored.detach())
+    lr = optimisation.apply(model, grad_clip=config.grad_clip)
+    restored = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+    mean_loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
     with torch.no_grad():
-        error = F.mse_loss(restored.detach().float().clamp(0, 1), batch.clean)
-    return torch.stack([loss.detach().float(), error]), restored, lr
+        error = F.mse_loss(restored.float().clamp(0, 1), batch.clean)
+    return torch.stack([mean_loss, error]), restored, lr
 
 
 def training_batches(config: TrainConfig, *, seed: int, start: int, target: torch.device, prepared_dir: Path,
@@ -289,6 +357,9 @@ def train(
     and only rank 0 writes and logs.
     """
     distributed = distributed or Distributed()
+    if (local := len(distributed.slots(config.batch_size))) % config.accumulate:
+        raise ValueError(f"train_run.accumulate ({config.accumulate}) must divide the {local} images each of the "
+                         f"{distributed.world_size} processes builds of train.batch_size {config.batch_size}")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
@@ -298,7 +369,7 @@ def train(
     if target.type == "cuda" and config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimisation = Optimisation.adamw(model, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
-                                      steps=config.steps, warmup=config.warmup_steps, floor=config.min_lr_ratio)
+                                      steps=config.steps, schedule=lr_schedule(config))
     step, curve_rows = resume_into(model, optimisation, checkpoint_path,
                                    resume if resume is not None else resumable_state(checkpoint_path, config, seed),
                                    verbose=distributed.is_main and progress)

@@ -4,6 +4,7 @@ settings only say how a run goes (resume-neutral).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -29,17 +30,28 @@ class TrainConfig:
         models: registry names the pipeline trains, one ``train`` stage each (``dvc.yaml`` foreach).
         model: registry name of the model to train (the stage's ``--model`` overrides it).
         source: ``online`` degrades clean crops on the fly; ``offline`` reads ``degrade``'s pairs.
-        augment: online crops are randomly flipped, rotated and channel-permuted.
+        augment: online crops are randomly flipped, rotated and channel-permuted; ``published``: flipped and rotated
+            only, one of the 7 other than the identity, as the published loaders.
         tasks: tasks mixed into every batch.
         task_weights: relative share of each task (missing tasks weigh 1).
-        steps: optimiser steps.
-        batch_size: global batch (split across ranks under DDP).
+        steps: optimiser steps; 0 = ``epochs * epoch_samples / batch_size`` (a budget in samples, as the published
+            runs count it). A value > 0 sets the length itself (a short trial of an epoch recipe keeps its schedule).
+        batch_size: global batch (split across ranks under DDP, and into ``accumulate`` micro-batches).
         patch: side of the training crops.
         lr: peak learning rate.
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
-        warmup_steps: linear warm-up from lr/10 to lr.
+        warmup_steps: linear warm-up from ``lr * warmup_start`` to lr (0 with ``epoch_samples``: see
+            ``warmup_epochs``).
         min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
+        warmup_start: the lr of the first step (epoch) as a share of lr: PIP's code starts at lr/10, PromptIR's at 0.
+        epoch_samples: samples in one epoch of the published loader (its training list, repeats included). > 0 makes
+            the schedule the published one, by epoch: the lr is constant within an epoch, ``warmup_epochs`` of linear
+            warm-up, then a cosine that reaches ``min_lr_ratio`` at epoch ``cosine_epochs`` (see
+            :func:`pip_model.engine.loop.epoch_lr_factor`).
+        epochs: the training length in epochs of ``epoch_samples`` (with ``steps: 0``).
+        warmup_epochs: epochs of linear warm-up (with ``epoch_samples``).
+        cosine_epochs: the epoch at which the cosine reaches its floor (0 = ``epochs``).
         loss: pixel loss, ``l1``, ``smooth_l1`` or ``psnr`` (see :mod:`pip_model.engine.losses`).
         prompt_regularizer: ``cosine``, ``angle``, ``gram`` or ``none``.
         regularizer_weight: weight of the prompt regulariser in the loss.
@@ -55,12 +67,14 @@ class TrainConfig:
         real_pairs: share of each task's batch slots filled with crops of its real training pairs (``prepare``'s
             ``pairs.csv``, ``split: train``) instead of synthetic degradations, e.g. ``{derain: 1.0}``.
         image_cache: decoded clean images kept per process (the rest are read from disk when cropped).
+        accumulate: micro-batches per optimiser step (gradients add up): the global batch of a step is the same,
+            cut, so it changes memory, not the update (within float rounding), and is a run setting.
     """
 
     models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny")
     model: str = "pip_restormer_tiny"
     source: Literal["online", "offline"] = "online"
-    augment: bool = True
+    augment: bool | Literal["published"] = True
     tasks: tuple[str, ...] = TASKS
     task_weights: dict[str, float] = field(default_factory=dict)
     steps: int = 300
@@ -71,6 +85,11 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 20
     min_lr_ratio: float = 0.01
+    warmup_start: float = 0.1
+    epoch_samples: int = 0
+    epochs: float = 0.0
+    warmup_epochs: int = 0
+    cosine_epochs: int = 0
     loss: PixelLoss = "l1"
     prompt_regularizer: Literal["cosine", "angle", "gram", "none"] = "cosine"
     regularizer_weight: float = 0.1
@@ -85,8 +104,10 @@ class TrainConfig:
     workers: int = 2
     real_pairs: dict[str, float] = field(default_factory=dict)
     image_cache: int = 64
+    accumulate: int = 1
 
     def __post_init__(self) -> None:
+        self._check_schedule()
         for name in (*self.models, self.model):
             model_spec(name)
         for task in (*self.tasks, *self.task_weights):
@@ -102,13 +123,47 @@ class TrainConfig:
         if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
             raise ValueError(f"train: steps ({self.steps}) and batch_size ({self.batch_size}) must be >= 1, "
                              f"patch ({self.patch}) >= 8")
+        if self.accumulate < 1 or self.batch_size % self.accumulate:
+            raise ValueError(f"train_run.accumulate ({self.accumulate}) must be >= 1 and divide train.batch_size "
+                             f"({self.batch_size})")
+
+    def _check_schedule(self) -> None:
+        """Checks the epoch settings and sets ``steps`` from ``epochs`` when it is 0 (the only field derived)."""
+        if not 0 <= self.warmup_start <= 1:
+            raise ValueError(f"train.warmup_start must be a share of train.lr in [0, 1], got {self.warmup_start}")
+        by_epoch = {"epochs": self.epochs, "warmup_epochs": self.warmup_epochs, "cosine_epochs": self.cosine_epochs}
+        if self.epoch_samples < 0 or any(value < 0 for value in by_epoch.values()):
+            raise ValueError("train.epoch_samples, epochs, warmup_epochs and cosine_epochs must be >= 0")
+        if not self.epoch_samples:
+            if given := [name for name, value in by_epoch.items() if value]:
+                raise ValueError(f"train.{given[0]} counts epochs, but train.epoch_samples is 0: set it to the "
+                                 "samples of one epoch, or count in steps (train.steps, train.warmup_steps)")
+            return
+        if self.warmup_steps:
+            raise ValueError(f"train.warmup_steps is {self.warmup_steps}, but train.epoch_samples makes the schedule "
+                             "count epochs: set train.warmup_steps to 0 and the warm-up in train.warmup_epochs")
+        if self.cosine_epochs and self.cosine_epochs <= self.warmup_epochs:
+            raise ValueError(f"train.cosine_epochs ({self.cosine_epochs}) must come after the warm-up "
+                             f"(train.warmup_epochs {self.warmup_epochs})")
+        if self.steps == 0 and self.epochs and self.batch_size >= 1:
+            object.__setattr__(self, "steps", max(1, int(self.epochs * self.epoch_samples) // self.batch_size))
+
+    @property
+    def schedule_epochs(self) -> int:
+        """The epoch at which the cosine reaches its floor: ``cosine_epochs``, else the length in epochs."""
+        return self.cosine_epochs or max(1, math.ceil(self.epochs or self.samples / self.epoch_samples))
+
+    @property
+    def samples(self) -> int:
+        """Training samples (patches) the run sees: steps x global batch."""
+        return self.steps * self.batch_size
 
 
 # Settings that change how a run is executed or reported, not what it computes. They live in `params.yaml:
 # train_run`, which no stage depends on, so changing one retrains nothing; a checkpoint written under other values
 # of these still resumes. `models` is the list of train stages (dvc.yaml foreach), so a new one adds its own stage.
 RESUME_NEUTRAL = frozenset({"models", "compile", "threads", "workers", "image_cache", "log_every", "sample_every",
-                            "checkpoint_every"})
+                            "checkpoint_every", "accumulate"})
 @dataclass(frozen=True)
 class SensorConfig:
     """``params.yaml: sensor``, and ``train_run.sensor_log_every``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,10 @@ def resume_mismatch(saved: Mapping[str, Any] | None, config: TrainConfig) -> lis
     """The settings (``name old -> new``) that stop a checkpoint written with ``saved`` from resuming ``config``."""
     current = asdict(config)
     saved = saved or {}
-    return [f"{name} {saved.get(name)!r} -> {value!r}" for name, value in current.items()
-            if name not in RESUME_NEUTRAL and saved.get(name) != value]
+    # A setting newer than the checkpoint was then at its default, which is what the run did.
+    defaults = {field.name: field.default for field in fields(TrainConfig) if field.default is not MISSING}
+    return [f"{name} {saved.get(name, defaults.get(name))!r} -> {value!r}" for name, value in current.items()
+            if name not in RESUME_NEUTRAL and saved.get(name, defaults.get(name)) != value]
 
 
 def resumable_state(checkpoint_path: Path, config: TrainConfig, seed: int) -> tuple[dict[str, Any] | None, list[str]]:
