@@ -94,10 +94,11 @@ def test_the_schedule_by_epoch_is_the_published_scheduler():
 
 @pytest.mark.parametrize("batch_size", [8, 32, 48])
 def test_the_sampler_draws_the_published_task_shares(tmp_path, batch_size):
-    weights = _recipe(tmp_path, "3task", "pip").task_weights
+    recipe = _recipe(tmp_path, "3task", "pip")
+    assert recipe.task_draw == "fractions"  # the demo's "weights" draw favours haze (52.5% at batch 32)
     tasks = ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"]
     sampler = OnlinePairSampler([torch.zeros(3, 8, 8)], tasks=tasks, patch=8, batch_size=batch_size, seed=0,
-                                task_weights=weights)
+                                task_weights=recipe.task_weights, task_draw=recipe.task_draw)
     drawn = Counter(task for step in range(3000) for task, _ in sampler.plan(step))
     share = {task: count / (3000 * batch_size) for task, count in drawn.items()}
     noise = share["denoise_15"] + share["denoise_25"] + share["denoise_50"]

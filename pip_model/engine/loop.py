@@ -304,7 +304,7 @@ def training_batches(config: TrainConfig, *, seed: int, start: int, target: torc
             split_files(prepared_dir, "train", cache=config.image_cache), tasks=config.tasks, patch=config.patch,
             batch_size=config.batch_size, seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
             augment=config.augment, real_pairs=real_training_pairs(prepared_dir) if config.real_pairs else None,
-            real_share=config.real_pairs, slots=slots)
+            real_share=config.real_pairs, slots=slots, task_draw=config.task_draw)
         return OnlineBatches(sampler, start=start, steps=config.steps,
                              workers=distributed.loader_workers(config.workers) if config.workers else 0)
     if pairs_dir is None:

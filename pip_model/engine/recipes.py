@@ -34,6 +34,9 @@ class TrainConfig:
             only, one of the 7 other than the identity, as the published loaders.
         tasks: tasks mixed into every batch.
         task_weights: relative share of each task (missing tasks weigh 1).
+        task_draw: how a batch's slots left over after each task's whole share are drawn: ``fractions`` gives every
+            task exactly its share over many steps (the paper protocols); ``weights``, the demo's (its committed
+            results were trained so), favours the large shares.
         steps: optimiser steps; 0 = ``epochs * epoch_samples / batch_size`` (a budget in samples, as the published
             runs count it). A value > 0 sets the length itself (a short trial of an epoch recipe keeps its schedule).
         batch_size: global batch (split across ranks under DDP, and into ``accumulate`` micro-batches).
@@ -77,6 +80,7 @@ class TrainConfig:
     augment: bool | Literal["published"] = True
     tasks: tuple[str, ...] = TASKS
     task_weights: dict[str, float] = field(default_factory=dict)
+    task_draw: Literal["weights", "fractions"] = "weights"
     steps: int = 300
     batch_size: int = 8
     patch: int = 64
