@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pip_model.apps.report import metrics_table, paper_table, prompt_cost_table
+from pip_model.apps.paper_table import paper_table
+from pip_model.apps.report import metrics_table, prompt_cost_table
 from pip_model.data.corpus import PairedSource, PrepareConfig, pair_source, prepare_corpus
 from pip_model.data.datasets import MissingTestSetError, discover
 from pip_model.data.datasets.standins import procedural_image, write_standins
@@ -109,16 +110,16 @@ def test_bsd68_is_scored_alone_and_urban100_gets_columns_outside_the_average(pro
     assert result.metrics["input"]["denoise_15@Urban100"]["psnr"] == pytest.approx(urban.mean(), abs=1e-4)
 
     table = paper_table(result.metrics, "3task")
-    assert list(table.columns) == ["BSD68 s15", "BSD68 s50", "Rain100L", "SOTS", "average",
-                                   "Urban100 s15", "Urban100 s50"]
+    assert list(table.columns) == ["BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average",
+                                   "printed average", "source", "note", "Urban100 s15", "Urban100 s50"]
     metrics = result.metrics["input"]
     paper = ["denoise_15", "denoise_50", "derain", "dehaze"]
     average = np.mean([metrics[key]["psnr"] for key in paper])
     assert float(table.loc["input", "average"].split("/")[0]) == pytest.approx(average, abs=0.006)
     assert table.loc["input", "Urban100 s15"] == (f"{metrics['denoise_15@Urban100']['psnr']:.2f}/"
                                                   f"{metrics['denoise_15@Urban100']['ssim']:.3f}")
-    assert table.loc["PIP-Restormer (paper)", "Urban100 s15"] == "-"
-    assert table.loc["PIP-Restormer (paper)", "BSD68 s15"] == "34.24"
+    assert table.loc["PIP-Restormer", "Urban100 s15"] == "-"
+    assert table.loc["PIP-Restormer", "BSD68 s15"] == "34.24/0.936"
     # The model's own mean (and the report's mean row) is the paper's average too; MLflow names take no "@".
     assert mean_scores(metrics)["psnr"] == pytest.approx(average, abs=0.006)
     assert metrics_table(result.metrics, "psnr").loc["mean", "input"] == pytest.approx(average)
@@ -130,8 +131,8 @@ def test_the_paper_table_keeps_the_papers_task_order_and_groups_the_other_test_s
             "denoise_25@Urban100", "derain@Rain100H"]
     metrics = {"ours": {key: {"psnr": 30.0, "ssim": 0.9} for key in keys}}
     assert list(paper_table(metrics, "3task").columns) == [
-        "BSD68 s15", "BSD68 s25", "Rain100L", "SOTS", "average", "Urban100 s15", "Urban100 s25", "Kodak24 s25",
-        "Rain100H"]
+        "BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average", "printed average", "source", "note",
+        "Urban100 s15", "Urban100 s25", "Kodak24 s25", "Rain100H"]
 
 
 def test_without_named_test_sets_the_tables_and_metrics_keep_their_layout(default_prepared, benchmark_48):
