@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -394,15 +395,27 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
 
     datasets = repo.path.parent / "datasets"
     write_standins(datasets, count=2, size=40)
+    # A training pair that is a test image (OTS and SOTS render the same scenes): it must stay out of training.
+    shutil.copy(datasets / "SOTS" / "outdoor" / "gt" / "0001.png", datasets / "OTS" / "original" / "0003.png")
+    shutil.copy(datasets / "SOTS" / "outdoor" / "hazy" / "0001_0.8_0.2.jpg",
+                datasets / "OTS" / "synthetic" / "part1" / "0003_0.8_0.2.jpg")
     # The stand-ins come without the published lists (tests/test_train_lists.py covers them); two steps of the
     # published schedule, by epoch, in whole batches.
     tiny = ["base.device=cpu", "prepare.min_side=32", "prepare.train_lists={}",
             "train_run.models=[pip_restormer_tiny,restormer_tiny]", "train.steps=2", "train.batch_size=2",
             "train.patch=32", "train_run.accumulate=1", "train_run.compile=false", "train_run.workers=0",
             "train_run.checkpoint_every=100", "train_run.log_every=1", "train_run.sample_every=2",
-            "sensor.steps=2", "evaluate.tile=256"]
+            "sensor.steps=2"]
     done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), *tiny, env=prefect_api)
     assert "PSNR/SSIM in the paper's layout" in done.stdout + done.stderr
+    for method in ("PIP-Restormer", "PromptIR", "AirNet", "InstructIR-3D", "AdaIR", "MoCE-IR"):
+        assert method in done.stdout + done.stderr, method  # every published row is printed
+    rejects = pd.read_csv(repo.path / "data" / "prepared" / "rejects.csv")
+    copied = rejects[rejects["path"].str.contains("0003")]
+    assert len(copied) and copied["reason"].str.contains("same pixels as test image .*SOTS", regex=True).all()
+    # Scored as the published test code scores: every image cropped to a multiple of 16, in one pass.
+    scored = pd.read_csv(repo.path / "results" / "per_image.csv")
+    assert ((scored["height"] % 16 == 0) & (scored["width"] % 16 == 0)).all()
 
     protocol = ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"]
     others = {f"{task}@{test_set}" for task in protocol[:3] for test_set in ("Urban100", "Kodak24")}
@@ -433,3 +446,11 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     psnr, ssim = (float(v) for v in table.loc["pip_restormer_tiny", "Rain100L"].split("/"))
     assert psnr == pytest.approx(metrics["pip_restormer_tiny"]["derain"]["psnr"], abs=0.01) and 0 < ssim <= 1
     assert "paper-3task" in repo.dvc("exp", "show", "--csv").stdout
+
+    # Without SOTS the protocol stops at prepare, naming the set, before any training.
+    shutil.rmtree(datasets / "SOTS")
+    stopped = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), *tiny, env=prefect_api,
+                       check=False)
+    said = stopped.stdout + stopped.stderr
+    assert stopped.returncode != 0 and "prepare.require_test_sets: SOTS" in said, said
+    assert "Running stage 'train" not in said
