@@ -271,7 +271,7 @@ def test_pipeline_flow_applies_overrides_reruns_what_they_change_and_publishes(r
     # that reads it and the one whose input that changed (the report); the others have nothing to do.
     done = repo.run(sys.executable, "-m", "flows.pipeline", "evaluate.classical=false", env=prefect_api)
     logs = done.stdout + done.stderr
-    assert logs.count("up to date, nothing to do") == 4, logs
+    assert logs.count("up to date, nothing to do") == 5, logs
     assert "evaluate: ran" in logs and "report: ran" in logs, logs
     assert yaml.safe_load((repo.path / "params.yaml").read_text())["evaluate"]["classical"] is False
     assert "classical" not in json.loads((repo.path / "results" / "metrics.json").read_text())

@@ -42,7 +42,7 @@ def test_a_dvc_remote_carries_results_and_experiments_to_another_clone(tmp_path,
     a.run("git", "clone", "-q", "-b", "main", str(origin), str(b.path))
     flow = b.run(sys.executable, "-m", "flows.pipeline", "--pull", env=prefect_api)
     logs = flow.stdout + flow.stderr
-    assert "pulled what the DVC remote holds" in logs and logs.count("up to date, nothing to do") == 6, logs
+    assert "pulled what the DVC remote holds" in logs and logs.count("up to date, nothing to do") == 7, logs
     output = b.dvc("repro").stdout
     assert stages_run(output) == [] and "didn't change, skipping" in output, output
     assert json.loads((b.path / "results" / "metrics.json").read_text()) == json.loads(

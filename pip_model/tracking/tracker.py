@@ -260,7 +260,7 @@ class Tracker:
             signature = ModelSignature(any_size(input_example), any_size(output), ParamSchema(
                 [ParamSpec(name, "string", default) for name, default in (params or {}).items()]) if params else None)
             mlflow.set_tracking_uri(self.uri)
-            package = Path(__file__).resolve().parent
+            package = Path(__file__).resolve().parents[1]  # the whole pip_model package, not this sub-package
             with mlflow.start_run(run_id=self.run_id):
                 info = mlflow.pytorch.log_model(
                     model, name="model", signature=signature,
