@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from flows.common import set_params
@@ -197,3 +198,20 @@ def test_a_checkpoint_from_before_the_new_settings_still_resumes():
              if name not in {"warmup_start", "epoch_samples", "epochs", "warmup_epochs", "cosine_epochs"}}
     assert resume_mismatch(older, config) == []
     assert resume_mismatch({**older, "warmup_start": 0.0}, config) == ["warmup_start 0.0 -> 0.1"]
+
+
+def test_every_key_a_protocol_sets_is_in_params_yaml():
+    """`dvc exp run -S KEY=VALUE` refuses a key params.yaml lacks (a `++` key adds one entry to a mapping)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    protocols = params["protocols"]
+    overrides = [key for name, values in protocols.items() if name != "methods" for key in values]
+    overrides += [key for method in protocols["methods"].values() for key in method]
+    missing = []
+    for key in overrides:
+        node = params
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                missing.append(key)
+                break
+            node = node[part]
+    assert missing == []
