@@ -342,6 +342,22 @@ def wrap_network(model: nn.Module, config: TrainConfig, distributed: Distributed
     return torch.compile(network) if config.compile else network
 
 
+def seeded_model(config: TrainConfig, *, seed: int, target: torch.device, distributed: Distributed) -> nn.Module:
+    """The untrained model on ``target``, after the run's threads and seeds are set (its initial weights follow from
+    ``seed``); checks first that ``accumulate`` divides this process's share of the batch."""
+    if (local := len(distributed.slots(config.batch_size))) % config.accumulate:
+        raise ValueError(f"train_run.accumulate ({config.accumulate}) must divide the {local} images each of the "
+                         f"{distributed.world_size} processes builds of train.batch_size {config.batch_size}")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    model = build_model(config.model).to(target)
+    if target.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def train(
     config: TrainConfig, *, seed: int, device: str, prepared_dir: Path, pairs_dir: Path | None, model_path: Path,
     curve_path: Path, checkpoint_path: Path, ranges: DegradationRanges | None = None, tracker: Any = None,
@@ -357,17 +373,8 @@ def train(
     and only rank 0 writes and logs.
     """
     distributed = distributed or Distributed()
-    if (local := len(distributed.slots(config.batch_size))) % config.accumulate:
-        raise ValueError(f"train_run.accumulate ({config.accumulate}) must divide the {local} images each of the "
-                         f"{distributed.world_size} processes builds of train.batch_size {config.batch_size}")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(seed)
-    random.seed(seed)
     target = torch.device(device)
-    model = build_model(config.model).to(target)
-    if target.type == "cuda" and config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = seeded_model(config, seed=seed, target=target, distributed=distributed)
     optimisation = Optimisation.adamw(model, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
                                       steps=config.steps, schedule=lr_schedule(config))
     step, curve_rows = resume_into(model, optimisation, checkpoint_path,
