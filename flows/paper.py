@@ -50,10 +50,18 @@ def experiment_name(protocol: str, method: str = DEFAULT_METHOD) -> str:
     return f"paper-{protocol}" if method == DEFAULT_METHOD else f"paper-{protocol}-{method}"
 
 
+def free_experiment_name(repo: Path, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... when DVC already holds an experiment of that name (a second run of a
+    protocol keeps the first one's record; DVC refuses to reuse a name)."""
+    taken = set(dvc(repo, "exp", "list", "--all-commits", "--name-only").split())
+    return next(candidate for candidate in (name, *(f"{name}-{k}" for k in range(2, len(taken) + 3)))
+                if candidate not in taken)
+
+
 @task(task_run_name="experiment paper-{protocol}")
 def run_protocol(repo_dir: str, protocol: str, overrides: dict[str, Any], method: str = DEFAULT_METHOD) -> str:
     """Runs the protocol as a DVC experiment in the workspace."""
-    name = experiment_name(protocol, method)
+    name = free_experiment_name(Path(repo_dir), experiment_name(protocol, method))
     output = dvc(Path(repo_dir), "exp", "run", "-n", name, *override_arguments(overrides))
     get_run_logger().info("%s done", name)
     return output
