@@ -1,15 +1,21 @@
-"""Loading checkpoints of the published PIP-Restormer (longzilicart/pip_universal).
+"""Loading checkpoints of the published PIP-Restormer and of the published PromptIR.
 
-The published model (``PIPNet_Restormer_onskip_inter``) and our ``pip_restormer``
-compute the same function; only parameter names and a few shapes differ. This module
-translates the published state dict into ours, so published checkpoints load.
+The published PIP-Restormer (longzilicart/pip_universal, ``PIPNet_Restormer_onskip_inter``)
+and our ``pip_restormer`` compute the same function, as do the published PromptIR
+(va1shn9v/PromptIR, ``PromptIR(decoder=True)``) and our ``promptir``; only parameter
+names and a few shapes differ. This module recognises which of the two a state dict is,
+translates it into ours and loads it, so the published checkpoints load: a bare state dict
+(``torch.save(model.state_dict())``), one saved from DistributedDataParallel (``module.``),
+or PromptIR's released PyTorch Lightning file (weights under ``state_dict``, keys ``net.``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from os import PathLike
+from typing import Any
 
 import torch
 
@@ -17,66 +23,126 @@ from pip_model.networks.checkpoints import safe_load
 from pip_model.networks.registry import build_model
 from pip_model.networks.restormer import Restormer
 
-# Published layers that its forward pass never uses; their weights are dropped.
-UNUSED_REFERENCE_KEYS = re.compile(r"^reduce_noise_channel_\d+\.weight$")
-
-# Ordered (pattern, replacement) rules from a published key to ours.
-KEY_RENAMES: tuple[tuple[str, str], ...] = (
-    (r"^module\.", ""),  # saved from DistributedDataParallel
-    (r"^prompt(\d)\.detask_prompt_param$", r"pip.level\1.prompt.degradation_prompt.bank"),
-    (r"^prompt(\d)\.low_prompt_param$", r"pip.level\1.prompt.basic_prompt.prompt"),
-    (r"^prompt(\d)\.LGM\.", r"pip.level\1.prompt.prompt_to_prompt."),
-    (r"^prompt(\d)\.outconv\.", r"pip.level\1.prompt.out_conv."),
-    (r"^low_prompt_interaction_level(\d)\.prompt_transformer_cross\.", r"pip.level\1.prompt_to_feature."),
-    (r"^(pip\..*)\.norm11\.", r"\1.norm_query."),
-    (r"^(pip\..*)\.norm12\.", r"\1.norm_context."),
-    (r"^(pip\..*)\.norm2\.", r"\1.norm_ffn."),
+# Renames shared by both published networks, applied after each network's own.
+_RESTORMER_RENAMES: tuple[tuple[str, str], ...] = (
     (r"\.body\.(weight|bias)$", r".\1"),  # LayerNorm wrappers
     (r"^patch_embed\.proj\.", "patch_embed."),
     (r"^((?:down|up)\d_\d)\.body\.0\.", r"\1.conv."),
-    (r"^chnl_reduce3\.", "latent_reduce."),
 )
+# Prefixes of a saved network inside its trainer: DistributedDataParallel's, and the LightningModule's attribute.
+_WRAPPER_PREFIXES = ("module.", "net.")
+
+
+@dataclass(frozen=True)
+class PublishedNetwork:
+    """How one published network's state dict maps onto a registered model of ours.
+
+    Attributes:
+        title: the network's name in messages.
+        model_name: the registry name of our model with the same function.
+        marker: a key only this network's state dict has (how a checkpoint is recognised).
+        unused: keys of layers its forward pass never uses; their weights are dropped.
+        renames: ordered (pattern, replacement) rules from a published key to ours.
+    """
+
+    title: str
+    model_name: str
+    marker: str
+    unused: re.Pattern[str]
+    renames: tuple[tuple[str, str], ...]
+
+    def our_key(self, key: str) -> str:
+        """Our parameter name for a published one."""
+        for pattern, replacement in self.renames + _RESTORMER_RENAMES:
+            key = re.sub(pattern, replacement, key)
+        return key
+
+
+PIP_RESTORMER = PublishedNetwork(
+    title="the published PIP-Restormer",
+    model_name="pip_restormer",
+    marker="prompt1.detask_prompt_param",
+    unused=re.compile(r"^reduce_noise_channel_\d+\.weight$"),
+    renames=(
+        (r"^prompt(\d)\.detask_prompt_param$", r"pip.level\1.prompt.degradation_prompt.bank"),
+        (r"^prompt(\d)\.low_prompt_param$", r"pip.level\1.prompt.basic_prompt.prompt"),
+        (r"^prompt(\d)\.LGM\.", r"pip.level\1.prompt.prompt_to_prompt."),
+        (r"^prompt(\d)\.outconv\.", r"pip.level\1.prompt.out_conv."),
+        (r"^low_prompt_interaction_level(\d)\.prompt_transformer_cross\.", r"pip.level\1.prompt_to_feature."),
+        (r"^(pip\..*)\.norm11\.", r"\1.norm_query."),
+        (r"^(pip\..*)\.norm12\.", r"\1.norm_context."),
+        (r"^(pip\..*)\.norm2\.", r"\1.norm_ffn."),
+        (r"^chnl_reduce3\.", "latent_reduce."),
+    ),
+)
+
+PROMPTIR = PublishedNetwork(
+    title="the published PromptIR",
+    model_name="promptir",
+    marker="noise_level1.attn.qkv.weight",
+    # Built by its constructor, never called by its forward pass.
+    unused=re.compile(r"^(chnl_reduce|reduce_noise_channel_)\d+\.weight$"),
+    renames=(
+        (r"^prompt(\d)\.prompt_param$", r"decoder_prompts.level\1.generate.bank"),
+        (r"^prompt(\d)\.linear_layer\.", r"decoder_prompts.level\1.generate.weights."),
+        (r"^prompt(\d)\.conv3x3\.", r"decoder_prompts.level\1.generate.conv."),
+        (r"^noise_level(\d)\.", r"decoder_prompts.level\1.fuse."),
+        (r"^reduce_noise_level(\d)\.", r"decoder_prompts.level\1.reduce."),
+    ),
+)
+
+PUBLISHED_NETWORKS = (PIP_RESTORMER, PROMPTIR)
+
 # The published top-m attention keeps its four mixing weights as attn1..attn4.
 SELECTION_WEIGHT = re.compile(r"^(.*\.attn)\.attn([1-4])$")
 
 
 class ReferenceCheckpointError(ValueError):
-    """A state dict that does not fit the published PIP-Restormer."""
+    """A state dict that does not fit a published network."""
 
 
-def reference_key(key: str) -> str:
-    """Our parameter name for a published one (``attn1``..``attn4`` are handled apart)."""
-    for pattern, replacement in KEY_RENAMES:
-        key = re.sub(pattern, replacement, key)
-    return key
+def _unwrap(source: Any) -> Any:
+    """The state dict inside a trainer's checkpoint (Lightning's ``state_dict``, or ``model``/``net``)."""
+    for wrapper in ("state_dict", "model", "net"):
+        if isinstance(source, Mapping) and wrapper in source and isinstance(source[wrapper], Mapping):
+            source = source[wrapper]
+    return source
 
 
-def _read_state_dict(source: Mapping[str, torch.Tensor] | str | PathLike) -> Mapping[str, torch.Tensor]:
+def _strip_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Drops a wrapper prefix (``module.``, ``net.``) that every key carries."""
+    state = dict(state)
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key.removeprefix(prefix): value for key, value in state.items()}
+    return state
+
+
+def _read_state_dict(source: Mapping[str, torch.Tensor] | str | PathLike) -> dict[str, torch.Tensor]:
     if isinstance(source, (str, PathLike)):
         try:
             source = safe_load(source)
         except ValueError as error:
             raise ReferenceCheckpointError(str(error)) from error
-    for wrapper in ("state_dict", "model", "net"):
-        if isinstance(source, Mapping) and wrapper in source and isinstance(source[wrapper], Mapping):
-            source = source[wrapper]
+    source = _unwrap(source)
     if not isinstance(source, Mapping):
         raise ReferenceCheckpointError(f"expected a state dict (a mapping of names to tensors), got {type(source).__name__}")
     not_tensors = [key for key, value in source.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
         raise ReferenceCheckpointError(f"expected a state dict (a mapping of names to tensors); {not_tensors[0]!r} "
                                        f"holds {type(source[not_tensors[0]]).__name__} ({len(not_tensors)} such entries)")
-    return source
+    return _strip_prefixes(source)
 
 
-def convert_reference_state_dict(
-    reference: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+def convert_published_state_dict(
+    published: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], network: PublishedNetwork
 ) -> dict[str, torch.Tensor]:
     """Renames and reshapes a published state dict into the layout of ``target``.
 
     Args:
-        reference: the published model's state dict.
+        published: the published model's state dict (wrapper prefixes already stripped).
         target: our model's state dict (only names and shapes are read).
+        network: which published network ``published`` is.
 
     Returns:
         A state dict that ``load_state_dict(..., strict=True)`` accepts.
@@ -87,14 +153,13 @@ def convert_reference_state_dict(
     converted: dict[str, torch.Tensor] = {}
     selection: dict[str, dict[int, torch.Tensor]] = {}
     unexpected: list[str] = []
-    for key, value in reference.items():
-        if UNUSED_REFERENCE_KEYS.match(key.removeprefix("module.")):
+    for key, value in published.items():
+        if network.unused.match(key):
             continue
-        if match := SELECTION_WEIGHT.match(reference_key(key)):
+        ours = network.our_key(key)
+        if match := SELECTION_WEIGHT.match(ours):
             selection.setdefault(f"{match[1]}.selection_weights", {})[int(match[2]) - 1] = value.reshape(-1)
-            continue
-        ours = reference_key(key)
-        if ours in target:
+        elif ours in target:
             converted[ours] = value
         else:
             unexpected.append(key)
@@ -113,7 +178,7 @@ def convert_reference_state_dict(
             converted[key] = value.reshape(expected)
     missing = sorted(set(target) - set(converted))
     if missing or unexpected or misshapen:
-        lines = ["the state dict does not fit the published PIP-Restormer (pip_restormer):"]
+        lines = [f"the state dict does not fit {network.title} ({network.model_name}):"]
         for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen)):
             if keys:
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys))
@@ -121,8 +186,51 @@ def convert_reference_state_dict(
     return converted
 
 
+def recognise(state: Mapping[str, torch.Tensor]) -> PublishedNetwork:
+    """Which published network a state dict (prefixes stripped) holds, from a key only it has.
+
+    Raises:
+        ReferenceCheckpointError: it is neither; the message says what it holds.
+    """
+    for network in PUBLISHED_NETWORKS:
+        if network.marker in state:
+            return network
+    sample = ", ".join(list(state)[:3]) or "no tensors"
+    raise ReferenceCheckpointError(
+        f"neither a published PIP-Restormer nor a published PromptIR checkpoint: it has no "
+        f"{' and no '.join(repr(n.marker) for n in PUBLISHED_NETWORKS)} ({len(state)} tensors: {sample}...)"
+    )
+
+
+def load_published(
+    source: Mapping[str, Any] | str | PathLike, *, expect: str | None = None
+) -> tuple[Restormer, PublishedNetwork]:
+    """Builds our model of a published checkpoint, whichever of the two published networks it holds.
+
+    Args:
+        source: a state dict, a trainer checkpoint holding one (PromptIR's Lightning file), or
+            the path of a file holding either (read with ``torch.load(..., weights_only=True)``,
+            so the file can run no code).
+        expect: a registry name (``pip_restormer`` or ``promptir``) the checkpoint must be.
+
+    Returns:
+        The model in eval mode, and which published network it was.
+
+    Raises:
+        ReferenceCheckpointError: the file or dict fits neither (or not ``expect``); the
+            message says why, with the keys that do not fit.
+    """
+    state = _read_state_dict(source)
+    network = recognise(state)
+    if expect is not None and network.model_name != expect:
+        raise ReferenceCheckpointError(f"expected a checkpoint of {expect}, found one of {network.title}")
+    model = build_model(network.model_name)
+    model.load_state_dict(convert_published_state_dict(state, model.state_dict(), network), strict=True)
+    return model.eval(), network
+
+
 def load_reference(source: Mapping[str, torch.Tensor] | str | PathLike) -> Restormer:
-    """Builds our ``pip_restormer`` with the weights of a published checkpoint.
+    """Builds our ``pip_restormer`` with the weights of a published PIP-Restormer checkpoint.
 
     Args:
         source: a state dict saved by the published implementation, or the path of a
@@ -134,7 +242,7 @@ def load_reference(source: Mapping[str, torch.Tensor] | str | PathLike) -> Resto
     Raises:
         ReferenceCheckpointError: the file or dict does not fit; the message lists the keys.
     """
-    model = build_model("pip_restormer")
-    state = convert_reference_state_dict(_read_state_dict(source), model.state_dict())
-    model.load_state_dict(state, strict=True)
+    state = _read_state_dict(source)
+    model = build_model(PIP_RESTORMER.model_name)
+    model.load_state_dict(convert_published_state_dict(state, model.state_dict(), PIP_RESTORMER), strict=True)
     return model.eval()

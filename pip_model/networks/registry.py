@@ -15,12 +15,18 @@ from torch import nn
 
 from pip_model.networks.nafnet import NAFNet
 from pip_model.networks.pip import PIPConfig
+from pip_model.networks.prompt_generation import DecoderPromptConfig
 from pip_model.networks.restormer import Restormer
 from pip_model.networks.sensor import DegradationSensor
 
 # The published PIP-Restormer's prompts (PIPConfig's defaults), and a small version for CPU runs.
 PAPER_PIP = PIPConfig()
 TINY_PIP = PIPConfig(prompt_channels=(16, 32, 64), prompt_sizes=(32, 16, 8))
+# The published PromptIR's decoder prompts, and a small version: as large as TINY_PIP's, each a quarter of its level's
+# width. Every fusion block is at least as wide as its level, so the one at the bottleneck alone costs what a latent
+# block does: with TINY_PIP's widths (16, 32, 64) promptir_tiny would have 1.60 M parameters, with these 1.31 M.
+PAPER_PROMPTIR = DecoderPromptConfig()
+TINY_PROMPTIR = DecoderPromptConfig(prompt_channels=(8, 16, 32), prompt_sizes=(32, 16, 8))
 
 
 def restormer(**overrides: Any) -> Restormer:
@@ -42,6 +48,16 @@ def restormer_tiny(**overrides: Any) -> Restormer:
 def pip_restormer_tiny(**overrides: Any) -> Restormer:
     """:func:`restormer_tiny` with small prompts on all three skips."""
     return restormer_tiny(**{"pip": TINY_PIP, **overrides})
+
+
+def promptir(**overrides: Any) -> Restormer:
+    """The published PromptIR (``PromptIR(decoder=True)``): 35,376,967 parameters, blind."""
+    return Restormer(**{"decoder_prompts": PAPER_PROMPTIR, **overrides})
+
+
+def promptir_tiny(**overrides: Any) -> Restormer:
+    """:func:`restormer_tiny` with small PromptIR decoder prompts: 1,309,124 parameters, blind."""
+    return restormer_tiny(**{"decoder_prompts": TINY_PROMPTIR, **overrides})
 
 
 def nafnet(**overrides: Any) -> NAFNet:
@@ -91,6 +107,8 @@ MODELS: dict[str, ModelSpec] = {
     "restormer": ModelSpec(restormer, "restorer"),
     "pip_restormer_tiny": ModelSpec(pip_restormer_tiny, "restorer"),
     "restormer_tiny": ModelSpec(restormer_tiny, "restorer"),
+    "promptir": ModelSpec(promptir, "restorer"),
+    "promptir_tiny": ModelSpec(promptir_tiny, "restorer"),
     "pip_nafnet": ModelSpec(pip_nafnet, "restorer"),
     "nafnet": ModelSpec(nafnet, "restorer"),
     "pip_nafnet_tiny": ModelSpec(pip_nafnet_tiny, "restorer"),

@@ -5,6 +5,9 @@ Four levels of transposed-attention transformer blocks with skip connections. Wi
 one, the same class is the plain baseline. The layout is the published PIP backbone's,
 which differs from the original Restormer only in a 1x1 convolution
 (``latent_reduce``) that halves the bottleneck's channels before the first upsampler.
+With a :class:`~pip_model.networks.prompt_generation.DecoderPromptConfig` it is PromptIR:
+blind prompts join the decoder at three levels, the bottleneck's one ending in that
+halving (so PromptIR has no ``latent_reduce`` of its own).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from torch import nn
 from pip_model.networks.backbone import SkipBackbone
 from pip_model.networks.layers import Downsample, LayerNormType, Upsample, transformer_stage
 from pip_model.networks.pip import PIPConfig
+from pip_model.networks.prompt_generation import DecoderPromptConfig, DecoderPrompts
 
 
 class Restormer(SkipBackbone):
@@ -31,6 +35,7 @@ class Restormer(SkipBackbone):
         bias: whether convolutions inside blocks carry a bias.
         norm: layer-norm kind.
         pip: PIP placement and sizes, or None for the plain backbone.
+        decoder_prompts: PromptIR's decoder prompt sizes, or None for none.
 
     Shape:
         (B, in_channels, H, W) -> (B, out_channels, H, W)
@@ -49,6 +54,7 @@ class Restormer(SkipBackbone):
         bias: bool = False,
         norm: LayerNormType = "with_bias",
         pip: PIPConfig | None = None,
+        decoder_prompts: DecoderPromptConfig | None = None,
     ) -> None:
         super().__init__(size_multiple=8, skip_channels=(dim, dim * 2, dim * 4), pip=pip)
 
@@ -66,7 +72,13 @@ class Restormer(SkipBackbone):
         self.down3_4 = Downsample(channels=dim * 4)
         self.latent = stage(num_blocks[3], dim * 8, heads[3])
 
-        self.latent_reduce = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        if decoder_prompts is None:
+            self.latent_reduce = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+            self.decoder_prompts = None
+        else:
+            self.decoder_prompts = DecoderPrompts(
+                config=decoder_prompts, dim=dim, heads=heads[2], ffn_expansion=ffn_expansion, bias=bias, norm=norm
+            )
         self.up4_3 = Upsample(channels=dim * 4)
         self.reduce_chan_level3 = nn.Conv2d(dim * 2 + dim * 4, dim * 4, kernel_size=1, bias=bias)
         self.decoder_level3 = stage(num_blocks[2], dim * 4, heads[2])
@@ -88,8 +100,13 @@ class Restormer(SkipBackbone):
 
     def decode(self, bottleneck: torch.Tensor, skips: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         enc1, enc2, enc3 = skips
-        x = self.up4_3(self.latent_reduce(bottleneck))
-        x = self.decoder_level3(self.reduce_chan_level3(torch.cat([x, enc3], dim=1)))
+        prompts = self.decoder_prompts
+        x = self.latent_reduce(bottleneck) if prompts is None else prompts.level3(bottleneck)
+        x = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(x), enc3], dim=1)))
+        if prompts is not None:
+            x = prompts.level2(x)
         x = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(x), enc2], dim=1)))
+        if prompts is not None:
+            x = prompts.level1(x)
         x = self.decoder_level1(torch.cat([self.up2_1(x), enc1], dim=1))
         return self.output(self.refinement(x)) + images

@@ -1,7 +1,8 @@
-"""Regenerates the published PIP-Restormer's deterministic test weights.
+"""Regenerates the deterministic test weights of the published PIP-Restormer and PromptIR.
 
-``../shared/reference/README.md`` describes how each tensor of the published model was
-filled before its outputs were recorded; this module follows that recipe.
+``../shared/reference/README.md`` (and ``promptir/README.md`` there) describe how each tensor
+of the published models was filled before their outputs were recorded; this module follows
+that recipe, which is the same for both but for the names of their prompt tensors.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def reference_dir() -> Path | None:
     return None
 
 
-def reference_layout(folder: Path) -> list[tuple[str, tuple[int, ...]]]:
-    """Key and shape of every published tensor, in the published order."""
-    rows = (folder / "pip_restormer_state_dict.tsv").read_text().splitlines()[1:]
+def reference_layout(folder: Path, table: str = "pip_restormer_state_dict.tsv") -> list[tuple[str, tuple[int, ...]]]:
+    """Key and shape of every published tensor, in the published order (``table`` names the model's file)."""
+    rows = (folder / table).read_text().splitlines()[1:]
     layout = []
     for row in rows:
         name, shape = row.split("\t")[:2]
@@ -40,7 +41,7 @@ def reference_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
     generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
     z = torch.randn(shape, generator=generator, dtype=torch.float32)
     last = name.split(".")[-1]
-    if last in ("detask_prompt_param", "low_prompt_param"):
+    if last in ("detask_prompt_param", "low_prompt_param", "prompt_param"):
         return z
     if last == "temperature":
         return 1 + 0.1 * z
@@ -53,5 +54,13 @@ def reference_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
     return 0.1 * z
 
 
-def reference_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    return {name: reference_tensor(name, shape) for name, shape in reference_layout(folder)}
+def reference_state_dict(folder: Path, table: str = "pip_restormer_state_dict.tsv") -> dict[str, torch.Tensor]:
+    return {name: reference_tensor(name, shape) for name, shape in reference_layout(folder, table)}
+
+
+PROMPTIR_TABLE = "promptir/promptir_state_dict.tsv"
+
+
+def promptir_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """The published PromptIR's test weights (``promptir/`` of the reference folder)."""
+    return reference_state_dict(folder, PROMPTIR_TABLE)
