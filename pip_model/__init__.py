@@ -1,6 +1,6 @@
 """PIP: Prompt-In-Prompt learning for universal image restoration.
 
-The public surface: the model registry, the reference loader, the degradations, the
+The public surface: the model registry, the published-checkpoint loaders, the degradations, the
 task/class mapping and the prompt regulariser. Names are imported on first use, so a
 submodule that needs no torch (``pip_model.image_files``, used by the `scan` stage on every
 `dvc repro`) loads in a fraction of a second.
@@ -31,6 +31,7 @@ _EXPORTS = {
     "build_model": "pip_model.networks.registry",
     "degrade": "pip_model.data.degradations",
     "list_models": "pip_model.networks.registry",
+    "load_published": "pip_model.networks.reference",
     "load_reference": "pip_model.networks.reference",
     "prompt_regularization": "pip_model.engine.losses",
     "task_class": "pip_model.tasks",
