@@ -4,8 +4,8 @@
     python -m flows.seeds 0 1 2 3 4 train.steps=600
 
 It runs the `sweep` flow over `base.seed` (each point a DVC experiment training every model
-of `train_run.models`), then writes `results/seeds/` (summary, PIP-minus-backbone differences,
-chart); run `dvc repro` afterwards and the report shows them.
+of `train_run.models`), then writes `results/seeds/` (summary, PIP minus its backbone and
+minus PromptIR, chart); run `dvc repro` afterwards and the report shows them.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def seeds(repo_dir: str = ".", seed_values: list[int] | None = None, fixed: dict
     means = summary.pivot(index="task", columns="model", values="mean").reindex(summary["task"].unique())
     print(f"seeds {seed_values}: mean PSNR per task\n" + means.round(2).to_string())
     if not difference.empty:
-        print("PIP minus its plain backbone, paired by seed\n" + difference.round(3).to_string(index=False))
+        print("PIP minus its plain backbone and PromptIR, paired by seed\n"
+              + difference.round(3).to_string(index=False))
     print(f"written to {out}; `dvc repro` adds them to the report")
     return str(out)
 

@@ -29,9 +29,11 @@ def test_registry_names_and_sizes():
     required = {"pip_restormer", "restormer", "pip_nafnet", "nafnet", "sensor", "sensor_tiny"}
     required |= {f"{name}_tiny" for name in ("pip_restormer", "restormer", "pip_nafnet", "nafnet")}
     assert required <= set(list_models())
+    # promptir_tiny is the exception: its fusion block at the bottleneck costs a latent block (see the registry).
+    limits = {"promptir_tiny": 1_310_000}
     for name in list_models():
         if name.endswith("_tiny"):
-            assert sum(p.numel() for p in build_model(name).parameters()) <= 1_050_000, name
+            assert sum(p.numel() for p in build_model(name).parameters()) <= limits.get(name, 1_050_000), name
     with pytest.raises(ValueError, match="registered models: .*pip_restormer"):
         build_model("pip_restormer_huge")
 
@@ -226,12 +228,13 @@ def test_pip_at_chosen_levels_only():
         PIPConfig(levels=(1, 2), prompt_channels=(8,), prompt_sizes=(8,))
 
 
-@pytest.mark.parametrize("name", ["pip_restormer_tiny", "pip_nafnet_tiny", "restormer_tiny", "sensor_tiny"])
+@pytest.mark.parametrize("name", ["pip_restormer_tiny", "pip_nafnet_tiny", "restormer_tiny", "promptir_tiny",
+                                  "sensor_tiny"])
 def test_bf16_autocast_and_channels_last(name):
     torch.manual_seed(0)
     model = randomise_output(build_model(name)).eval()
     images = _images(height=32, width=40)
-    arguments = () if model_spec(name).kind == "sensor" else (torch.tensor([0, 2]),)
+    arguments = (torch.tensor([0, 2]),) if getattr(model, "uses_prompts", False) else ()
     with torch.no_grad():
         reference = model(images, *arguments)
         model = model.to(memory_format=torch.channels_last)
@@ -245,14 +248,41 @@ def test_bf16_autocast_and_channels_last(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["pip_restormer_tiny", "pip_nafnet_tiny"])
+@pytest.mark.parametrize("name", ["pip_restormer_tiny", "pip_nafnet_tiny", "promptir_tiny"])
 def test_torch_compile_matches_eager(name):
     torch.manual_seed(0)
-    model = build_model(name).eval()
-    images, labels = _images(height=32, width=32), torch.tensor([0, 3])
+    model = randomise_output(build_model(name)).eval()
+    images = _images(height=32, width=32)
+    labels = torch.tensor([0, 3]) if model.uses_prompts else None
     compiled = torch.compile(model)
     with torch.no_grad():
         torch.testing.assert_close(compiled(images, labels), model(images, labels), atol=1e-4, rtol=1e-4)
+
+
+def test_promptir_weighs_its_prompts_by_the_image_alone():
+    """PromptIR is blind: each image picks its own blend of the learned prompts, and every prompt level is live."""
+    torch.manual_seed(0)
+    model = randomise_output(build_model("promptir_tiny")).eval()
+    assert not model.uses_prompts
+    blends = []
+    model.decoder_prompts.level3.generate.weights.register_forward_hook(
+        lambda module, inputs, output: blends.append(output.softmax(dim=1)))
+    images = torch.cat([_images(batch=1, seed=1), _images(batch=1, seed=2) * 0.2])  # a bright and a dark image
+    with torch.no_grad():
+        restored = model(images)
+    (blend,) = blends
+    assert blend.shape == (2, 5) and torch.allclose(blend.sum(dim=1), torch.ones(2))
+    assert (blend[0] - blend[1]).abs().max() > 1e-3
+    # Alone, each image gets what it got in the batch: nothing is shared across a batch.
+    with torch.no_grad():
+        torch.testing.assert_close(model(images[1:]), restored[1:], atol=1e-5, rtol=0)
+    for level in (model.decoder_prompts.level1, model.decoder_prompts.level2, model.decoder_prompts.level3):
+        with torch.no_grad():
+            saved = level.generate.bank.clone()
+            level.generate.bank.mul_(0.5)
+            changed = (model(images) - restored).abs().mean()
+            level.generate.bank.copy_(saved)
+        assert changed > 1e-5
 
 
 def test_the_served_restorer_takes_its_prompt_as_weights_or_in_words():

@@ -29,8 +29,8 @@ from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
 from tests.helpers.pipeline import TINY, Repo, make_pipeline_repo, stages_run
 from tests.helpers.servers import stop_group
 
-STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor", "score_sensor",
-          "evaluate", "report"]
+STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny",
+          "train_sensor", "score_sensor", "evaluate", "report"]
 
 
 def _ran(output: str) -> list[str]:
@@ -48,7 +48,8 @@ def repo(tmp_path_factory) -> Repo:
 @pytest.mark.integration
 def test_repro_from_clean_runs_every_stage(repo):
     metrics = json.loads((repo.path / "results" / "metrics.json").read_text())
-    assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "pip_restormer_tiny_blind"}
+    assert set(metrics) == {"input", "classical", "pip_restormer_tiny", "restormer_tiny", "promptir_tiny",
+                            "pip_restormer_tiny_blind"}
     assert set(json.loads((repo.path / "results" / "sensor.json").read_text())) == {"accuracy", "composites",
                                                                                     "clean_kept"}
     detail = json.loads((repo.path / "results" / "sensor_detail.json").read_text())
@@ -71,9 +72,10 @@ def test_repro_from_clean_runs_every_stage(repo):
     assert all((repo.path / "data" / "benchmark" / path).is_file() for path in benchmark["degraded_path"])
     assert len(pd.read_csv(repo.path / "data" / "train_pairs" / "manifest.csv")) == 2 * len(ALL_TASKS)
     page = (repo.path / "reports" / "index.html").read_text()
-    for figure in ("psnr_by_task.png", "training_curves.png", "examples.png", "prompt_swap.png"):
+    for figure in ("psnr_by_task.png", "training_curves.png", "examples.png", "prompt_swap.png", "rivals.png"):
         assert figure in page and (repo.path / "reports" / figure).stat().st_size > 1000
     assert "What a wrong or blended prompt costs" in page and "Composite degradations" in page
+    assert "pip_restormer_tiny − restormer_tiny" in page and "pip_restormer_tiny − promptir_tiny" in page
     assert page.count("sensor beats input and best single") == 1
     # Provenance first: the commit, the data, and what differs from the library defaults (TINY's settings).
     commit = repo.run("git", "rev-parse", "HEAD").stdout.strip()
@@ -95,10 +97,10 @@ def test_train_runs_show_the_data_they_saw(repo):
     hashes = {out["path"]: out["md5"] for stage in lock.values() for out in stage.get("outs", [])}
     client = MlflowClient(tracking_uri=repo.env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id], "tags.stage = 'train'")
-    assert {run.data.tags["model"] for run in runs} == {"pip_restormer_tiny", "restormer_tiny"}
+    assert {run.data.tags["model"] for run in runs} == {"pip_restormer_tiny", "restormer_tiny", "promptir_tiny"}
     runs += client.search_runs([client.get_experiment_by_name("pip-universal").experiment_id],
                                "tags.stage = 'train_sensor'")
-    assert len(runs) == 3 and all(run.data.tags["git.dirty"] == "False" for run in runs)  # a clean checkout
+    assert len(runs) == 4 and all(run.data.tags["git.dirty"] == "False" for run in runs)  # a clean checkout
     for run in runs:
         seen = {(entry.dataset.name, entry.dataset.digest, {t.key: t.value for t in entry.tags}["mlflow.data.context"])
                 for entry in run.inputs.dataset_inputs}
@@ -146,7 +148,7 @@ def test_metrics_show_prints_a_table_that_fits_a_terminal_and_the_detail_on_requ
 @pytest.mark.integration
 @pytest.mark.parametrize(("section", "change", "expected"), [
     ("degrade", {"crops_per_image": 2}, ["degrade"]),
-    ("train", {"lr": 0.001}, ["train@pip_restormer_tiny", "train@restormer_tiny"]),
+    ("train", {"lr": 0.001}, ["train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny"]),
     ("sensor", {"lr": 0.001}, ["train_sensor"]),
     ("evaluate", {"tile": 128}, ["evaluate"]),
 ])
@@ -163,7 +165,7 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
 
 RUN_SETTINGS = {"workers": 1, "threads": 1, "image_cache": 3, "log_every": 7, "checkpoint_every": 9,
                 "sample_every": 11, "compile": True, "sensor_log_every": 5}
-TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor"]
+TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny", "train_sensor"]
 
 
 @pytest.mark.integration
@@ -178,7 +180,8 @@ TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train_sensor"]
     ("pip_model/evaluation/metrics.py", ["score_sensor", "evaluate", "report"]),
     ("pip_model/engine/loop.py", TRAINING),
     ({"train_run": RUN_SETTINGS}, []),
-    ({"train_run": {"models": ["pip_restormer_tiny", "restormer_tiny", "nafnet_tiny"]}}, ["train@nafnet_tiny"]),
+    ({"train_run": {"models": ["pip_restormer_tiny", "restormer_tiny", "promptir_tiny", "nafnet_tiny"]}},
+     ["train@nafnet_tiny"]),
     ({"base": {"device": "cpu"}}, TRAINING + ["evaluate"]),
 ])
 def test_an_edit_leaves_stale_exactly_the_stages_whose_result_it_can_change(repo, edit, stale):
@@ -202,7 +205,7 @@ def test_an_edit_leaves_stale_exactly_the_stages_whose_result_it_can_change(repo
 def test_dvc_plots_draw_every_models_training_curve(repo):
     shown = json.loads(repo.dvc("plots", "show", "--json").stdout)
     assert not shown.get("errors"), shown.get("errors")
-    for model in ("pip_restormer_tiny", "restormer_tiny"):
+    for model in ("pip_restormer_tiny", "restormer_tiny", "promptir_tiny"):
         assert f"dvc.yaml::results/curves/{model}.csv" in shown["data"]  # the train-PSNR plot of each model
 
 
@@ -378,7 +381,7 @@ def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
     summary = pd.read_csv(repo.path / "results" / "seeds" / "summary.csv")
     assert {"pip_restormer_tiny", "restormer_tiny", "input"} <= set(summary["model"]) and (summary["seeds"] == 2).all()
     difference = pd.read_csv(repo.path / "results" / "seeds" / "difference.csv")
-    assert set(difference["task"]) == set(ALL_TASKS) and set(difference["backbone"]) == {"restormer_tiny"}
+    assert set(difference["task"]) == set(ALL_TASKS) and set(difference["rival"]) == {"restormer_tiny", "promptir_tiny"}
     assert _ran(repo.dvc("repro").stdout) == ["report"]
     page = (repo.path / "reports" / "index.html").read_text()
     assert "Over 2 seeds" in page and (repo.path / "reports" / "seeds.png").is_file()

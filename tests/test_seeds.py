@@ -30,7 +30,7 @@ def test_seed_summary_gives_mean_spread_and_paired_differences():
     # Paired by seed: derain differences 1.0, -0.5, 2.0; dehaze 0, -1, 1.
     assert gaps.loc["derain", "mean"] == pytest.approx(2.5 / 3) and gaps.loc["dehaze", "mean"] == 0
     assert gaps.loc["derain", "std"] == pytest.approx(pd.Series([1.0, -0.5, 2.0]).std())
-    assert set(difference["model"]) == {"pip_net"} and set(difference["backbone"]) == {"net"}
+    assert set(difference["model"]) == {"pip_net"} and set(difference["rival"]) == {"net"}
     assert list(gaps.index) == ["derain", "dehaze"]  # the sweep's task order
     ssim, _ = seed_summary(_sweep_table(), "ssim")
     assert list(ssim["model"]) == ["pip_net"]
@@ -68,8 +68,43 @@ def test_seeds_results_say_when_another_commit_or_other_settings_made_them(tmp_p
 def test_a_method_keeps_its_colour_in_every_chart():
     from pip_model.apps.colours import method_colours
 
-    names = ["input", "classical", "pip_net", "pip_net_blind", "net", "pip_other", "other"]
+    names = ["input", "classical", "pip_net", "pip_net_blind", "net", "pip_other", "other", "promptir_tiny", "promptir"]
     colours = method_colours(names)
     assert len(set(colours.values())) == len(names)  # every method its own
     assert colours == method_colours(reversed(names))  # whatever the order they come in
     assert method_colours(["input", "classical"]) == {name: colours[name] for name in ("input", "classical")}
+
+
+def test_pip_is_measured_against_its_backbone_and_promptir_of_its_size(tmp_path):
+    from pip_model.apps.report import rival_gaps, rival_section
+    from pip_model.apps.seeds import pip_rivals
+
+    names = ["pip_restormer_tiny", "restormer_tiny", "promptir_tiny", "promptir", "pip_restormer_tiny_blind", "input"]
+    assert pip_rivals("pip_restormer_tiny", names) == ["restormer_tiny", "promptir_tiny"]
+    assert pip_rivals("pip_restormer", names) == ["promptir"] and pip_rivals("promptir_tiny", names) == []
+    assert pip_rivals("pip_restormer_tiny_blind", names) == []
+    table = pd.DataFrame({"base.seed": [0, 1], "pip_restormer_tiny.derain.psnr": [30.0, 32.0],
+                          "restormer_tiny.derain.psnr": [29.0, 30.0], "promptir_tiny.derain.psnr": [31.0, 31.0]})
+    _, difference = seed_summary(table)
+    gaps = difference.set_index("rival")
+    assert gaps.loc["restormer_tiny", "mean"] == 1.5 and gaps.loc["promptir_tiny", "mean"] == 0
+    assert gaps.loc["promptir_tiny", "std"] == pytest.approx(2 ** 0.5)  # -1 then +1
+    write_seed_results(table, tmp_path / "seeds")
+    html = "\n".join(seed_section(tmp_path / "seeds", tmp_path / "report"))
+    assert "pip_restormer_tiny − promptir_tiny" in html and "+0.00 ± 1.41" in html
+    # A difference.csv written before PromptIR (its rival column was `backbone`) is still shown.
+    old = pd.read_csv(tmp_path / "seeds" / "difference.csv").rename(columns={"rival": "backbone"})
+    old.to_csv(tmp_path / "seeds" / "difference.csv", index=False)
+    assert "pip_restormer_tiny − restormer_tiny" in "\n".join(seed_section(tmp_path / "seeds", tmp_path / "report"))
+
+    psnr = pd.DataFrame({"input": [20.0, 10.0], "pip_restormer_tiny": [25.0, 12.0], "restormer_tiny": [24.0, 13.0],
+                         "promptir_tiny": [26.0, 11.0]}, index=["derain", "dehaze"])
+    psnr.loc["mean"] = psnr.mean()
+    gap = rival_gaps(psnr)
+    assert list(gap.columns) == ["pip_restormer_tiny − restormer_tiny", "pip_restormer_tiny − promptir_tiny"]
+    assert gap.loc["derain", "pip_restormer_tiny − promptir_tiny"] == -1 and gap.loc["mean"].tolist() == [0, 0]
+    from pip_model.apps.colours import method_colours
+
+    section = "\n".join(rival_section(psnr, tmp_path / "rivals.png", 80, method_colours(psnr.columns)))
+    assert "1 of 2" in section and "-1.00" in section and (tmp_path / "rivals.png").is_file()
+    assert rival_section(psnr[["input", "promptir_tiny"]], tmp_path / "none.png", 80, {}) == []

@@ -31,7 +31,7 @@ from torch import nn  # noqa: E402
 from pip_model.apps.colours import method_colours  # noqa: E402
 from pip_model.apps.paper_table import paper_table, run_lines  # noqa: E402
 from pip_model.apps.published import PUBLISHED  # noqa: E402
-from pip_model.apps.seeds import seed_section, staleness  # noqa: E402
+from pip_model.apps.seeds import gap_label, pip_rivals, seed_section, staleness  # noqa: E402
 from pip_model.config import BaseConfig, from_mapping  # noqa: E402
 from pip_model.data.corpus import PrepareConfig  # noqa: E402
 from pip_model.data.images import to_array, to_tensor
@@ -89,6 +89,37 @@ def bar_chart(psnr: pd.DataFrame, path: Path, dpi: int, colours: Mapping[str, st
     axis.tick_params(axis="x", rotation=30)
     axis.grid(axis="y", alpha=0.3)
     return save_figure(figure, path, dpi)
+
+
+def rival_gaps(psnr: pd.DataFrame) -> pd.DataFrame:
+    """PSNR of each PIP model minus each of its rivals (its plain backbone, PromptIR of its size) per task and on the
+    mean, one column per pair (empty when no pair was evaluated)."""
+    gaps = {gap_label(model, rival): psnr[model] - psnr[rival]
+            for model in psnr.columns for rival in pip_rivals(model, psnr.columns)}
+    return pd.DataFrame(gaps, index=psnr.index)
+
+
+def rival_section(psnr: pd.DataFrame, path: Path, dpi: int, colours: Mapping[str, str]) -> list[str]:
+    """The report's comparison the paper is about: the gaps of :func:`rival_gaps` as a table (with the tasks each
+    pair wins) and a bar chart, each bar in the rival's colour."""
+    gaps = rival_gaps(psnr)
+    if gaps.empty:
+        return []
+    tasks = gaps.drop(index="mean")
+    wins = {label: f"{int((column > 0).sum())} of {int(column.notna().sum())}" for label, column in tasks.items()}
+    table = gaps.map(lambda value: f"{value:+.2f}")
+    table.loc["tasks won"] = pd.Series(wins)
+    rival_of = {gap_label(model, rival): rival for model in psnr.columns for rival in pip_rivals(model, psnr.columns)}
+    figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(tasks)), 3.4))
+    tasks.plot.bar(ax=axis, width=0.7, color=[colours.get(rival_of[label], "#555555") for label in tasks.columns])
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set(ylabel="PSNR difference (dB)", title="PIP minus its plain backbone and minus PromptIR, per task")
+    axis.legend(fontsize=8)
+    axis.tick_params(axis="x", rotation=30)
+    axis.grid(axis="y", alpha=0.3)
+    chart = save_figure(figure, path, dpi)
+    return ["<h2>PIP against its rivals: PSNR difference (dB), above 0 where PIP wins</h2>", table.to_html(),
+            f"<img src='{chart}' style='max-width:100%'>"]
 
 
 LOSS_LABELS = {
@@ -358,6 +389,7 @@ def write_report(
         "<p>Best PSNR per task: " + ", ".join(f"{html.escape(t)}: <b>{html.escape(m)}</b>" for t, m in best.items())
         + "</p>",
     ]
+    sections += rival_section(psnr, out_dir / "rivals.png", config.dpi, colours)
     sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
     if prompts:
         model = html.escape(next(iter(prompts)).split("@")[0])

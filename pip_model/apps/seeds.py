@@ -1,10 +1,10 @@
-"""Is PIP better than its plain backbone? The same experiment over several seeds, summarised.
+"""Is PIP better than its plain backbone, and than PromptIR? The same experiment over several seeds, summarised.
 
 One seed cannot tell a 0.3 dB gain from noise. The ``seeds`` flow runs the pipeline once per
 ``base.seed`` (a sweep of DVC experiments); :func:`seed_summary` turns the sweep's table into
 the mean and standard deviation of every model's score per task, and the per-task difference
-between each PIP model and its plain backbone (``pip_X`` minus ``X``, paired by seed), with
-its spread. :func:`write_seed_results` writes both tables and their bar chart with error bars
+between each PIP model and each of its rivals (:func:`pip_rivals`: its plain backbone, ``pip_X``
+minus ``X``, and PromptIR of its size), paired by seed, with its spread. :func:`write_seed_results` writes both tables and their bar chart with error bars
 to ``results/seeds``, which the report shows.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,22 @@ PROVENANCE_FILE = "provenance.json"
 # The params sections that change a result (the seed aside, which the sweep varies).
 RESULT_SECTIONS = ("base", "prepare", "degrade", "train", "sensor", "evaluate")
 PIP_PREFIX = "pip_"
+PEER = "promptir"  # the blind prompt model the paper compares PIP with
+DIFFERENCE_COLUMNS = ["model", "rival", "task", "mean", "std", "seeds"]
+
+
+def pip_rivals(model: str, names: Collection[str]) -> list[str]:
+    """What a PIP model is measured against, those of ``names`` present: its plain backbone (``pip_X`` -> ``X``) and
+    PromptIR of its size (``promptir_tiny`` for a tiny model, ``promptir`` else)."""
+    if not model.startswith(PIP_PREFIX) or model.endswith("_blind"):
+        return []
+    peer = f"{PEER}_tiny" if model.endswith("_tiny") else PEER
+    return [name for name in (model.removeprefix(PIP_PREFIX), peer) if name in names]
+
+
+def gap_label(model: str, rival: str) -> str:
+    """How a difference is named in tables and legends."""
+    return f"{model} − {rival}"
 
 
 def scores(table: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
@@ -48,7 +64,7 @@ def scores(table: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
 
 
 def seed_summary(table: pd.DataFrame, metric: str = "psnr") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean and standard deviation over seeds per (model, task), and the paired PIP-minus-backbone differences.
+    """Mean and standard deviation over seeds per (model, task), and the paired PIP-minus-rival differences.
 
     Args:
         table: a sweep table (``flows.sweep``), one row per experiment, with ``base.seed`` and
@@ -56,7 +72,7 @@ def seed_summary(table: pd.DataFrame, metric: str = "psnr") -> tuple[pd.DataFram
         metric: ``psnr`` or ``ssim``.
 
     Returns:
-        (summary: model, task, mean, std, seeds; difference: model, backbone, task, mean, std, seeds).
+        (summary: model, task, mean, std, seeds; difference: model, rival, task, mean, std, seeds).
     """
     long = scores(table, metric)
     tasks = list(dict.fromkeys(long["task"]))
@@ -64,24 +80,28 @@ def seed_summary(table: pd.DataFrame, metric: str = "psnr") -> tuple[pd.DataFram
     summary = grouped.agg(mean="mean", std="std", seeds="count").reset_index()
     wide = long.pivot_table(index=["seed", "task"], columns="model", values="score")
     differences = []
-    for model in (name for name in wide.columns if name.startswith(PIP_PREFIX)):
-        backbone = model[len(PIP_PREFIX):]
-        if backbone not in wide.columns:
-            continue
-        gap = (wide[model] - wide[backbone]).dropna().groupby(level="task")
-        frame = gap.agg(["mean", "std", "count"]).reindex(tasks).dropna(how="all").reset_index()
-        frame.columns = ["task", "mean", "std", "seeds"]
-        differences.append(frame.assign(model=model, backbone=backbone))
-    difference = (pd.concat(differences, ignore_index=True)[["model", "backbone", "task", "mean", "std", "seeds"]]
-                  if differences else pd.DataFrame(columns=["model", "backbone", "task", "mean", "std", "seeds"]))
+    for model in wide.columns:
+        for rival in pip_rivals(model, wide.columns):
+            gap = (wide[model] - wide[rival]).dropna().groupby(level="task")
+            frame = gap.agg(["mean", "std", "count"]).reindex(tasks).dropna(how="all").reset_index()
+            frame.columns = ["task", "mean", "std", "seeds"]
+            differences.append(frame.assign(model=model, rival=rival))
+    difference = (pd.concat(differences, ignore_index=True)[DIFFERENCE_COLUMNS]
+                  if differences else pd.DataFrame(columns=DIFFERENCE_COLUMNS))
     return summary, difference
+
+
+def _labelled(difference: pd.DataFrame) -> pd.DataFrame:
+    """``difference`` with its ``label`` column; a file written before PromptIR named the rival ``backbone``."""
+    difference = difference.rename(columns={"backbone": "rival"})
+    return difference.assign(label=[gap_label(m, r) for m, r in zip(difference["model"], difference["rival"])])
 
 
 def seed_chart(summary: pd.DataFrame, difference: pd.DataFrame, path: Path, *, metric: str = "psnr",
                dpi: int = 110, colours: Mapping[str, str] | None = None) -> Path:
     """Bars of every model's mean per task with one-standard-deviation error bars, each model in its colour
-    (``colours``, default :func:`method_colours` of the models); beside them, PIP minus its backbone per task,
-    with its spread."""
+    (``colours``, default :func:`method_colours` of the models); beside them, PIP minus each rival per task, with
+    its spread, in the rival's colour."""
     panels = 2 if not difference.empty else 1
     figure, axes = plt.subplots(1, panels, figsize=(7 * panels, 3.8), squeeze=False)
     means = summary.pivot(index="task", columns="model", values="mean").reindex(summary["task"].unique())
@@ -93,12 +113,16 @@ def seed_chart(summary: pd.DataFrame, difference: pd.DataFrame, path: Path, *, m
     axes[0][0].set(ylabel=unit, title=f"{metric.upper()} per task, mean and std over {seeds} seeds")
     axes[0][0].legend(fontsize=7, ncols=2)
     if panels == 2:
-        gap = difference.pivot(index="task", columns="model", values="mean").reindex(
+        difference = _labelled(difference)
+        gap = difference.pivot(index="task", columns="label", values="mean").reindex(
             [task for task in means.index if task in set(difference["task"])])
-        gap_spread = difference.pivot(index="task", columns="model", values="std").reindex(gap.index)
-        gap.plot.bar(ax=axes[0][1], yerr=gap_spread, capsize=3, width=0.6, color=[colours[m] for m in gap.columns])
+        gap_spread = difference.pivot(index="task", columns="label", values="std").reindex(gap.index)
+        rival_of = dict(zip(difference["label"], difference["rival"]))
+        gap.plot.bar(ax=axes[0][1], yerr=gap_spread, capsize=3, width=0.6,
+                     color=[colours.get(rival_of[label], "#555555") for label in gap.columns])
         axes[0][1].axhline(0, color="black", linewidth=0.8)
-        axes[0][1].set(ylabel=f"{unit} difference", title="PIP minus its plain backbone (paired by seed)")
+        axes[0][1].legend(fontsize=7)
+        axes[0][1].set(ylabel=f"{unit} difference", title="PIP minus each rival (paired by seed)")
     for axis in axes[0]:
         axis.tick_params(axis="x", rotation=30)
         axis.grid(axis="y", alpha=0.3)
@@ -173,10 +197,10 @@ def seed_section(folder: Path, out_dir: Path, *, colours: Mapping[str, str] | No
         sections.append(f"<p class='stale'><b>Stale:</b> {html.escape(stale)}</p>")
     sections.append(table.to_html())
     if not difference.empty:
-        gaps = difference.assign(value=[f"{m:+.2f} ± {s:.2f}" for m, s in zip(difference["mean"],
-                                                                               difference["std"].fillna(0))])
-        sections += ["<h3>PIP minus its plain backbone, paired by seed</h3>",
-                     gaps.pivot(index="task", columns="model", values="value").to_html()]
+        gaps = _labelled(difference)
+        gaps = gaps.assign(value=[f"{m:+.2f} ± {s:.2f}" for m, s in zip(gaps["mean"], gaps["std"].fillna(0))])
+        sections += ["<h3>PIP minus its plain backbone and PromptIR, paired by seed</h3>",
+                     gaps.pivot(index="task", columns="label", values="value").to_html()]
     names = list(summary["model"].unique())
     seed_chart(summary, difference, out_dir / CHART_FILE, colours={**method_colours(names), **(colours or {})})
     sections.append(f"<img src='{html.escape(CHART_FILE)}' style='max-width:100%'>")

@@ -74,7 +74,7 @@ class TrainConfig:
             cut, so it changes memory, not the update (within float rounding), and is a run setting.
     """
 
-    models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny")
+    models: tuple[str, ...] = ("pip_restormer_tiny", "restormer_tiny", "promptir_tiny")
     model: str = "pip_restormer_tiny"
     source: Literal["online", "offline"] = "online"
     augment: bool | Literal["published"] = True
