@@ -61,6 +61,16 @@ def dvc(repo: Path, *arguments: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+def run_script(repo: Path, script: str, *arguments: str) -> str:
+    """Runs one of the repository's stage scripts (``stages/evaluate.py``) in ``repo`` as DVC would, outside DVC;
+    raises with its output when it fails."""
+    done = subprocess.run([sys.executable, script, *arguments], cwd=repo, env=environment(repo), capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise RuntimeError(f"{script} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
 def set_params(repo: Path, overrides: Mapping[str, Any]) -> None:
     """Applies dotted ``-S``-style overrides to ``params.yaml``, keeping its comments."""
     with modify_yaml(repo / "params.yaml") as params:

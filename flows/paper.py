@@ -3,27 +3,39 @@
     python -m flows.paper 3task /path/to/datasets                     # or 5task
     python -m flows.paper 3task /path/to/datasets --method promptir   # PromptIR's published recipe (default: pip)
     python -m flows.paper 3task /path/to/datasets train.steps=1000    # KEY=VALUE pairs override last
+    python -m flows.paper 3task /path/to/datasets --evaluate-only promptir=model.ckpt   # a released checkpoint
 
 The overrides are the shared `recipe`, then the method's (`methods.<method>`), then the protocol's,
 then `prepare.datasets_root`, then the command line's. The experiment runs in the workspace
 (`dvc exp run -n paper-<protocol>`, `paper-<protocol>-<method>` for a method other than pip), so
 `results/metrics.json` and `reports/` (with the paper's table) are there when it ends. The published
 recipes count epochs: `train.steps=N` cuts a run short on the same schedule.
+
+`--evaluate-only NAME=FILE` (repeatable) trains nothing: it scores a released checkpoint (PromptIR's Lightning
+`model.ckpt`, the published PIP-Restormer's state dict) or a model file of this project, holding the registry model
+NAME, on the protocol. The protocol's data stages run as a DVC experiment (`dvc exp run paper-<protocol>-benchmark
+... degrade`: scan, prepare, degrade, with the protocol's params), then the `evaluate` stage's script scores the
+files on that benchmark under the protocol's test settings, outside DVC (`evaluate`'s DVC stage scores `models/`,
+which only `train` writes), into `reports/evaluate_only/`: its metrics, the paper-layout table, and each file's
+row beside its published one with the difference per column, which the flow prints.
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
-from flows.common import dvc, key_value, override_arguments
+from flows.common import dvc, key_value, override_arguments, run_script, split_key_value
 from pip_model.config import CommandLine, ConfigError, read_params
 
 NOT_PROTOCOLS = frozenset({"recipe", "methods"})  # the keys of params.yaml: protocols that are no protocol
 DEFAULT_METHOD = "pip"
+EVALUATE_ONLY_DIR = "reports/evaluate_only"  # outside every DVC stage's outputs: no stage is made stale by it
 
 
 def known_protocols(protocols: dict[str, Any]) -> list[str]:
@@ -67,9 +79,54 @@ def run_protocol(repo_dir: str, protocol: str, overrides: dict[str, Any], method
     return output
 
 
+@task(task_run_name="read {name}={path}")
+def read_model_file(name: str, path: str) -> str:
+    """Reads a file given to ``--evaluate-only`` before any data stage runs; what it holds, in words."""
+    from pip_model.networks.reference import describe_metadata, load_model_or_published
+
+    return f"{path} ({describe_metadata(load_model_or_published(path, expect=name)[1])})"
+
+
+@task(task_run_name="data stages of paper-{protocol}")
+def build_benchmark(repo_dir: str, protocol: str, overrides: dict[str, Any]) -> str:
+    """Runs the protocol's stages up to ``degrade`` (its benchmark; nothing trained) as a DVC experiment."""
+    name = free_experiment_name(Path(repo_dir), f"{experiment_name(protocol)}-benchmark")
+    output = dvc(Path(repo_dir), "exp", "run", "-n", name, *override_arguments(overrides), "degrade")
+    get_run_logger().info("%s done", name)
+    return output
+
+
+@task(task_run_name="evaluate {models}")
+def evaluate_files(repo_dir: str, models: dict[str, str]) -> str:
+    """The ``evaluate`` stage's script on the files, on the benchmark ``degrade`` wrote, into ``EVALUATE_ONLY_DIR``."""
+    out = Path(repo_dir) / EVALUATE_ONLY_DIR
+    shutil.rmtree(out, ignore_errors=True)  # a file of an earlier run leaves no row behind
+    outputs = {flag: f"{EVALUATE_ONLY_DIR}/{name}" for flag, name in (
+        ("--metrics", "metrics.json"), ("--per-image", "per_image.csv"), ("--examples", "examples"),
+        ("--prompts", "prompts.json"))}
+    return run_script(Path(repo_dir), "stages/evaluate.py", "--params", "params.yaml", "--benchmark", "data/benchmark",
+                      "--models", *(f"{name}={path}" for name, path in models.items()),
+                      *(part for flag, path in outputs.items() for part in (flag, path)))
+
+
+def score_files(protocol: str, datasets_root: str, repo_dir: str, overrides: dict[str, Any] | None,
+                models: dict[str, str]) -> str:
+    """``paper(..., evaluate_only=...)``: the protocol's benchmark, the files scored on it, their tables printed."""
+    from pip_model.apps.paper_table import write_evaluate_only
+
+    repo = Path(repo_dir)
+    models = {name: str(Path(path).resolve()) for name, path in models.items()}
+    described = {name: read_model_file(name, path) for name, path in models.items()}
+    build_benchmark(repo_dir, protocol, protocol_overrides(repo, protocol, datasets_root, overrides))
+    evaluate_files(repo_dir, models)
+    print(f"{experiment_name(protocol)} --evaluate-only: "
+          + write_evaluate_only(repo / EVALUATE_ONLY_DIR, protocol, described, repo / "data" / "benchmark"))
+    return str(repo / EVALUATE_ONLY_DIR / "paper_table.csv")
+
+
 @flow(name="paper", log_prints=True)
 def paper(protocol: str, datasets_root: str, repo_dir: str = ".", overrides: dict[str, Any] | None = None,
-          method: str = DEFAULT_METHOD) -> str:
+          method: str = DEFAULT_METHOD, evaluate_only: dict[str, str] | None = None) -> str:
     """Runs one of the paper's experiments and prints its table in the paper's layout.
 
     Args:
@@ -79,10 +136,15 @@ def paper(protocol: str, datasets_root: str, repo_dir: str = ".", overrides: dic
         datasets_root: the folder holding the paper's datasets (``prepare.datasets_root``).
         repo_dir: the repository holding dvc.yaml and params.yaml.
         overrides: dotted params set last, e.g. {"train.steps": 1000}.
+        evaluate_only: registry name -> file ({"promptir": "model.ckpt"}): train nothing, score these files (released
+            checkpoints or model files of this project) on the protocol's benchmark, each beside its published row.
 
     Returns:
-        The path of the paper-layout table (``reports/paper_table.csv``).
+        The path of the paper-layout table (``reports/paper_table.csv``; ``reports/evaluate_only/paper_table.csv``
+        with ``evaluate_only``).
     """
+    if evaluate_only:
+        return score_files(protocol, datasets_root, repo_dir, overrides, evaluate_only)
     run_protocol(repo_dir, protocol, protocol_overrides(Path(repo_dir), protocol, datasets_root, overrides, method),
                  method)
     table = Path(repo_dir) / "reports" / "paper_table.csv"
@@ -91,6 +153,14 @@ def paper(protocol: str, datasets_root: str, repo_dir: str = ".", overrides: dic
           + pd.read_csv(table, index_col=0, keep_default_na=False).to_string()
           + (f"\n{notes.read_text()}" if notes.is_file() else ""))
     return str(table)
+
+
+def model_file(text: str) -> tuple[str, str]:
+    """One ``--evaluate-only NAME=FILE``, for argparse's ``type=``: NAME a registry model, FILE an existing file."""
+    name, path = split_key_value(text, "NAME=FILE")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file {path!r}")
+    return name, path
 
 
 def main(arguments: list[str] | None = None) -> None:
@@ -104,13 +174,22 @@ def main(arguments: list[str] | None = None) -> None:
     parser.add_argument("protocol", choices=known or None, metavar="PROTOCOL",
                         help=f"a protocol of params.yaml: {', '.join(known) or 'none found here'}")
     parser.add_argument("datasets_root", metavar="DATASETS_DIR", help="the folder holding the paper's datasets")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=methods or None,
+    parser.add_argument("--method", choices=methods or None,
                         help=f"whose published recipe trains the models: {', '.join(methods) or 'none found here'} "
                              f"(default {DEFAULT_METHOD})")
+    parser.add_argument("--evaluate-only", action="append", type=model_file, metavar="NAME=FILE",
+                        help="train nothing: score FILE (a released checkpoint, e.g. PromptIR's model.ckpt, or a model "
+                             "file), holding the registry model NAME (promptir, pip_restormer), on the protocol and "
+                             "print it beside its published row; repeat for more files")
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="KEY=VALUE", help="params set last")
     args = parser.parse_intermixed_args(arguments)  # --method may come after KEY=VALUE pairs
+    files = dict(args.evaluate_only or [])
+    if files and args.method:
+        parser.error("--method chooses whose recipe trains the models; --evaluate-only trains none")
+    if len(files) != len(args.evaluate_only or []):
+        parser.error("--evaluate-only: one file per NAME (each is one row of the table)")
     paper(protocol=args.protocol, datasets_root=args.datasets_root, repo_dir=str(Path.cwd()),
-          overrides=dict(args.overrides) or None, method=args.method)
+          overrides=dict(args.overrides) or None, method=args.method or DEFAULT_METHOD, evaluate_only=files or None)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ its own, `denoise_25@Urban100`), one summary file per model (mean PSNR and SSIM:
 examples, logs the per-task metrics onto each model's MLflow training run, and registers each
 trained model there with the sensor it was scored with bundled into it (what `mlflow models
 serve` runs: a request names a prompt, and nothing it sends is loaded).
+
+Besides the model files `train` writes, `--models` takes published checkpoints (the published PIP-Restormer's state
+dict, PromptIR's released Lightning file), each row named by the registry name of the model it holds (`promptir`);
+`--models promptir=model.ckpt` also checks that the file holds it. The paper flow's `--evaluate-only` runs this
+script so, on the protocol's benchmark, without training.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pip_model.evaluation.benchmark import (
     CropError,
     EvaluateConfig,
     Evaluation,
+    ModelSource,
     OnePassMemoryError,
     evaluate,
     load_benchmark,
@@ -80,7 +86,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--benchmark", type=Path, required=True)
-    parser.add_argument("--models", type=Path, nargs="+", required=True, help="model files written by `train`")
+    parser.add_argument("--models", type=ModelSource.parse, nargs="+", required=True, metavar="[NAME=]FILE",
+                        help="model files written by `train`, or published checkpoints (PIP-Restormer's, PromptIR's "
+                             "Lightning .ckpt); NAME=FILE checks the file holds the registry model NAME")
     parser.add_argument("--sensor", type=Path, help="a trained sensor's model file, for blind PIP")
     parser.add_argument("--metrics", type=Path, required=True, help="JSON to write: PSNR/SSIM per model and task")
     parser.add_argument("--summary", type=Path,
@@ -99,7 +107,11 @@ def main() -> int:
         print(f"evaluate: {error}", file=sys.stderr)
         return 1
 
-    contenders, sensor = load_contenders(config, args.models, sensor_path=args.sensor, device=device)
+    try:
+        contenders, sensor = load_contenders(config, args.models, sensor_path=args.sensor, device=device)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 1
     sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
     print(f"evaluate: {len(contenders)} contenders on {device}", flush=True)
     pairs = load_benchmark(args.benchmark)

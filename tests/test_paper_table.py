@@ -3,10 +3,20 @@ them, and the lines under it that say what this run is."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
-from pip_model.apps.paper_table import budget_line, lists_line, paper_table, run_lines, sets_found_line
+from pip_model.apps.paper_table import (
+    budget_line,
+    lists_line,
+    paper_table,
+    published_comparison,
+    run_lines,
+    sets_found_line,
+    write_evaluate_only,
+)
 from pip_model.apps.published import PUBLISHED, PublishedProtocol, PublishedRow
 from pip_model.apps.report import paper_section
 from pip_model.data.corpus import REAL_PAIR_COLUMNS
@@ -155,3 +165,42 @@ def test_the_report_writes_the_table_with_sources_and_the_run_lines_under_it(tmp
     assert notes[0].startswith("Training: 10 steps x batch 2 = 20 patches of 32 px")
     assert "Rain100L: Rain100L (1)" in notes[2]
     assert page.index("<table") < page.index("Training: 10 steps") and SURVEY in page
+
+
+# A released PromptIR checkpoint's figures under 3task, one per test set (noise at sigma 15, 25, 50, rain, haze).
+RELEASED = {"denoise_15": (34.00, 0.930), "denoise_25": (31.00, 0.890), "denoise_50": (28.06, 0.799),
+            "derain": (37.00, 0.970), "dehaze": (30.00, 0.980)}
+
+
+def test_a_released_checkpoint_is_set_beside_its_published_row_with_the_difference_per_column():
+    metrics = {"promptir": {task: {"psnr": psnr, "ssim": ssim} for task, (psnr, ssim) in RELEASED.items()}}
+    comparison = published_comparison(metrics, "3task", "promptir")
+    assert list(comparison.index) == ["promptir (this run)", "PromptIR (published)", "difference"]
+    assert list(comparison.columns) == [*COLUMNS["3task"], "average"]
+    assert list(comparison.loc["PromptIR (published)"]) == [
+        "33.98/0.933", "31.31/0.888", "28.06/0.799", "36.37/0.972", "30.58/0.974", "32.06/0.913"]
+    # By hand: 34.00 - 33.98, 0.930 - 0.933, ...; the averages 160.06 / 5 = 32.012 and 4.569 / 5 = 0.9138 against
+    # the published 160.30 / 5 = 32.06 and 4.566 / 5 = 0.9132.
+    assert list(comparison.loc["difference"]) == [
+        "+0.02/-0.003", "-0.31/+0.002", "+0.00/+0.000", "+0.63/-0.002", "-0.58/+0.006", "-0.05/+0.001"]
+    assert comparison.loc["promptir (this run)", "average"] == "32.01/0.914"
+
+
+def test_a_comparison_needs_every_test_set_for_its_average_and_a_published_row():
+    partial = {"promptir": {task: {"psnr": psnr, "ssim": ssim} for task, (psnr, ssim) in RELEASED.items()
+                            if task != "dehaze"}}
+    comparison = published_comparison(partial, "3task", "promptir")
+    assert comparison.loc["difference", "SOTS"] == "-" and comparison.loc["difference", "average"] == "-"
+    assert published_comparison(partial, "5task", "promptir") is None  # the 5task table has no PromptIR row
+
+
+def test_evaluate_only_writes_the_table_and_the_comparison_and_says_what_was_scored(tmp_path):
+    metrics = {"input": {task: {"psnr": 20.0, "ssim": 0.5} for task in RELEASED},
+               "promptir": {task: {"psnr": psnr, "ssim": ssim} for task, (psnr, ssim) in RELEASED.items()}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    text = write_evaluate_only(tmp_path, "3task", {"promptir": "model.ckpt (published PromptIR checkpoint)"}, None)
+    assert "Models: scored as they are, nothing trained: promptir = model.ckpt (published PromptIR checkpoint)." in text
+    assert pd.read_csv(tmp_path / "paper_table.csv", index_col=0).loc["promptir", "source"] == "this run"
+    comparison = pd.read_csv(tmp_path / "promptir_vs_published.csv", index_col=0)
+    assert comparison.loc["difference", "Rain100L"] == "+0.63/-0.002"
+    assert comparison.to_string() in text

@@ -304,6 +304,23 @@ def test_a_pip_model_without_a_prompt_is_explained(trained, scene, tmp_path):
     assert done.returncode == 2 and "needs a prompt: pass --task" in done.stderr
 
 
+@pytest.mark.parametrize("prompt", [["--task", "derain"], ["--mix", "rain=1"]])
+def test_a_model_that_takes_no_prompt_says_the_prompt_is_not_used(prompt, tmp_path, capsys):
+    """PromptIR is blind and a plain model restores every image alike: a prompt changes nothing, and the run says so
+    instead of labelling the result with it."""
+    torch.manual_seed(0)
+    blind = randomise_output(build_model("promptir_tiny")).eval()
+    save_model_file(tmp_path / "promptir_tiny.pt", blind, model_name="promptir_tiny")
+    photo = tmp_path / "photo.png"
+    write_png(photo, np.random.default_rng(0).random((20, 28, 3), dtype=np.float32))
+    assert main([str(photo), "--out", str(tmp_path / "out"), "--model", str(tmp_path / "promptir_tiny.pt"),
+                 "--compare", *prompt]) == 0
+    assert f"the model takes no prompt (blind or plain): {' '.join(prompt)} is not used" in capsys.readouterr().out
+    with torch.no_grad():
+        expected = to_array(blind(to_tensor(read_image(photo).rgb)[None])[0].clamp(0, 1))
+    assert np.abs(read_image(tmp_path / "out" / "photo.png").rgb - expected).max() <= QUANTISATION
+
+
 def test_large_images_are_tiled(random_pip, tmp_path):
     """An image larger than ``--tile`` is restored tile by tile with ``--overlap``, not in one pass."""
     photo = tmp_path / "in" / "big.png"

@@ -1,6 +1,7 @@
 """The paper's table as a reviewer expects it: every published row of the protocol with its source, ours beside them,
 and the lines under it that say what this run is (its budget against the published ones, the training lists, the
-test sets found).
+test sets found). A model scored without training (a released checkpoint, ``flows.paper --evaluate-only``) gets the
+same table and, beside it, its published row with the difference per column (:func:`published_comparison`).
 
 Every average, published or ours, is the mean of the row's PSNRs and of its SSIMs; a source's printed average stays
 beside it, with a note where rounding cannot explain the difference (:mod:`pip_model.apps.published`).
@@ -8,6 +9,7 @@ beside it, with a note where rounding cannot explain the difference (:mod:`pip_m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pip_model.apps.published import BUDGETS, PUBLISHED, TEST_SETS, PublishedProtocol
+from pip_model.apps.published import BUDGETS, PUBLISHED, TEST_SETS, PublishedProtocol, published_row
 from pip_model.config import from_mapping
 from pip_model.engine.recipes import TrainConfig
 from pip_model.evaluation.benchmark import split_key
@@ -155,3 +157,72 @@ def run_lines(params: Mapping[str, Any], benchmark_dir: Path | None, prepared_di
     manifest = benchmark_dir / "manifest.csv" if benchmark_dir is not None else None
     benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
     return [budget_line(params), lists_line(params, prepared_dir), sets_found_line(benchmark, protocol)]
+
+
+def _difference(ours: tuple[float, float] | None, theirs: tuple[float, float] | None) -> str:
+    return "-" if ours is None or theirs is None else f"{ours[0] - theirs[0]:+.2f}/{ours[1] - theirs[1]:+.3f}"
+
+
+def published_comparison(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str,
+                         model: str) -> pd.DataFrame | None:
+    """Our row of ``model`` above its published one (:data:`pip_model.apps.published.PUBLISHED_METHODS`) and the
+    difference per column, ours minus published, as ``PSNR/SSIM``; the average only when every test set has a
+    result. None when the protocol's table has no published row of that model.
+
+    Args:
+        metrics: ``evaluate``'s metrics.json.
+        protocol: a key of :data:`pip_model.apps.published.PUBLISHED`.
+        model: a row of ``metrics``, named by its registry name (``promptir``).
+    """
+    row = published_row(protocol, model)
+    if row is None:
+        return None
+    published = PUBLISHED[protocol]
+    ours = {task: (metrics[model][task]["psnr"], metrics[model][task]["ssim"]) for task in published.tasks
+            if task in metrics[model]}
+    theirs: dict[str, tuple[float, float]] = dict(row.figures)
+    if len(ours) == len(published.tasks):  # else our average is over other test sets than theirs
+        ours["average"] = (float(np.mean([psnr for psnr, _ in ours.values()])),
+                           float(np.mean([ssim for _, ssim in ours.values()])))
+    theirs["average"] = row.average()
+    keys = [*published.tasks, "average"]
+    columns = [published.test_sets[task] for task in published.tasks] + ["average"]
+    return pd.DataFrame([[_cell(ours.get(key)) for key in keys], [_cell(theirs[key]) for key in keys],
+                         [_difference(ours.get(key), theirs[key]) for key in keys]],
+                        index=[f"{model} ({OUR_SOURCE})", f"{row.method} (published)", "difference"], columns=columns)
+
+
+def write_evaluate_only(out_dir: Path, protocol: str, models: Mapping[str, str], benchmark_dir: Path | None) -> str:
+    """The paper table of models scored as they are, nothing trained (``flows.paper --evaluate-only``), from
+    ``out_dir/metrics.json``; each model beside its published row.
+
+    Writes ``paper_table.csv``, ``paper_table_notes.txt`` and, per model with a published row under the protocol,
+    ``<model>_vs_published.csv`` under ``out_dir``.
+
+    Args:
+        out_dir: where ``evaluate`` wrote ``metrics.json``.
+        protocol: a key of :data:`pip_model.apps.published.PUBLISHED`.
+        models: registry name -> what the file is, in words (``model.ckpt (published PromptIR checkpoint)``).
+        benchmark_dir: the benchmark scored (for the line on the test sets found).
+
+    Returns:
+        The tables and notes as text, to print.
+    """
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    table = paper_table(metrics, protocol)
+    table.to_csv(out_dir / "paper_table.csv")
+    manifest = benchmark_dir / "manifest.csv" if benchmark_dir is not None else None
+    benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
+    scored = "; ".join(f"{name} = {what}" for name, what in models.items())
+    notes = [f"Models: scored as they are, nothing trained: {scored}.", sets_found_line(benchmark, protocol)]
+    (out_dir / "paper_table_notes.txt").write_text("\n".join(notes) + "\n")
+    parts = [f"PSNR/SSIM in the paper's {protocol} layout ({out_dir / 'paper_table.csv'})", table.to_string(), *notes]
+    for name in models:
+        comparison = published_comparison(metrics, protocol, name)
+        if comparison is None:
+            parts.append(f"{name}: the {protocol} table has no published row of it to compare with.")
+            continue
+        comparison.to_csv(out_dir / f"{name}_vs_published.csv")
+        parts += [f"{name} beside its published row (difference: this run minus published, PSNR dB/SSIM):",
+                  comparison.to_string()]
+    return "\n".join(parts)

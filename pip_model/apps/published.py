@@ -126,6 +126,19 @@ PUBLISHED: dict[str, PublishedProtocol] = {
 }
 
 
+# The published row a model of the registry is compared with, by the method's name in the tables: the released
+# checkpoints of PIP-Restormer and PromptIR are these networks (pip_model.networks.reference).
+PUBLISHED_METHODS = {"pip_restormer": "PIP-Restormer", "promptir": "PromptIR", "restormer": "Restormer",
+                     "nafnet": "NAFNet"}
+
+
+def published_row(protocol: str, model_name: str) -> PublishedRow | None:
+    """The published row of a registry model under a protocol (``promptir`` -> PromptIR's), or None where the
+    protocol's table has none (PromptIR under 5task)."""
+    method = PUBLISHED_METHODS.get(model_name)
+    return next((row for row in PUBLISHED[protocol].rows if row.method == method), None)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PublishedBudget:
     """How many training patches a published run sees.

@@ -45,7 +45,7 @@ from pip_model.image_files import (
     walk_files,
     write_png,
 )
-from pip_model.networks.checkpoints import is_model_content, load_model_file, model_from_content, safe_load
+from pip_model.networks.checkpoints import load_model_file
 from pip_model.networks.sensor import ABSENT_SCORE, PRESENT_SCORE, nothing_found
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 from pip_model.tracking.uris import mlflow_uri_problem
@@ -56,7 +56,7 @@ class RestoreError(ValueError):
 
 
 def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
-    """A restorer from a model file of ours, a published PIP-Restormer checkpoint, or an MLflow URI."""
+    """A restorer from a model file of ours, a published PIP-Restormer or PromptIR checkpoint, or an MLflow URI."""
     if spec.startswith(("models:/", "runs:/")):
         import mlflow.pytorch
 
@@ -65,21 +65,14 @@ def load_restorer(spec: str, device: str) -> tuple[nn.Module, str]:
         except Exception as error:  # MLflow raises MlflowException, OSError or others for a URI it cannot serve
             raise RestoreError(mlflow_uri_problem(spec, error)) from None
         return getattr(loaded, "model", loaded).to(device).eval(), f"MLflow model {spec}"
+    from pip_model.networks.reference import describe_metadata, load_model_or_published
+
     path = Path(spec)
     try:
-        content = safe_load(path)  # read once: published checkpoints are large
-        if is_model_content(content):
-            model, metadata = model_from_content(content, path)
-            return model.to(device), f"{path} ({metadata['model_name']}, step {metadata.get('step', '?')})"
+        model, metadata = load_model_or_published(path)
     except (ValueError, FileNotFoundError) as error:
         raise RestoreError(str(error)) from None
-    from pip_model.networks.reference import ReferenceCheckpointError, load_reference
-
-    try:
-        return load_reference(content).to(device), f"{path} (published PIP-Restormer checkpoint)"
-    except ReferenceCheckpointError as error:
-        raise RestoreError(f"{path} is neither a model file of this project nor a published checkpoint:\n{error}") \
-            from None
+    return model.to(device), f"{path} ({describe_metadata(metadata)})"
 
 
 def _newest_first(folder: Path) -> list[Path]:
@@ -254,6 +247,11 @@ def run(arguments: argparse.Namespace) -> int:
         fixed = task_prompt(arguments.task)
     elif getattr(model, "uses_prompts", False):
         raise RestoreError("this PIP model needs a prompt: pass --task TASK, --task auto or --mix NAME=WEIGHT,...")
+    if fixed is not None and not getattr(model, "uses_prompts", False):
+        # A blind model (PromptIR) or a plain one: a prompt would change nothing, and the compare label would lie.
+        given = f"--task {arguments.task}" if arguments.task else f"--mix {arguments.mix}"
+        print(f"restore: the model takes no prompt (blind or plain): {given} is not used", flush=True)
+        fixed = None
     if arguments.explain and sensor is None:
         raise RestoreError("--explain shows the sensor's scores: use it with --task auto")
 

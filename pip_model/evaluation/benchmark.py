@@ -26,6 +26,7 @@ from pip_model.evaluation.metrics import image_metrics
 from pip_model.evaluation.tiling import restore_tiled
 from pip_model.image_files import read_image
 from pip_model.networks.checkpoints import load_model_file
+from pip_model.networks.reference import load_model_or_published
 from pip_model.networks.sensor import restore_blind
 from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES, task_prompt
 
@@ -106,15 +107,49 @@ def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_
     return Contender(name=name, restore=restore, run_id=run_id, model=model)
 
 
-def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path], *, sensor_path: Path | None,
+@dataclass(frozen=True, kw_only=True)
+class ModelSource:
+    """A model to evaluate: a model file of this project, or a published checkpoint (PIP-Restormer's, PromptIR's).
+
+    Attributes:
+        path: the file.
+        name: the registry name the file must hold (``promptir``), or "" for whatever it holds; either way the
+            results' row is named by the registry name.
+    """
+
+    path: Path
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSource:
+        """``FILE`` or ``NAME=FILE`` (a file whose own name holds ``=`` is taken whole when it exists)."""
+        name, sign, path = text.partition("=")
+        if not sign or Path(text).exists() or not name or "/" in name:
+            return cls(path=Path(text))
+        return cls(path=Path(path), name=name)
+
+
+def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path | ModelSource], *, sensor_path: Path | None,
                     device: str) -> tuple[list[Contender], nn.Module | None]:
-    """The baselines, each model file's model on ``device`` and, with a sensor, its blind twin; and the sensor."""
+    """The baselines, each model file's (or published checkpoint's) model on ``device`` and, with a sensor, its
+    blind twin; and the sensor.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a file is neither a model file nor a published checkpoint, holds another model than its
+            ``NAME=``, or two files hold the same model (their rows would be one).
+    """
     contenders = baseline_contenders(config)
     sensor = (load_model_file(sensor_path)[0].to(device) if sensor_path is not None and sensor_path.is_file()
               else None)
-    for path in model_paths:
-        model, metadata = load_model_file(path)
+    files: dict[str, Path] = {}
+    for source in model_paths:
+        source = source if isinstance(source, ModelSource) else ModelSource(path=Path(source))
+        model, metadata = load_model_or_published(source.path, expect=source.name or None)
         model, name = model.to(device), metadata["model_name"]
+        if name in files:
+            raise ValueError(f"{files[name]} and {source.path} both hold {name}: evaluate them in separate runs")
+        files[name] = source.path
         contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
         if sensor is not None and model.uses_prompts:
             contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))

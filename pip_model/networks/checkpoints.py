@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,20 @@ def safe_load(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or unsafe files
-        raise ValueError(f"{path}: not a readable weights-only checkpoint: {error}") from error
+        raise ValueError(f"{path}: not a readable weights-only checkpoint: {_load_problem(error)}") from error
+
+
+def _load_problem(error: Exception) -> str:
+    """torch.load's refusal in one line: the object a weights-only load will not make, or the reason it stopped.
+
+    torch's own message spans lines and suggests ``weights_only=False``, which would run whatever the file says.
+    """
+    text = str(error)
+    if refused := re.search(r"Unsupported global: GLOBAL (\S+)", text):
+        return (f"it holds {refused[1]}, an object a weights-only load refuses to make (unpickling it could run "
+                "code); nothing in it was run")
+    reason = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0]
+    return " ".join(reason.split()) or type(error).__name__
 
 
 def save_model_file(path: str | os.PathLike, model: nn.Module, *, model_name: str, **metadata: Any) -> None:

@@ -7,6 +7,8 @@ names and a few shapes differ. This module recognises which of the two a state d
 translates it into ours and loads it, so the published checkpoints load: a bare state dict
 (``torch.save(model.state_dict())``), one saved from DistributedDataParallel (``module.``),
 or PromptIR's released PyTorch Lightning file (weights under ``state_dict``, keys ``net.``).
+:func:`load_model_or_published` reads a file that is either one of those or a model file of this project, which is
+what the restore command and the evaluate stage take.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from os import PathLike
 from typing import Any
 
 import torch
+from torch import nn
 
-from pip_model.networks.checkpoints import safe_load
+from pip_model.networks.checkpoints import is_model_content, model_from_content, safe_load
 from pip_model.networks.registry import build_model
 from pip_model.networks.restormer import Restormer
 
@@ -38,18 +41,23 @@ class PublishedNetwork:
     """How one published network's state dict maps onto a registered model of ours.
 
     Attributes:
-        title: the network's name in messages.
+        name: the network as its paper names it (and the paper tables' rows).
         model_name: the registry name of our model with the same function.
         marker: a key only this network's state dict has (how a checkpoint is recognised).
         unused: keys of layers its forward pass never uses; their weights are dropped.
         renames: ordered (pattern, replacement) rules from a published key to ours.
     """
 
-    title: str
+    name: str
     model_name: str
     marker: str
     unused: re.Pattern[str]
     renames: tuple[tuple[str, str], ...]
+
+    @property
+    def title(self) -> str:
+        """The network in messages: ``the published PromptIR``."""
+        return f"the published {self.name}"
 
     def our_key(self, key: str) -> str:
         """Our parameter name for a published one."""
@@ -59,7 +67,7 @@ class PublishedNetwork:
 
 
 PIP_RESTORMER = PublishedNetwork(
-    title="the published PIP-Restormer",
+    name="PIP-Restormer",
     model_name="pip_restormer",
     marker="prompt1.detask_prompt_param",
     unused=re.compile(r"^reduce_noise_channel_\d+\.weight$"),
@@ -77,7 +85,7 @@ PIP_RESTORMER = PublishedNetwork(
 )
 
 PROMPTIR = PublishedNetwork(
-    title="the published PromptIR",
+    name="PromptIR",
     model_name="promptir",
     marker="noise_level1.attn.qkv.weight",
     # Built by its constructor, never called by its forward pass.
@@ -99,6 +107,14 @@ SELECTION_WEIGHT = re.compile(r"^(.*\.attn)\.attn([1-4])$")
 
 class ReferenceCheckpointError(ValueError):
     """A state dict that does not fit a published network."""
+
+
+class NotPublishedError(ReferenceCheckpointError):
+    """Content that is no published checkpoint at all, rather than a near miss; ``reason`` says what it holds."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"neither a published PIP-Restormer nor a published PromptIR checkpoint: {reason}")
+        self.reason = reason
 
 
 def _unwrap(source: Any) -> Any:
@@ -124,13 +140,16 @@ def _read_state_dict(source: Mapping[str, torch.Tensor] | str | PathLike) -> dic
             source = safe_load(source)
         except ValueError as error:
             raise ReferenceCheckpointError(str(error)) from error
+    if is_model_content(source):  # its weights would pass for a state dict, and fit neither network
+        raise ReferenceCheckpointError(f"a model file of this project ({source.get('model_name', '?')}), not a "
+                                       "published checkpoint: load it with load_model_file")
     source = _unwrap(source)
     if not isinstance(source, Mapping):
-        raise ReferenceCheckpointError(f"expected a state dict (a mapping of names to tensors), got {type(source).__name__}")
+        raise NotPublishedError(f"expected a state dict (a mapping of names to tensors), got {type(source).__name__}")
     not_tensors = [key for key, value in source.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
-        raise ReferenceCheckpointError(f"expected a state dict (a mapping of names to tensors); {not_tensors[0]!r} "
-                                       f"holds {type(source[not_tensors[0]]).__name__} ({len(not_tensors)} such entries)")
+        raise NotPublishedError(f"expected a state dict (a mapping of names to tensors); {not_tensors[0]!r} "
+                                f"holds {type(source[not_tensors[0]]).__name__} ({len(not_tensors)} such entries)")
     return _strip_prefixes(source)
 
 
@@ -190,16 +209,14 @@ def recognise(state: Mapping[str, torch.Tensor]) -> PublishedNetwork:
     """Which published network a state dict (prefixes stripped) holds, from a key only it has.
 
     Raises:
-        ReferenceCheckpointError: it is neither; the message says what it holds.
+        NotPublishedError: it is neither; the message says what it holds.
     """
     for network in PUBLISHED_NETWORKS:
         if network.marker in state:
             return network
     sample = ", ".join(list(state)[:3]) or "no tensors"
-    raise ReferenceCheckpointError(
-        f"neither a published PIP-Restormer nor a published PromptIR checkpoint: it has no "
-        f"{' and no '.join(repr(n.marker) for n in PUBLISHED_NETWORKS)} ({len(state)} tensors: {sample}...)"
-    )
+    raise NotPublishedError(f"it has no {' and no '.join(repr(n.marker) for n in PUBLISHED_NETWORKS)} "
+                            f"({len(state)} tensors: {sample}...)")
 
 
 def load_published(
@@ -220,13 +237,61 @@ def load_published(
         ReferenceCheckpointError: the file or dict fits neither (or not ``expect``); the
             message says why, with the keys that do not fit.
     """
-    state = _read_state_dict(source)
-    network = recognise(state)
-    if expect is not None and network.model_name != expect:
-        raise ReferenceCheckpointError(f"expected a checkpoint of {expect}, found one of {network.title}")
-    model = build_model(network.model_name)
-    model.load_state_dict(convert_published_state_dict(state, model.state_dict(), network), strict=True)
+    try:
+        state = _read_state_dict(source)
+        network = recognise(state)
+        if expect is not None and network.model_name != expect:
+            raise ReferenceCheckpointError(f"expected a checkpoint of {expect}, found one of {network.title} "
+                                           f"({network.model_name})")
+        model = build_model(network.model_name)
+        model.load_state_dict(convert_published_state_dict(state, model.state_dict(), network), strict=True)
+    except ReferenceCheckpointError as error:
+        if isinstance(source, (str, PathLike)) and not str(error).startswith(str(source)):
+            raise ReferenceCheckpointError(f"{source}: {error}") from None
+        raise
     return model.eval(), network
+
+
+def load_model_or_published(path: str | PathLike, *, expect: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A model file of this project or a published checkpoint, read once (published checkpoints are large).
+
+    Args:
+        path: the file (read with ``torch.load(..., weights_only=True)``).
+        expect: a registry name the file must hold (``promptir``): a check that the file is what it was said to be.
+
+    Returns:
+        The model in eval mode, and its metadata: ``model_name`` (the registry name), and for a published
+        checkpoint ``published`` (the network's name, ``PromptIR``), for a model file its own (``run_id``, ``step``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is neither, or holds another model than ``expect``; one line, and the keys that do not
+            fit when it nearly is a published checkpoint.
+    """
+    content = safe_load(path)
+    if is_model_content(content):
+        model, metadata = model_from_content(content, path)
+    else:
+        try:
+            model, network = load_published(content)
+        except NotPublishedError as error:
+            names = ", ".join(network.name for network in PUBLISHED_NETWORKS)
+            raise ReferenceCheckpointError(f"{path} is neither a model file of this project nor a published "
+                                           f"checkpoint ({names}): {error.reason}") from None
+        except ReferenceCheckpointError as error:  # a near miss: the keys that do not fit
+            raise ReferenceCheckpointError(f"{path}: {error}") from None
+        metadata = {"model_name": network.model_name, "published": network.name}
+    if expect is not None and metadata["model_name"] != expect:
+        raise ValueError(f"{path}: expected {expect}, but it holds {metadata['model_name']}")
+    return model, metadata
+
+
+def describe_metadata(metadata: Mapping[str, Any]) -> str:
+    """:func:`load_model_or_published`'s metadata in words: ``published PromptIR checkpoint``, ``pip_restormer,
+    step 1000``."""
+    if "published" in metadata:
+        return f"published {metadata['published']} checkpoint"
+    return f"{metadata['model_name']}, step {metadata.get('step', '?')}"
 
 
 def load_reference(source: Mapping[str, torch.Tensor] | str | PathLike) -> Restormer:
