@@ -1,35 +1,57 @@
-"""Parameter count, training-step time and inference time of registered models.
+"""Parameters, FLOPs, training-step time and inference time of registered models, against the machine's matmul peak.
 
-Training step: forward + L1 loss + backward + AdamW step, batch 2 at 128x128.
-Inference: one 256x256 image under torch.no_grad(). Times are medians after warm-up.
+Training step: forward + L1 loss + backward + AdamW step, batch 2 at 128x128. Inference: one 256x256 image under
+torch.no_grad(). A PIP model is given degradation class ids, a blind one (PromptIR) the images only.
 
-    python bench/model_step.py pip_restormer_tiny pip_restormer
-    python bench/model_step.py pip_restormer --published ../shared/reference/pip_universal
+FLOPs are counted once per model and phase with ``torch.utils.flop_counter.FlopCounterMode``, outside the timed loops:
+it counts matrix products and convolutions (forward and backward), not elementwise work such as norms, activations
+or the optimizer's update. The peak is a dense float32 ``torch.mm`` of 2048x2048 at the same thread count, so a
+model's share of it says how close its arithmetic comes to what the machine's best kernel gets.
 
-With ``--published``, the published PIP-Restormer (longzilicart/pip_universal, read from that
-folder, never copied into the project) is timed in the same run, in the paper configuration,
-and each model's times are printed as ratios of its times (ours / published).
+Times come from interleaved rounds: in each round the peak is measured and every model is timed once per phase, in
+turn, so a drift of the machine's load hits all models alike. Each figure is printed as the median over the rounds
+and its spread (min-max).
+
+    python bench/model_step.py                                  # pip_restormer and promptir
+    python bench/model_step.py pip_restormer_tiny promptir_tiny --repeats 6
+    python bench/model_step.py --published /tmp/pip_universal/src --json step.json
+
+With ``--published DIR``, the published PIP-Restormer (longzilicart/pip_universal: DIR is the folder holding its
+``net/`` package, the checkout's ``src``; read from there, never copied into the project) is timed in the same
+rounds in the paper configuration, and each model's times are also given as ratios ours/published, one per round.
+``--json PATH`` writes every figure, per-round times included.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from pip_model import build_model, list_models
 
 PUBLISHED = "published PIP-Restormer"
+PHASES = ("train_step", "inference")
+DEFAULT_MODELS = ["pip_restormer", "promptir"]
 
 
 def published_model(folder: Path) -> nn.Module:
     """The published network in the paper configuration (see ../shared/reference/README.md), called like ours."""
     sys.path.insert(0, str(folder))
+    # Its net/ imports clip at module level; CLIP is not installable offline and the paper configuration never calls it.
+    sys.modules.setdefault("clip", types.ModuleType("clip"))
     from net.PIP_Net import PIPNet_Restormer_onskip_inter
 
     network = PIPNet_Restormer_onskip_inter(prompt_interaction_mode="pip_cross_topm", degradation_num=5,
@@ -37,6 +59,8 @@ def published_model(folder: Path) -> nn.Module:
                                             high_prompt_dim=1, use_detask_label=True)
 
     class Published(nn.Module):
+        uses_prompts = True
+
         def __init__(self) -> None:
             super().__init__()
             self.network = network
@@ -47,68 +71,241 @@ def published_model(folder: Path) -> nn.Module:
     return Published()
 
 
-def _median_seconds(run, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+@dataclass
+class Subject:
+    """A model under test with its two calls (one training step, one inference, each on fixed inputs), and the same
+    work as :func:`count_flops` can count it."""
+
+    name: str
+    parameters: int
+    uses_prompts: bool
+    calls: dict[str, Callable[[], None]]
+    counted_calls: dict[str, Callable[[], None]]
 
 
-def bench(name: str, *, repeats: int, warmup: int, device: str, published: Path | None = None) -> dict[str, float]:
+def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 128, infer_size: int = 256,
+                 published: Path | None = None) -> Subject:
+    """Builds ``name`` (or the published network when ``name`` is :data:`PUBLISHED`) with its inputs and optimizer.
+
+    Args:
+        name: a registered restorer, or :data:`PUBLISHED`.
+        device: where the model and its inputs live.
+        batch: training batch size.
+        train_size: side of the training crops.
+        infer_size: side of the single inference image.
+        published: folder holding the published ``net/`` package; needed for :data:`PUBLISHED` only.
+
+    Returns:
+        The subject; its ``calls["train_step"]`` and ``calls["inference"]`` set the model's mode themselves.
+        ``counted_calls["train_step"]`` leaves out AdamW's update (elementwise, which the counter does not count,
+        and hundreds of small ops that would only slow it). ``counted_calls["inference"]`` runs the same forward
+        with autograd on: under ``torch.no_grad()`` a view of a parameter (PIP's basic prompt, expanded to the
+        batch) requires grad but has no grad_fn, and the module tracker inside ``FlopCounterMode`` fails on it.
+        The forward's FLOPs are the same; nothing calls backward.
+    """
     torch.manual_seed(0)
     model = (published_model(published) if name == PUBLISHED else build_model(name)).to(device)
-    images = torch.rand(2, 3, 128, 128, device=device)
-    labels = torch.tensor([0, 3], device=device)
+    prompted = bool(getattr(model, "uses_prompts", False))
+    images = torch.rand(batch, 3, train_size, train_size, device=device)
+    labels = torch.arange(batch, device=device) % 5
+    big = torch.rand(1, 3, infer_size, infer_size, device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
 
-    def train_step() -> None:
+    def forward(inputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return model(inputs, classes) if prompted else model(inputs)
+
+    def forward_backward() -> None:
+        model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = (model(images, labels) - images).abs().mean()
+        loss = (forward(images, labels) - images).abs().mean()
         loss.backward()
+
+    def train_step() -> None:
+        forward_backward()
         optimizer.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _synchronize(device)
 
-    big = torch.rand(1, 3, 256, 256, device=device)
+    def inference_forward() -> None:
+        model.eval()
+        forward(big, labels[:1])
+        _synchronize(device)
 
-    @torch.no_grad()
-    def infer() -> None:
-        model(big, labels[:1])
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    model.train()
-    step = _median_seconds(train_step, repeats, warmup)
-    model.eval()
-    inference = _median_seconds(infer, repeats, warmup)
-    return {"parameters": sum(p.numel() for p in model.parameters()), "train_step_s": step, "inference_s": inference}
+    inference = torch.no_grad()(inference_forward)
+    return Subject(name=name, parameters=sum(p.numel() for p in model.parameters()), uses_prompts=prompted,
+                   calls={"train_step": train_step, "inference": inference},
+                   counted_calls={"train_step": forward_backward, "inference": inference_forward})
 
 
-def main() -> None:
+def _synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def conv_backward_flops(grad_out_shape: list[int], x_shape: list[int], w_shape: list[int], _bias: Any, _stride: Any,
+                        _padding: Any, _dilation: Any, transposed: bool, _output_padding: Any, _groups: int,
+                        output_mask: list[bool], out_shape: Any = None, **kwargs: Any) -> int:
+    """FLOPs of ``aten.convolution_backward``: the input gradient and the weight gradient each cost what the forward
+    convolution does, groups included.
+
+    Torch's own formula (2.13) counts the weight gradient as a convolution over all input channels, ignoring groups,
+    so a depthwise 3x3 conv's backward came out C + 1 times its forward instead of 2 times; Restormer's blocks are full
+    of depthwise convs, and its training step read about 20 times its real FLOPs.
+    """
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed=transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def count_flops(call: Callable[[], None]) -> int:
+    """FLOPs of one ``call`` as ``FlopCounterMode`` counts them (matmuls and convolutions, forward and backward), with
+    :func:`conv_backward_flops` for the convolutions' backward."""
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops}) as c:
+        call()
+    return int(c.get_total_flops())
+
+
+def matmul_call(*, size: int = 2048, device: str) -> Callable[[], None]:
+    """One dense float32 ``torch.mm`` of two ``size`` x ``size`` matrices (2 size**3 FLOPs), the peak's yardstick."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(size, size, generator=generator).to(device) for _ in range(2))
+
+    def call() -> None:
+        torch.mm(a, b)
+        _synchronize(device)
+
+    return call
+
+
+def seconds(call: Callable[[], None]) -> float:
+    """Wall time of one ``call``."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max of ``values``."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str = "cpu", batch: int = 2,
+            train_size: int = 128, infer_size: int = 256, peak_size: int = 2048, peak_calls: int = 5,
+            published: Path | None = None) -> dict[str, Any]:
+    """Counts and times ``names`` (and the published network first, with ``published``) in interleaved rounds.
+
+    Args:
+        names: registered restorers.
+        repeats: rounds; each times every model once per phase and the peak ``peak_calls`` times.
+        warmup: untimed calls of each model and phase before the rounds (the FLOP count's call comes on top).
+        device: where everything runs.
+        batch, train_size, infer_size: the training batch and crop side, the inference image side.
+        peak_size, peak_calls: the side of the peak's matrices, and its calls per round (their median is the round's).
+        published: folder holding the published ``net/`` package.
+
+    Returns:
+        Every figure, as :func:`main` writes it with ``--json``: the settings, ``peak`` (FLOPs of one call, seconds
+        per round, FLOP/s median and spread) and ``models`` by name, each with ``parameters``, ``uses_prompts`` and
+        per phase ``flops``, ``seconds`` (per round), ``median_s``, ``min_s``, ``max_s``, ``flop_per_s``
+        (FLOPs / median time), ``share_of_peak`` and, with ``published``, ``ratio_to_published`` (per round, its
+        median and spread).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    subjects = [make_subject(name, device=device, batch=batch, train_size=train_size, infer_size=infer_size,
+                             published=published) for name in ([PUBLISHED] if published else []) + list(names)]
+    peak_call = matmul_call(size=peak_size, device=device)
+    peak_flops = count_flops(peak_call)
+    flops = {subject.name: {phase: count_flops(subject.counted_calls[phase]) for phase in PHASES}
+             for subject in subjects}
+    for subject in subjects:
+        for phase in PHASES:
+            for _ in range(warmup):
+                subject.calls[phase]()
+    peak_seconds: list[float] = []
+    times: dict[str, dict[str, list[float]]] = {subject.name: {phase: [] for phase in PHASES} for subject in subjects}
+    for _ in range(repeats):
+        peak_seconds.append(statistics.median(seconds(peak_call) for _ in range(peak_calls)))
+        for subject in subjects:
+            for phase in PHASES:
+                times[subject.name][phase].append(seconds(subject.calls[phase]))
+    # The fastest round gives the highest FLOP/s: min and max of the rate come from max and min of the time.
+    peak = {"flops": peak_flops, "seconds": peak_seconds,
+            "flop_per_s_median": peak_flops / statistics.median(peak_seconds),
+            "flop_per_s_min": peak_flops / max(peak_seconds), "flop_per_s_max": peak_flops / min(peak_seconds)}
+    models = {}
+    for subject in subjects:
+        figures: dict[str, Any] = {"parameters": subject.parameters, "uses_prompts": subject.uses_prompts}
+        for phase in PHASES:
+            round_times = times[subject.name][phase]
+            summary = spread(round_times)
+            flop_per_s = flops[subject.name][phase] / summary["median"]
+            figures[phase] = {"flops": flops[subject.name][phase], "seconds": round_times,
+                              **{f"{key}_s": value for key, value in summary.items()},
+                              "flop_per_s": flop_per_s, "share_of_peak": flop_per_s / peak["flop_per_s_median"]}
+            if published and subject.name != PUBLISHED:
+                ratios = [ours / theirs for ours, theirs in zip(round_times, times[PUBLISHED][phase], strict=True)]
+                figures[phase]["ratio_to_published"] = {"per_round": ratios, **spread(ratios)}
+        models[subject.name] = figures
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
+            "device": device, "threads": torch.get_num_threads(),
+            "settings": {"repeats": repeats, "warmup": warmup, "batch": batch, "train_size": train_size,
+                         "infer_size": infer_size, "peak_size": peak_size, "peak_calls": peak_calls},
+            "peak": peak, "published": PUBLISHED if published else None, "models": models}
+
+
+def report(results: dict[str, Any]) -> str:
+    """The figures of :func:`measure` as a table, one row per model and phase."""
+    settings, peak = results["settings"], results["peak"]
+    lines = [f"{results['date']}  torch {results['torch']}, device {results['device']}, {results['threads']} threads,"
+             f" {settings['repeats']} interleaved rounds after {settings['warmup']} warm-up",
+             f"peak: float32 mm {settings['peak_size']}x{settings['peak_size']}, "
+             f"{peak['flop_per_s_median'] / 1e9:.1f} GFLOP/s median "
+             f"({peak['flop_per_s_min'] / 1e9:.1f}-{peak['flop_per_s_max'] / 1e9:.1f})",
+             f"train step: batch {settings['batch']}, {settings['train_size']}x{settings['train_size']}, L1, AdamW;"
+             f" inference: 1x{settings['infer_size']}x{settings['infer_size']}",
+             f"{'model':<25}{'parameters':>12} {'phase':<11}{'GFLOP':>9}{'median s':>10}{'min-max s':>15}"
+             f"{'GFLOP/s':>9}{'of peak':>9}{'ours/published (min-max)':>27}"]
+    for name, figures in results["models"].items():
+        for phase in PHASES:
+            row, first = figures[phase], phase == PHASES[0]
+            ratio = row.get("ratio_to_published")
+            ratio_text = f"{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})" if ratio else ""
+            parameters = f"{figures['parameters']:,}" if first else ""
+            times = f"{row['min_s']:.3f}-{row['max_s']:.3f}"
+            lines.append(f"{name if first else '':<25}{parameters:>12} {phase:<11}{row['flops'] / 1e9:>9.1f}"
+                         f"{row['median_s']:>10.3f}{times:>15}{row['flop_per_s'] / 1e9:>9.1f}"
+                         f"{row['share_of_peak']:>9.1%}{ratio_text:>27}")
+    return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["pip_restormer_tiny", "pip_restormer"],
-                        choices=list_models("restorer"), metavar="MODEL")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("models", nargs="*", default=DEFAULT_MODELS, choices=list_models("restorer"), metavar="MODEL",
+                        help=f"registered restorers (default: {' '.join(DEFAULT_MODELS)}; choices: "
+                             f"{', '.join(list_models('restorer'))})")
+    parser.add_argument("--repeats", type=_positive, default=4, help="interleaved timed rounds (default 4)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls per model and phase first (default 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=_positive, default=2, help="training batch size (default 2)")
+    parser.add_argument("--train-size", type=_positive, default=128, help="side of the training crops (default 128)")
+    parser.add_argument("--infer-size", type=_positive, default=256, help="side of the inference image (default 256)")
+    parser.add_argument("--peak-size", type=_positive, default=2048, help="side of the peak's matrices (default 2048)")
     parser.add_argument("--published", type=Path, metavar="DIR",
-                        help="folder holding the published net/ package (../shared/reference/pip_universal)")
-    args = parser.parse_args()
-    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
-    print(f"{'model':<26}{'parameters':>14}{'train step (s)':>16}{'inference (s)':>15}{'ratios':>16}")
-    names = ([PUBLISHED] if args.published else []) + list(args.models)
-    baseline = None
-    for name in names:
-        figures = bench(name, repeats=args.repeats, warmup=args.warmup, device=args.device, published=args.published)
-        baseline = baseline or (figures if name == PUBLISHED else None)
-        ratios = (f"{figures['train_step_s'] / baseline['train_step_s']:>8.2f}"
-                  f"{figures['inference_s'] / baseline['inference_s']:>8.2f}" if baseline else "")
-        print(f"{name:<26}{figures['parameters']:>14,}{figures['train_step_s']:>16.3f}{figures['inference_s']:>15.3f}"
-              f"{ratios}", flush=True)
+                        help="folder holding the published net/ package (a pip_universal checkout's src)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+    results = measure(args.models, repeats=args.repeats, warmup=args.warmup, device=args.device, batch=args.batch,
+                      train_size=args.train_size, infer_size=args.infer_size, peak_size=args.peak_size,
+                      published=args.published)
+    print(report(results), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
