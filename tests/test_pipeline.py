@@ -22,6 +22,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from pip_model.image_files import read_image
@@ -459,3 +460,34 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     said = stopped.stdout + stopped.stderr
     assert stopped.returncode != 0 and "prepare.require_test_sets: SOTS" in said, said
     assert "Running stage 'train" not in said
+
+
+@pytest.mark.integration
+def test_a_released_checkpoint_is_scored_on_the_protocol_without_training(repo, prefect_api, tmp_path):
+    """`python -m flows.paper 3task DATASETS --evaluate-only promptir=model.ckpt`: the protocol's benchmark, the
+    released file (here the reference weights in PromptIR's Lightning format) scored on it, nothing trained, and its
+    row printed beside PromptIR's published one with the difference per column."""
+    from pip_model.data.datasets.standins import write_standins
+    from tests.helpers.reference_weights import PROMPTIR_TABLE, promptir_state_dict, reference_dir
+
+    reference = reference_dir()
+    if reference is None or not (reference / PROMPTIR_TABLE).is_file():
+        pytest.skip("shared/reference/promptir is not beside this checkout")
+    checkpoint = tmp_path / "model.ckpt"
+    torch.save({"epoch": 119, "state_dict": {f"net.{k}": v for k, v in promptir_state_dict(reference).items()}},
+               checkpoint)
+    datasets = tmp_path / "datasets"
+    write_standins(datasets, count=2, size=40)
+    models_before = sorted((repo.path / "models").glob("*.pt"))
+    done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), "--evaluate-only",
+                    f"promptir={checkpoint}", "base.device=cpu", "prepare.min_side=32", "prepare.train_lists={}",
+                    env=prefect_api)
+    said = done.stdout + done.stderr
+    assert "promptir beside its published row" in said and "PromptIR (published)" in said
+    assert "33.98/0.933" in said and "difference" in said and "published PromptIR checkpoint" in said
+    comparison = pd.read_csv(repo.path / "reports" / "evaluate_only" / "promptir_vs_published.csv", index_col=0)
+    assert list(comparison.index) == ["promptir (this run)", "PromptIR (published)", "difference"]
+    ours, theirs = (float(comparison.loc[row, "Rain100L"].split("/")[0])
+                    for row in ("promptir (this run)", "PromptIR (published)"))
+    assert float(comparison.loc["difference", "Rain100L"].split("/")[0]) == pytest.approx(ours - theirs, abs=0.011)
+    assert "Running stage 'train" not in said and sorted((repo.path / "models").glob("*.pt")) == models_before

@@ -38,10 +38,12 @@ def _load_problem(error: Exception) -> str:
     torch's own message spans lines and suggests ``weights_only=False``, which would run whatever the file says.
     """
     text = str(error)
-    if refused := re.search(r"Unsupported global: GLOBAL (\S+)", text):
+    if refused := re.search(r"unsupported(?: global:)? GLOBAL (\S+)", text, flags=re.IGNORECASE):
         return (f"it holds {refused[1]}, an object a weights-only load refuses to make (unpickling it could run "
                 "code); nothing in it was run")
     reason = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0]
+    if "weights_only` set to `False`" in reason:  # never pass on torch's advice to run the file
+        reason = reason.rsplit("trusted source.", 1)[-1]
     return " ".join(reason.split()) or type(error).__name__
 
 
