@@ -202,14 +202,15 @@ def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str 
         published: folder holding the published ``net/`` package.
 
     Returns:
-        Every figure, as :func:`main` writes it with ``--json``: the settings, ``peak`` (FLOPs of one call, seconds
-        per round, FLOP/s median and spread) and ``models`` by name, each with ``parameters``, ``uses_prompts`` and
-        per phase ``flops``, ``seconds`` (per round), ``median_s``, ``min_s``, ``max_s``, ``flop_per_s``
-        (FLOPs / median time), ``share_of_peak`` and, with ``published``, ``ratio_to_published`` (per round, its
-        median and spread).
+        Every figure, as :func:`main` writes it with ``--json``: when it started, the settings, ``peak`` (FLOPs of
+        one call, seconds per round, FLOP/s median and spread) and ``models`` by name, each with ``parameters``,
+        ``uses_prompts`` and per phase ``flops``, ``seconds`` (per round), ``median_s``, ``min_s``, ``max_s``,
+        ``flop_per_s`` (FLOPs / median time), ``share_of_peak`` and, with ``published``, ``ratio_to_published``
+        (per round, its median and spread).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     subjects = [make_subject(name, device=device, batch=batch, train_size=train_size, infer_size=infer_size,
                              published=published) for name in ([PUBLISHED] if published else []) + list(names)]
     peak_call = matmul_call(size=peak_size, device=device)
@@ -245,7 +246,7 @@ def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str 
                 ratios = [ours / theirs for ours, theirs in zip(round_times, times[PUBLISHED][phase], strict=True)]
                 figures[phase]["ratio_to_published"] = {"per_round": ratios, **spread(ratios)}
         models[subject.name] = figures
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
+    return {"date": started, "torch": torch.__version__,
             "device": device, "threads": torch.get_num_threads(),
             "settings": {"repeats": repeats, "warmup": warmup, "batch": batch, "train_size": train_size,
                          "infer_size": infer_size, "peak_size": peak_size, "peak_calls": peak_calls},
