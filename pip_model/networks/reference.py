@@ -219,6 +219,13 @@ def recognise(state: Mapping[str, torch.Tensor]) -> PublishedNetwork:
                             f"({len(state)} tensors: {sample}...)")
 
 
+def _build(state: Mapping[str, torch.Tensor], network: PublishedNetwork) -> Restormer:
+    """Our model of ``network`` with a published state dict's weights, in eval mode."""
+    model = build_model(network.model_name)
+    model.load_state_dict(convert_published_state_dict(state, model.state_dict(), network), strict=True)
+    return model.eval()
+
+
 def load_published(
     source: Mapping[str, Any] | str | PathLike, *, expect: str | None = None
 ) -> tuple[Restormer, PublishedNetwork]:
@@ -243,13 +250,12 @@ def load_published(
         if expect is not None and network.model_name != expect:
             raise ReferenceCheckpointError(f"expected a checkpoint of {expect}, found one of {network.title} "
                                            f"({network.model_name})")
-        model = build_model(network.model_name)
-        model.load_state_dict(convert_published_state_dict(state, model.state_dict(), network), strict=True)
+        model = _build(state, network)
     except ReferenceCheckpointError as error:
         if isinstance(source, (str, PathLike)) and not str(error).startswith(str(source)):
             raise ReferenceCheckpointError(f"{source}: {error}") from None
         raise
-    return model.eval(), network
+    return model, network
 
 
 def load_model_or_published(path: str | PathLike, *, expect: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -307,7 +313,4 @@ def load_reference(source: Mapping[str, torch.Tensor] | str | PathLike) -> Resto
     Raises:
         ReferenceCheckpointError: the file or dict does not fit; the message lists the keys.
     """
-    state = _read_state_dict(source)
-    model = build_model(PIP_RESTORMER.model_name)
-    model.load_state_dict(convert_published_state_dict(state, model.state_dict(), PIP_RESTORMER), strict=True)
-    return model.eval()
+    return _build(_read_state_dict(source), PIP_RESTORMER)
