@@ -11,13 +11,16 @@ Three figures, from an upper bound down to what a run gets:
    and ``--workers`` loader workers (under ``torchrun``, with DDP): patches/s, the share of
    the wall time spent getting batches, mean GPU utilisation and peak memory.
 
-    python bench/gpu.py [--model pip_restormer] [--steps 60] [--batch 8] [--size 128] [--workers 6]
+    python bench/gpu.py [--model pip_restormer] [--steps 60] [--batch 8] [--size 128] [--workers 6] [--json PATH]
     torchrun --nproc_per_node 4 bench/gpu.py --only end-to-end
+
+``--json PATH`` also writes every figure (``bench/device_check.py`` collects them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import threading
 import time
@@ -44,12 +47,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def peak_text(device: torch.device) -> str:
-    return f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB" if device.type == "cuda" else ""
+def peak_gib(device: torch.device) -> float | None:
+    """Peak memory allocated on ``device`` since its last reset, in GiB; None off CUDA."""
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def figures_text(peak: float | None, busy: float | None = None) -> str:
+    return (f", GPU busy {busy:.0f}%" if busy is not None else "") + (f", peak {peak:.2f} GiB" if peak is not None
+                                                                        else "")
 
 
 def model_throughput(name: str, *, steps: int, batch: int, size: int, device: torch.device,
-                     compile_model: bool) -> tuple[float, str]:
+                     compile_model: bool) -> tuple[float, float | None]:
     """Patches/s and peak memory of forward, backward and AdamW on one fixed batch."""
     torch.manual_seed(0)
     on_cuda = device.type == "cuda"
@@ -77,7 +86,7 @@ def model_throughput(name: str, *, steps: int, batch: int, size: int, device: to
     for _ in range(steps):
         step()
     synchronize(device)
-    return steps * batch / (time.perf_counter() - started), peak_text(device)
+    return steps * batch / (time.perf_counter() - started), peak_gib(device)
 
 
 def data_throughput(prepared: Path, *, steps: int, batch: int, size: int, device: torch.device) -> tuple[float, float]:
@@ -119,13 +128,13 @@ class Utilisation:
         self.done.set()
 
     @property
-    def text(self) -> str:
-        return f", GPU busy {sum(self.samples) / len(self.samples):.0f}%" if self.samples else ""
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
 
 
 def end_to_end(name: str, prepared: Path, *, steps: int, batch: int, size: int, workers: int, compile_model: bool,
-               device: str, distributed: Distributed, folder: Path) -> tuple[float, float, str]:
-    """(patches/s, data share, GPU utilisation and peak memory) of a real training run."""
+               device: str, distributed: Distributed, folder: Path) -> tuple[float, float, float | None, float | None]:
+    """(patches/s, data share, mean GPU utilisation, peak GiB) of a real training run (the last two None off CUDA)."""
     config = TrainConfig(model=name, steps=steps, batch_size=batch, patch=size, workers=workers, compile=compile_model,
                          warmup_steps=min(20, steps), log_every=max(steps // 5, 1), checkpoint_every=steps + 1,
                          sample_every=steps + 1)
@@ -136,7 +145,7 @@ def end_to_end(name: str, prepared: Path, *, steps: int, batch: int, size: int, 
         result = train(config, seed=0, device=device, prepared_dir=prepared, pairs_dir=None,
                        model_path=folder / "model.pt", curve_path=folder / "curve.csv",
                        checkpoint_path=folder / "checkpoint.pt", distributed=distributed, progress=False)
-    return result.patches_per_s, result.data_share, utilisation.text + peak_text(target)
+    return result.patches_per_s, result.data_share, utilisation.mean, peak_gib(target)
 
 
 def main() -> None:
@@ -150,6 +159,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args()
     sections = args.only or SECTIONS
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -167,6 +177,9 @@ def main() -> None:
     say(f"torch {torch.__version__}, {name} x{distributed.world_size}, model {args.model}, batch {args.batch}, "
         f"{args.size}x{args.size}", flush=True)
     compiles = (False,) if args.no_compile else (False, True)
+    figures: dict[str, object] = {"torch": torch.__version__, "device": name, "world_size": distributed.world_size,
+                                  "model": args.model, "batch": args.batch, "size": args.size, "steps": args.steps,
+                                  "workers": args.workers, "bf16": target.type == "cuda"}
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -178,19 +191,27 @@ def main() -> None:
             for compile_model in compiles:
                 rate, peak = model_throughput(args.model, steps=args.steps, batch=args.batch, size=args.size,
                                               device=target, compile_model=compile_model)
-                say(f"model only, compile={compile_model}: {rate:.1f} patches/s{peak}", flush=True)
+                figures[f"model_only{'_compiled' if compile_model else ''}"] = {"patches_per_s": rate,
+                                                                                 "peak_gib": peak}
+                say(f"model only, compile={compile_model}: {rate:.1f} patches/s{figures_text(peak)}", flush=True)
         if "data" in sections and distributed.is_main:
             cpu_rate, device_rate = data_throughput(prepared, steps=args.steps, batch=args.batch, size=args.size,
                                                     device=target)
+            figures["online_batches"] = {"cpu_half_patches_per_s_per_worker": cpu_rate,
+                                         "device_half_patches_per_s": device_rate}
             say(f"online batches: CPU half {cpu_rate:.1f} patches/s per worker, device half {device_rate:.1f} "
                 f"patches/s", flush=True)
         if "end-to-end" in sections:
             for compile_model in compiles:
-                rate, share, gpu = end_to_end(args.model, prepared, steps=args.steps, batch=args.batch,
+                rate, share, busy, peak = end_to_end(args.model, prepared, steps=args.steps, batch=args.batch,
                                                      size=args.size, workers=args.workers, compile_model=compile_model,
                                                      device=device, distributed=distributed, folder=folder)
+                figures[f"end_to_end{'_compiled' if compile_model else ''}"] = {
+                    "patches_per_s": rate, "data_share": share, "gpu_busy_percent": busy, "peak_gib": peak}
                 say(f"end to end, compile={compile_model}, {args.workers} workers/rank: {rate:.1f} patches/s, "
-                    f"{100 * share:.0f}% of the time getting batches{gpu}", flush=True)
+                    f"{100 * share:.0f}% of the time getting batches{figures_text(peak, busy)}", flush=True)
+    if args.json and distributed.is_main:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if distributed.world_size > 1:
         dist.destroy_process_group()
 

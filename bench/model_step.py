@@ -1,12 +1,16 @@
-"""Parameters, FLOPs, training-step time and inference time of registered models, against the machine's matmul peak.
+"""Parameters, FLOPs, training-step time and inference time of registered models, against the machine's dense peak.
 
 Training step: forward + L1 loss + backward + AdamW step, batch 2 at 128x128. Inference: one 256x256 image under
 torch.no_grad(). A PIP model is given degradation class ids, a blind one (PromptIR) the images only.
 
 FLOPs are counted once per model and phase with ``torch.utils.flop_counter.FlopCounterMode``, outside the timed loops:
 it counts matrix products and convolutions (forward and backward), not elementwise work such as norms, activations
-or the optimizer's update. The peak is a dense float32 ``torch.mm`` of 2048x2048 at the same thread count, so a
-model's share of it says how close its arithmetic comes to what the machine's best kernel gets.
+or the optimizer's update. The peak is a dense float32 product of two 2048x2048 matrices at the same thread count,
+timed two ways, as ``torch.mm`` (MKL) and as a 1x1 convolution (oneDNN, the kernels of the models' convolutions); the
+faster is the peak, so a model's share of it says how close its arithmetic comes to what the machine's best kernel
+gets. The two differ: ``pip_model`` selects MKL's reproducible path (``MKL_CBWR=COMPATIBLE``, for bit-identical data
+across CPUs), which on this project's AVX-512 CPU runs ``torch.mm`` and ``torch.bmm`` 2-3x slower than oneDNN's
+convolution of the same product; the models' attention products pay that, their convolutions do not.
 
 Times come from interleaved rounds: in each round the peak is measured and every model is timed once per phase, in
 turn, so a drift of the machine's load hits all models alike. Each figure is printed as the median over the rounds
@@ -15,6 +19,10 @@ and its spread (min-max).
     python bench/model_step.py                                  # pip_restormer and promptir
     python bench/model_step.py pip_restormer_tiny promptir_tiny --repeats 6
     python bench/model_step.py --published /tmp/pip_universal/src --json step.json
+
+Our models run in the memory format the library trains and restores in (``--memory-format``, default
+``channels_last``: ``train.channels_last`` and ``evaluate.channels_last``); the published network as its code runs,
+in the default (contiguous) format.
 
 With ``--published DIR``, the published PIP-Restormer (longzilicart/pip_universal: DIR is the folder holding its
 ``net/`` package, the checkout's ``src``; read from there, never copied into the project) is timed in the same
@@ -37,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
@@ -84,7 +93,7 @@ class Subject:
 
 
 def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 128, infer_size: int = 256,
-                 published: Path | None = None) -> Subject:
+                 published: Path | None = None, channels_last: bool = True) -> Subject:
     """Builds ``name`` (or the published network when ``name`` is :data:`PUBLISHED`) with its inputs and optimizer.
 
     Args:
@@ -94,6 +103,7 @@ def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 12
         train_size: side of the training crops.
         infer_size: side of the single inference image.
         published: folder holding the published ``net/`` package; needed for :data:`PUBLISHED` only.
+        channels_last: our model's weights and inputs channels-last (never the published network's).
 
     Returns:
         The subject; its ``calls["train_step"]`` and ``calls["inference"]`` set the model's mode themselves.
@@ -109,6 +119,9 @@ def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 12
     images = torch.rand(batch, 3, train_size, train_size, device=device)
     labels = torch.arange(batch, device=device) % 5
     big = torch.rand(1, 3, infer_size, infer_size, device=device)
+    if channels_last and name != PUBLISHED:
+        model = model.to(memory_format=torch.channels_last)
+        images, big = (t.contiguous(memory_format=torch.channels_last) for t in (images, big))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
 
     def forward(inputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -163,16 +176,25 @@ def count_flops(call: Callable[[], None]) -> int:
     return int(c.get_total_flops())
 
 
-def matmul_call(*, size: int = 2048, device: str) -> Callable[[], None]:
-    """One dense float32 ``torch.mm`` of two ``size`` x ``size`` matrices (2 size**3 FLOPs), the peak's yardstick."""
+PEAK_KERNELS = ("mm", "conv1x1")
+
+
+def dense_calls(*, size: int = 2048, device: str) -> dict[str, Callable[[], None]]:
+    """The peak's yardsticks: one dense float32 product of two ``size`` x ``size`` matrices (2 size**3 FLOPs), as
+    ``torch.mm`` and as a 1x1 convolution of ``size`` channels over ``size`` pixels (oneDNN on the CPU)."""
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.rand(size, size, generator=generator).to(device) for _ in range(2))
+    pixels, weight = a.T.reshape(1, size, size, 1).contiguous(), b.T.reshape(size, size, 1, 1).contiguous()
 
-    def call() -> None:
+    def mm() -> None:
         torch.mm(a, b)
         _synchronize(device)
 
-    return call
+    def conv1x1() -> None:
+        F.conv2d(pixels, weight)
+        _synchronize(device)
+
+    return {"mm": mm, "conv1x1": conv1x1}
 
 
 def seconds(call: Callable[[], None]) -> float:
@@ -189,7 +211,7 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str = "cpu", batch: int = 2,
             train_size: int = 128, infer_size: int = 256, peak_size: int = 2048, peak_calls: int = 5,
-            published: Path | None = None) -> dict[str, Any]:
+            published: Path | None = None, channels_last: bool = True) -> dict[str, Any]:
     """Counts and times ``names`` (and the published network first, with ``published``) in interleaved rounds.
 
     Args:
@@ -198,8 +220,10 @@ def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str 
         warmup: untimed calls of each model and phase before the rounds (the FLOP count's call comes on top).
         device: where everything runs.
         batch, train_size, infer_size: the training batch and crop side, the inference image side.
-        peak_size, peak_calls: the side of the peak's matrices, and its calls per round (their median is the round's).
+        peak_size, peak_calls: the side of the peak's matrices, and each kernel's calls per round (their median is the
+            kernel's; the faster kernel's is the round's peak).
         published: folder holding the published ``net/`` package.
+        channels_last: our models in the channels-last memory format (the published network never).
 
     Returns:
         Every figure, as :func:`main` writes it with ``--json``: when it started, the settings, ``peak`` (FLOPs of
@@ -212,24 +236,30 @@ def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str 
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     subjects = [make_subject(name, device=device, batch=batch, train_size=train_size, infer_size=infer_size,
-                             published=published) for name in ([PUBLISHED] if published else []) + list(names)]
-    peak_call = matmul_call(size=peak_size, device=device)
-    peak_flops = count_flops(peak_call)
+                             published=published, channels_last=channels_last)
+                for name in ([PUBLISHED] if published else []) + list(names)]
+    peak_kernels = dense_calls(size=peak_size, device=device)
+    peak_flops = count_flops(peak_kernels["mm"])
     flops = {subject.name: {phase: count_flops(subject.counted_calls[phase]) for phase in PHASES}
              for subject in subjects}
     for subject in subjects:
         for phase in PHASES:
             for _ in range(warmup):
                 subject.calls[phase]()
-    peak_seconds: list[float] = []
+    kernel_seconds: dict[str, list[float]] = {kernel: [] for kernel in PEAK_KERNELS}
     times: dict[str, dict[str, list[float]]] = {subject.name: {phase: [] for phase in PHASES} for subject in subjects}
     for _ in range(repeats):
-        peak_seconds.append(statistics.median(seconds(peak_call) for _ in range(peak_calls)))
+        for kernel, call in peak_kernels.items():
+            kernel_seconds[kernel].append(statistics.median(seconds(call) for _ in range(peak_calls)))
         for subject in subjects:
             for phase in PHASES:
                 times[subject.name][phase].append(seconds(subject.calls[phase]))
-    # The fastest round gives the highest FLOP/s: min and max of the rate come from max and min of the time.
+    # Each round's peak is its faster kernel. The fastest round gives the highest FLOP/s: min and max of the rate
+    # come from max and min of the time.
+    peak_seconds = [min(times) for times in zip(*kernel_seconds.values(), strict=True)]
     peak = {"flops": peak_flops, "seconds": peak_seconds,
+            "kernels": {kernel: {"seconds": times, "flop_per_s_median": peak_flops / statistics.median(times)}
+                        for kernel, times in kernel_seconds.items()},
             "flop_per_s_median": peak_flops / statistics.median(peak_seconds),
             "flop_per_s_min": peak_flops / max(peak_seconds), "flop_per_s_max": peak_flops / min(peak_seconds)}
     models = {}
@@ -248,6 +278,7 @@ def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str 
         models[subject.name] = figures
     return {"date": started, "torch": torch.__version__,
             "device": device, "threads": torch.get_num_threads(),
+            "memory_format": "channels_last" if channels_last else "contiguous",
             "settings": {"repeats": repeats, "warmup": warmup, "batch": batch, "train_size": train_size,
                          "infer_size": infer_size, "peak_size": peak_size, "peak_calls": peak_calls},
             "peak": peak, "published": PUBLISHED if published else None, "models": models}
@@ -257,10 +288,13 @@ def report(results: dict[str, Any]) -> str:
     """The figures of :func:`measure` as a table, one row per model and phase."""
     settings, peak = results["settings"], results["peak"]
     lines = [f"{results['date']}  torch {results['torch']}, device {results['device']}, {results['threads']} threads,"
-             f" {settings['repeats']} interleaved rounds after {settings['warmup']} warm-up",
-             f"peak: float32 mm {settings['peak_size']}x{settings['peak_size']}, "
+             f" {settings['repeats']} interleaved rounds after {settings['warmup']} warm-up, ours "
+             f"{results['memory_format']}",
+             f"peak: float32 {settings['peak_size']}x{settings['peak_size']} product, "
              f"{peak['flop_per_s_median'] / 1e9:.1f} GFLOP/s median "
-             f"({peak['flop_per_s_min'] / 1e9:.1f}-{peak['flop_per_s_max'] / 1e9:.1f})",
+             f"({peak['flop_per_s_min'] / 1e9:.1f}-{peak['flop_per_s_max'] / 1e9:.1f}); "
+             + ", ".join(f"{kernel} {figures['flop_per_s_median'] / 1e9:.1f}" for kernel, figures in
+                         peak["kernels"].items()),
              f"train step: batch {settings['batch']}, {settings['train_size']}x{settings['train_size']}, L1, AdamW;"
              f" inference: 1x{settings['infer_size']}x{settings['infer_size']}",
              f"{'model':<25}{'parameters':>12} {'phase':<11}{'GFLOP':>9}{'median s':>10}{'min-max s':>15}"
@@ -299,11 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peak-size", type=_positive, default=2048, help="side of the peak's matrices (default 2048)")
     parser.add_argument("--published", type=Path, metavar="DIR",
                         help="folder holding the published net/ package (a pip_universal checkout's src)")
+    parser.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="channels_last",
+                        help="our models' memory format (default channels_last, as the library trains and restores)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     results = measure(args.models, repeats=args.repeats, warmup=args.warmup, device=args.device, batch=args.batch,
                       train_size=args.train_size, infer_size=args.infer_size, peak_size=args.peak_size,
-                      published=args.published)
+                      published=args.published, channels_last=args.memory_format == "channels_last")
     print(report(results), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -43,18 +43,19 @@ def known_protocols(protocols: dict[str, Any]) -> list[str]:
 
 
 def protocol_overrides(repo: Path, protocol: str, datasets_root: str, overrides: dict[str, Any] | None = None,
-                       method: str = DEFAULT_METHOD) -> dict[str, Any]:
+                       method: str | None = DEFAULT_METHOD) -> dict[str, Any]:
     """The params overrides of one protocol trained by one method's recipe, in the order they apply (later keys
-    win): ``recipe``, ``methods.<method>``, the protocol's, the datasets root, ``overrides``."""
+    win): ``recipe``, ``methods.<method>``, the protocol's, the datasets root, ``overrides``. ``method=None`` leaves
+    every method's recipe out (``--evaluate-only`` trains nothing)."""
     protocols = read_params(repo / "params.yaml").get("protocols") or {}
     known = known_protocols(protocols)
     if protocol not in known:
         raise ValueError(f"unknown protocol {protocol!r}; params.yaml's protocols has {', '.join(known) or 'none'}")
     methods = protocols.get("methods") or {}
-    if method not in methods:
+    if method is not None and method not in methods:
         raise ValueError(f"unknown method {method!r}; params.yaml's protocols.methods has "
                          f"{', '.join(sorted(methods)) or 'none'}")
-    return {**(protocols.get("recipe") or {}), **(methods[method] or {}), **protocols[protocol],
+    return {**(protocols.get("recipe") or {}), **((methods[method] or {}) if method else {}), **protocols[protocol],
             "prepare.datasets_root": datasets_root, **(overrides or {})}
 
 
@@ -117,7 +118,7 @@ def score_files(protocol: str, datasets_root: str, repo_dir: str, overrides: dic
     repo = Path(repo_dir)
     models = {name: str(Path(path).resolve()) for name, path in models.items()}
     described = {name: read_model_file(name, path) for name, path in models.items()}
-    build_benchmark(repo_dir, protocol, protocol_overrides(repo, protocol, datasets_root, overrides))
+    build_benchmark(repo_dir, protocol, protocol_overrides(repo, protocol, datasets_root, overrides, method=None))
     evaluate_files(repo_dir, models)
     print(f"{experiment_name(protocol)} --evaluate-only: "
           + write_evaluate_only(repo / EVALUATE_ONLY_DIR, protocol, described, repo / "data" / "benchmark"))

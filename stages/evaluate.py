@@ -113,7 +113,8 @@ def main() -> int:
         print(f"evaluate: {error}", file=sys.stderr)
         return 1
     sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
-    print(f"evaluate: {len(contenders)} contenders on {device}", flush=True)
+    layout = "channels-last (evaluate.channels_last)" if config.channels_last else "default"
+    print(f"evaluate: {len(contenders)} contenders on {device}, restoring in the {layout} memory format", flush=True)
     pairs = load_benchmark(args.benchmark)
     prompted = next(((contender.name, contender.model) for contender in contenders
                      if getattr(contender.model, "uses_prompts", False)), None)

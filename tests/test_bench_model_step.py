@@ -78,8 +78,10 @@ def test_a_convs_flops_are_the_hand_count_forward_and_backward(model_step, group
     assert model_step.count_flops(lambda: conv(images).sum().backward()) == 3 * forward
 
 
-def test_the_peak_call_is_one_dense_matmul(model_step):
-    assert model_step.count_flops(model_step.matmul_call(size=48, device="cpu")) == 2 * 48**3
+def test_the_peak_is_one_dense_product_timed_as_a_matmul_and_as_a_1x1_convolution(model_step):
+    calls = model_step.dense_calls(size=48, device="cpu")
+    assert list(calls) == list(model_step.PEAK_KERNELS)
+    assert all(model_step.count_flops(call) == 2 * 48**3 for call in calls.values())
 
 
 def test_the_benchmark_counts_times_and_writes_every_figure(model_step, published, one_thread, tmp_path, capsys):
@@ -88,9 +90,13 @@ def test_the_benchmark_counts_times_and_writes_every_figure(model_step, publishe
                      "--train-size", "8", "--infer-size", "8", "--peak-size", "32", "--published", str(published),
                      "--json", str(out)])
     results = json.loads(out.read_text())
-    assert set(results) == {"date", "torch", "device", "threads", "settings", "peak", "published", "models"}
+    assert set(results) == {"date", "torch", "device", "threads", "memory_format", "settings", "peak", "published",
+                            "models"}
+    assert results["memory_format"] == "channels_last"
     assert results["settings"]["repeats"] == 1 and results["threads"] == 1
-    assert results["peak"]["flops"] == 2 * 32**3 and len(results["peak"]["seconds"]) == 1
+    peak = results["peak"]
+    assert peak["flops"] == 2 * 32**3 and len(peak["seconds"]) == 1
+    assert peak["seconds"][0] == min(peak["kernels"][kernel]["seconds"][0] for kernel in model_step.PEAK_KERNELS)
     assert list(results["models"]) == [model_step.PUBLISHED, "pip_restormer_tiny", "promptir_tiny"]
     published_model = results["models"][model_step.PUBLISHED]
     # The stand-in's one conv, 3 -> 3 channels, 3x3, on one 8x8 image; a training step runs it forward and backward,

@@ -39,7 +39,7 @@ from pip_model.evaluation.benchmark import (
 from pip_model.evaluation.classical import classical_restore, estimate_motion_kernel
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.evaluation.sensor_report import sensor_report
-from pip_model.evaluation.tiling import restore_tiled, tile_windows
+from pip_model.evaluation.tiling import for_inference, memory_format_of, restore_tiled, tile_windows
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import save_model_file
 from pip_model.tasks import DEGRADATION_CLASSES, TASKS
@@ -115,6 +115,23 @@ def test_tiled_and_untiled_agree_for_pip_restormer_tiny():
     inner = (tiled - full)[..., 16:-16, 16:-16].abs()
     # Restormer's channel attention and PIP's prompt see the whole input, so tiles differ a little.
     assert inner.mean() < 0.02 and inner.mean() < 0.25 * (full - clean).abs().mean()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("name", ["pip_restormer_tiny", "promptir_tiny"])
+def test_a_channels_last_model_restores_what_the_default_layout_does_tiled_or_not(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    torch.nn.init.normal_(model.output.weight, std=0.02)  # a non-identity network
+    image, label = torch.rand(1, 3, 150, 100), torch.tensor([2])
+    expected = {tile: restore_tiled(model, image, label, tile=tile, overlap=16) for tile in (0, 64)}
+    assert memory_format_of(model) == torch.contiguous_format
+    fast = for_inference(model)
+    assert fast is model and memory_format_of(model) == torch.channels_last
+    for tile, wanted in expected.items():
+        restored = restore_tiled(model, image, label, tile=tile, overlap=16)
+        assert restored.is_contiguous()  # callers get the default layout back
+        torch.testing.assert_close(restored, wanted, rtol=0, atol=1e-5)
 
 
 def test_metrics_are_kornias_on_rgb_or_y():

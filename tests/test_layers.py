@@ -10,7 +10,13 @@ import torch.nn.functional as F
 
 from pip_model import build_model, prompt_regularization
 from pip_model.engine.losses import pixel_loss, prompt_bank_penalty, psnr_loss
-from pip_model.networks.layers import ChannelLayerNorm, CrossAttention, pad_to_multiple
+from pip_model.networks.layers import (
+    ChannelLayerNorm,
+    CrossAttention,
+    DualGateFeedForward,
+    GatedDconvFeedForward,
+    pad_to_multiple,
+)
 from pip_model.networks.pip import DegradationPrompt, PromptToFeature, match_channels
 from pip_model.tasks import (
     TASK_TO_CLASS,
@@ -186,3 +192,14 @@ def test_prompt_regularization_sums_levels_and_trains_the_banks():
     penalty.backward()
     assert all(b.grad is not None and b.grad.abs().sum() > 0 for b in banks)
     assert prompt_regularization(build_model("restormer_tiny")).item() == 0.0
+
+
+@pytest.mark.parametrize("block", [GatedDconvFeedForward, DualGateFeedForward])
+def test_the_in_place_gate_of_inference_gives_the_numbers_of_training(block):
+    torch.manual_seed(0)
+    network = block(channels=8, expansion=2.0, bias=False)
+    features = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        inferred = network(features)
+    trained = network(features)
+    assert trained.requires_grad and torch.equal(inferred, trained.detach())

@@ -13,6 +13,7 @@ import torch
 import pip_model
 from pip_model.apps.restore import main
 from pip_model.data.images import to_array, to_tensor
+from pip_model.evaluation.tiling import for_inference
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.reference import ReferenceCheckpointError, load_model_or_published
 from tests.helpers.reference_weights import PROMPTIR_TABLE, promptir_state_dict, reference_dir, reference_layout
@@ -79,6 +80,11 @@ def _max_difference(model: torch.nn.Module, vectors: dict[str, np.ndarray], case
 @pytest.mark.parametrize("case", ["a", "b"])
 def test_the_released_lightning_file_matches_the_reference_vectors(loaded, vectors, case):
     assert _max_difference(loaded, vectors, case) <= 1e-4
+
+
+def test_channels_last_inference_matches_the_reference_vectors(lightning_file, vectors):
+    fast = for_inference(pip_model.load_published(lightning_file)[0])
+    assert max(_max_difference(fast, vectors, case) for case in "ab") <= 1e-4
 
 
 def test_a_bare_or_ddp_state_dict_loads_the_same_and_says_what_it_is(state, vectors):

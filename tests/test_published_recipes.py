@@ -149,8 +149,9 @@ def test_one_micro_batch_is_the_plain_step_bit_for_bit():
     """accumulate=1 is the step as it was before micro-batches: forward, loss plus regulariser, backward, clip,
     AdamW, schedule, in that order, on the same numbers."""
     ours, reference = _models(2)
+    # The reference below feeds the default layout; channels-last inputs would change the last bits.
     config = TrainConfig(model="pip_restormer_tiny", batch_size=4, loss="smooth_l1", prompt_regularizer="angle",
-                         regularizer_weight=0.002, grad_clip=0.5)
+                         regularizer_weight=0.002, grad_clip=0.5, channels_last=False)
     batch = _batch()
     figures = _step(ours, config, batch)
     optimisation = Optimisation.adamw(reference, lr=1e-3, weight_decay=0.01, steps=4, schedule=lr_schedule(config))
@@ -215,3 +216,11 @@ def test_every_key_a_protocol_sets_is_in_params_yaml():
                 break
             node = node[part]
     assert missing == []
+
+
+def test_scoring_a_file_leaves_every_training_recipe_out_of_the_data_experiment():
+    """``--evaluate-only`` trains nothing: its data experiment carries the protocol, not a method's recipe."""
+    scored = protocol_overrides(ROOT, "3task", "/data", method=None)
+    trained = protocol_overrides(ROOT, "3task", "/data", method="pip")
+    assert "train.lr" in trained and "train.lr" not in scored and "train_run.models" not in scored
+    assert scored["degrade.test_noise"] == trained["degrade.test_noise"] == "published"

@@ -13,6 +13,7 @@ import torch
 from pip_model import build_model, load_reference
 from pip_model.apps.restore import main
 from pip_model.data.images import to_array, to_tensor
+from pip_model.evaluation.tiling import for_inference
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.reference import ReferenceCheckpointError
 from tests.helpers.reference_weights import reference_dir, reference_layout, reference_state_dict
@@ -76,6 +77,17 @@ def test_outputs_match_reference_vectors(loaded, vectors, name):
         restored = loaded(images, label)
     difference = (restored - torch.from_numpy(vectors[name])).abs().max().item()
     assert difference <= 1e-4, f"{name}: max abs difference {difference:.2e}"
+
+
+def test_channels_last_inference_matches_the_reference_vectors(published_file, vectors):
+    """The layout evaluate and prompt-restore use by default computes the published function too."""
+    fast = for_inference(load_reference(published_file))
+    for name in ("output_a_class0", "output_b_class4", "output_a_classes_0_3"):
+        images, label = _case(vectors, name)
+        with torch.no_grad():
+            restored = fast(images.contiguous(memory_format=torch.channels_last), label)
+        difference = (restored - torch.from_numpy(vectors[name])).abs().max().item()
+        assert difference <= 1e-4, f"{name}: max abs difference {difference:.2e}"
 
 
 def test_wrong_and_missing_keys_are_listed(reference_state):

@@ -32,7 +32,7 @@ from torch import nn
 from pip_model import tasks
 from pip_model.config import CommandLine
 from pip_model.data.images import to_array, to_tensor
-from pip_model.evaluation.tiling import restore_tiled
+from pip_model.evaluation.tiling import for_inference, restore_tiled
 from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -228,7 +228,10 @@ def run(arguments: argparse.Namespace) -> int:
     root = Path.cwd()
     spec = arguments.model or str(newest_model(root))
     model, description = load_restorer(spec, device)
-    print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}", flush=True)
+    model = for_inference(model, channels_last=arguments.channels_last)
+    layout = "channels-last" if arguments.channels_last else "default (--no-channels-last)"
+    print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}, {layout} memory format",
+          flush=True)
     sensor = None
     fixed: torch.Tensor | None = None
     if arguments.mix:
@@ -376,6 +379,8 @@ def parser(prog: str = "prompt-restore") -> argparse.ArgumentParser:
     command.add_argument("--max-pixels", type=_at_least(1), default=DEFAULT_MAX_PIXELS,
                          help=f"refuse images whose header declares more pixels (default {DEFAULT_MAX_PIXELS:,})")
     command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    command.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                         help="keep the default memory format (channels-last is faster on the CPU, the same function)")
     command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     command.add_argument("--compare", action="store_true", help="also write INPUT|RESTORED side by side")
     return command

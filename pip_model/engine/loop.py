@@ -273,8 +273,7 @@ def training_step(
     optimisation.optimizer.zero_grad(set_to_none=True)
     losses, outputs = [], []
     for index, part in enumerate(parts):
-        inputs = (part.degraded.to(memory_format=torch.channels_last) if on_cuda and config.channels_last
-                  else part.degraded)
+        inputs = part.degraded.to(memory_format=torch.channels_last) if config.channels_last else part.degraded
         last = index == len(parts) - 1
         sync = contextlib.nullcontext() if last or not hasattr(network, "no_sync") else network.no_sync()
         with sync:
@@ -353,7 +352,7 @@ def seeded_model(config: TrainConfig, *, seed: int, target: torch.device, distri
     torch.manual_seed(seed)
     random.seed(seed)
     model = build_model(config.model).to(target)
-    if target.type == "cuda" and config.channels_last:
+    if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 

@@ -64,7 +64,8 @@ class TrainConfig:
         sample_every: steps between logged (degraded | restored | clean) grids.
         compile: wrap the model in ``torch.compile``.
         bf16: bf16 autocast on CUDA.
-        channels_last: channels-last memory format on CUDA.
+        channels_last: channels-last memory format, on any device (on this project's CPU it made a training step of
+            ``pip_restormer`` about 1.4x faster and the tiny models' 0-7%; the same maths up to float rounding).
         threads: CPU threads (0: all cores).
         workers: DataLoader worker processes that read and cut training crops ahead (0: the training process).
         real_pairs: share of each task's batch slots filled with crops of its real training pairs (``prepare``'s

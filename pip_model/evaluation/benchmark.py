@@ -23,7 +23,7 @@ from torch import nn
 from pip_model.data.images import centre_crop, to_array, to_tensor
 from pip_model.evaluation.classical import classical_restore
 from pip_model.evaluation.metrics import image_metrics
-from pip_model.evaluation.tiling import restore_tiled
+from pip_model.evaluation.tiling import for_inference, restore_tiled
 from pip_model.image_files import read_image
 from pip_model.networks.checkpoints import load_model_file
 from pip_model.networks.reference import load_model_or_published
@@ -47,6 +47,8 @@ class EvaluateConfig:
         examples_per_task: restored examples saved per task and model.
         crop_multiple: centre-crop every degraded and clean image to sides that are multiples of this before it is
             restored and scored, as PromptIR's ``crop_img(image, base=16)``; 0 keeps whole images.
+        channels_last: restore with channels-last weights and tiles (:func:`~pip_model.evaluation.tiling.for_inference`:
+            faster on the CPU, the same function).
     """
 
     tile: int = 256
@@ -57,6 +59,7 @@ class EvaluateConfig:
     classical: bool = True
     examples_per_task: int = 1
     crop_multiple: int = 0
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.tile < 0 or self.crop_multiple < 0:
@@ -146,7 +149,7 @@ def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path | ModelSo
     for source in model_paths:
         source = source if isinstance(source, ModelSource) else ModelSource(path=Path(source))
         model, metadata = load_model_or_published(source.path, expect=source.name or None)
-        model, name = model.to(device), metadata["model_name"]
+        model, name = for_inference(model.to(device), channels_last=config.channels_last), metadata["model_name"]
         if name in files:
             raise ValueError(f"{files[name]} and {source.path} both hold {name}: evaluate them in separate runs")
         files[name] = source.path

@@ -36,6 +36,27 @@ def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[t
             yield top, left
 
 
+def for_inference(model: nn.Module, *, channels_last: bool = True) -> nn.Module:
+    """``model`` in eval mode, with its weights channels-last unless ``channels_last`` is False (in place).
+
+    :func:`restore_tiled` feeds a channels-last model channels-last tiles. On this project's 2-core CPU that made a
+    256x256 inference of ``pip_restormer`` 1.3x faster and the tiny models' 128x128 crops 3-7% faster, with the same
+    function (the reference vectors still match to 1e-4); see ``bench/model_step.py --memory-format``.
+    """
+    model.eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def memory_format_of(model: nn.Module) -> torch.memory_format:
+    """``torch.channels_last`` when the model's convolution weights are laid out so, else the default format."""
+    for parameter in model.parameters():
+        # A 1x1 kernel is contiguous in both formats and says nothing; the first larger one decides.
+        if parameter.dim() == 4 and parameter.shape[-2:] != (1, 1):
+            layout_is_last = parameter.is_contiguous(memory_format=torch.channels_last)
+            return torch.channels_last if layout_is_last and not parameter.is_contiguous() else torch.contiguous_format
+    return torch.contiguous_format
+
+
 @torch.no_grad()
 def restore_tiled(
     model: nn.Module, image: torch.Tensor, degradation: torch.Tensor | None, *, tile: int, overlap: int,
@@ -45,7 +66,8 @@ def restore_tiled(
 
     Peak memory grows with ``tile`` and ``tile_batch``, not with the image: only the output
     and weight sums are image-sized. Tiles run ``tile_batch`` at a time and are blended on the
-    model's device; the result comes back to the image's device once.
+    model's device; the result comes back to the image's device once. Tiles go in the memory format of the model's
+    weights (see :func:`for_inference`); the result is in the default one.
 
     Args:
         model: a restorer.
@@ -65,9 +87,10 @@ def restore_tiled(
     """
     height, width = image.shape[-2:]
     device = next(model.parameters()).device
-    source = image.to(device)
+    layout = memory_format_of(model)
+    source = image.to(device).contiguous(memory_format=layout)
     if tile <= 0 or (height <= tile and width <= tile):
-        return model(source, degradation).to(image.device)
+        return model(source, degradation).to(image.device).contiguous()
     output = torch.zeros(1, 3, height, width, device=device)
     weights = torch.zeros(1, 1, height, width, device=device)
     windows = list(tile_windows(height, width, tile, overlap))
@@ -75,7 +98,8 @@ def restore_tiled(
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"stopped after {first} of {len(windows)} tiles: past the deadline")
         group = windows[first : first + tile_batch]
-        patches = torch.cat([source[..., top : top + tile, left : left + tile] for top, left in group])
+        patches = torch.cat([source[..., top : top + tile, left : left + tile] for top, left in group]).contiguous(
+            memory_format=layout)
         prompts = None if degradation is None else degradation.expand(len(group), *degradation.shape[1:])
         restored = model(patches, prompts)
         ph, pw = patches.shape[-2:]  # every tile has the same size: the last ones sit flush with the edges
