@@ -68,10 +68,11 @@ CPU_DRY_RUN = Budget(device="cpu", models=("pip_restormer_tiny", "promptir_tiny"
 
 
 def paper_params(datasets: Path, budget: Budget) -> dict[str, Any]:
-    """``params.yaml`` with the 3task protocol trained by the pip recipe (as ``flows.paper`` sets it), on
+    """``params.yaml`` with the 3task protocol trained by the pip recipe (as ``flows.paper`` sets it, without its
+    Prefect and DVC, which a GPU machine may lack), on
     ``datasets``, cut to the budget's steps and batch (the accumulation keeps micro-batches of the published size)."""
-    from flows.paper import protocol_overrides
     from pip_model.config import read_params
+    from pip_model.protocols import protocol_overrides
 
     params = read_params(ROOT / "params.yaml")
     overrides = protocol_overrides(ROOT, "3task", str(datasets), {

@@ -15,7 +15,6 @@ import yaml
 from torch import nn
 
 from flows.common import set_params
-from flows.paper import protocol_overrides
 from pip_model.config import load_section
 from pip_model.data.corpus import PrepareConfig
 from pip_model.data.sampling import OnlinePairSampler, augment
@@ -24,6 +23,7 @@ from pip_model.engine.losses import pixel_loss, prompt_regularization
 from pip_model.engine.recipes import TrainConfig, load_train_config
 from pip_model.engine.resume import resume_mismatch
 from pip_model.networks.registry import build_model
+from pip_model.protocols import protocol_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_3TASK, EPOCH_5TASK = 142_431, 162_646
