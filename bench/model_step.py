@@ -28,14 +28,22 @@ With ``--published DIR``, the published PIP-Restormer (longzilicart/pip_universa
 ``net/`` package, the checkout's ``src``; read from there, never copied into the project) is timed in the same
 rounds in the paper configuration, and each model's times are also given as ratios ours/published, one per round.
 ``--json PATH`` writes every figure, per-round times included.
+
+``--kernels both`` prices the reproducible CPU kernels (``pip_model.cpu_kernels``: ATen and oneDNN at AVX2, MKL's
+COMPATIBLE branch) against each library's own choice for this CPU (``PIP_CPU_KERNELS=native``): each round runs the
+script twice more, once under each, in alternating order, and prints both times and their ratio per model and
+phase. Without it, the script runs under what ``PIP_CPU_KERNELS`` says (reproducible by default).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -49,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from pip_model import build_model, list_models
+from pip_model import build_model, cpu_kernels, list_models
 
 PUBLISHED = "published PIP-Restormer"
 PHASES = ("train_step", "inference")
@@ -276,8 +284,8 @@ def measure(names: list[str], *, repeats: int = 4, warmup: int = 1, device: str 
                 ratios = [ours / theirs for ours, theirs in zip(round_times, times[PUBLISHED][phase], strict=True)]
                 figures[phase]["ratio_to_published"] = {"per_round": ratios, **spread(ratios)}
         models[subject.name] = figures
-    return {"date": started, "torch": torch.__version__,
-            "device": device, "threads": torch.get_num_threads(),
+    return {"date": started, "torch": torch.__version__, "cpu_kernels": cpu_kernels.settings(),
+            "cpu": cpu_kernels.machine()["cpu"], "device": device, "threads": torch.get_num_threads(),
             "memory_format": "channels_last" if channels_last else "contiguous",
             "settings": {"repeats": repeats, "warmup": warmup, "batch": batch, "train_size": train_size,
                          "infer_size": infer_size, "peak_size": peak_size, "peak_calls": peak_calls},
@@ -312,6 +320,50 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def compare_kernels(arguments: list[str], *, repeats: int) -> dict[str, Any]:
+    """Runs this script ``repeats`` times under each kernel choice (``arguments`` and one round each time), in
+    alternating order; returns the rounds' figures and, per model and phase, the reproducible/native time ratios."""
+    rounds: dict[str, list[dict[str, Any]]] = {kernels: [] for kernels in cpu_kernels.MODES}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_index in range(repeats):
+            order = cpu_kernels.MODES if round_index % 2 == 0 else cpu_kernels.MODES[::-1]
+            for kernels in order:
+                # A fresh process: the libraries read their variables once, before their first kernel.
+                environment = {name: value for name, value in os.environ.items()
+                               if name not in cpu_kernels.REPRODUCIBLE}
+                out = Path(scratch) / f"{kernels}_{round_index}.json"
+                subprocess.run([sys.executable, __file__, *arguments, "--repeats", "1", "--json", str(out)],
+                               env={**environment, cpu_kernels.MODE_VARIABLE: kernels}, check=True,
+                               stdout=subprocess.DEVNULL)
+                rounds[kernels].append(json.loads(out.read_text()))
+                print(f"model_step: round {round_index + 1}/{repeats} under {kernels} kernels done", flush=True)
+    ratios: dict[str, dict[str, Any]] = {}
+    for name in rounds["native"][0]["models"]:
+        ratios[name] = {}
+        for phase in PHASES:
+            times = {kernels: [figures["models"][name][phase]["median_s"] for figures in rounds[kernels]]
+                     for kernels in cpu_kernels.MODES}
+            per_round = [ours / theirs for ours, theirs in zip(times["reproducible"], times["native"], strict=True)]
+            ratios[name][phase] = {"seconds": times, "per_round": per_round, **spread(per_round)}
+    return {"rounds": rounds, "ratio_reproducible_to_native": ratios,
+            "kernels": {kernels: rounds[kernels][0]["cpu_kernels"] for kernels in cpu_kernels.MODES}}
+
+
+def kernels_report(results: dict[str, Any]) -> str:
+    """:func:`compare_kernels`' figures as a table, one row per model and phase."""
+    used = results["kernels"]
+    lines = [" against ".join(f"{kernels}: ATen {used[kernels]['aten']}, oneDNN {used[kernels]['onednn_max_isa']}, "
+                              f"MKL {used[kernels]['mkl_cbwr']}" for kernels in cpu_kernels.MODES),
+             f"{'model':<25} {'phase':<11}{'reproducible s':>16}{'native s':>10}{'ratio (min-max)':>22}"]
+    for name, phases in results["ratio_reproducible_to_native"].items():
+        for phase, figures in phases.items():
+            lines.append(f"{name if phase == PHASES[0] else '':<25} {phase:<11}"
+                         f"{statistics.median(figures['seconds']['reproducible']):>16.3f}"
+                         f"{statistics.median(figures['seconds']['native']):>10.3f}"
+                         f"{figures['median']:>11.2f} ({figures['min']:.2f}-{figures['max']:.2f})")
+    return "\n".join(lines)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -336,7 +388,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="channels_last",
                         help="our models' memory format (default channels_last, as the library trains and restores)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to this JSON file")
+    parser.add_argument("--kernels", choices=["current", "both"], default="current",
+                        help="both: time every round under the reproducible and the native CPU kernels, in fresh "
+                             "processes, and print their ratio (default current: as PIP_CPU_KERNELS says)")
     args = parser.parse_args(argv)
+    if args.kernels == "both":
+        arguments = [*args.models, "--warmup", str(args.warmup), "--device", args.device, "--batch", str(args.batch),
+                     "--train-size", str(args.train_size), "--infer-size", str(args.infer_size), "--peak-size",
+                     str(args.peak_size), "--memory-format", args.memory_format]
+        results = compare_kernels(arguments, repeats=args.repeats)
+        print(kernels_report(results), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return
     results = measure(args.models, repeats=args.repeats, warmup=args.warmup, device=args.device, batch=args.batch,
                       train_size=args.train_size, infer_size=args.infer_size, peak_size=args.peak_size,
                       published=args.published, channels_last=args.memory_format == "channels_last")

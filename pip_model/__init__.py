@@ -11,15 +11,14 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
-import os
 import sys
 from typing import Any
 
-# Intel's MKL picks its float kernels by CPU model, so the same code gave other pixels on an Intel machine than on
-# an AMD one (where MKL takes its generic path): COMPATIBLE is that generic path everywhere, which makes the
-# benchmark and training bit-identical across x86 machines at no measured cost (bench/reproducible.py). Set before
-# torch first calls MKL; a user who sets MKL_CBWR keeps theirs.
-os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
+from pip_model import cpu_kernels
+
+# The math libraries pick their kernels by CPU model, so the same training gave other bits on another CPU: pin them
+# to one level before torch runs its first kernel (pip_model/cpu_kernels.py; a variable set by hand wins).
+cpu_kernels.pin()
 
 _EXPORTS = {
     "COMPOSITE_TASKS": "pip_model.tasks",

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from pip_model import cpu_kernels
 from pip_model.apps.serving import ServedRestorer
 from pip_model.config import BaseConfig, ConfigError, load_section
 from pip_model.evaluation.benchmark import (
@@ -114,7 +115,8 @@ def main() -> int:
         return 1
     sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
     layout = "channels-last (evaluate.channels_last)" if config.channels_last else "default"
-    print(f"evaluate: {len(contenders)} contenders on {device}, restoring in the {layout} memory format", flush=True)
+    print(f"evaluate: {len(contenders)} contenders on {device}, restoring in the {layout} memory format; "
+          f"{cpu_kernels.describe(cpu_kernels.check())}", flush=True)
     pairs = load_benchmark(args.benchmark)
     prompted = next(((contender.name, contender.model) for contender in contenders
                      if getattr(contender.model, "uses_prompts", False)), None)

@@ -12,6 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from pip_model import cpu_kernels
 from pip_model.config import BaseConfig, ConfigError, load_section
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.recipes import load_sensor_config
@@ -49,7 +50,8 @@ def main() -> int:
                         digest=hashes.get(f"dvc.{args.prepared}.md5"))
     model = train_sensor(config, seed=base.seed, device=device, prepared_dir=args.prepared,
                          ranges=ranges, tracker=tracker)
-    save_model_file(args.out, model, model_name=config.model, step=config.steps, run_id=tracker.run_id)
+    save_model_file(args.out, model, model_name=config.model, step=config.steps, run_id=tracker.run_id,
+                    cpu_kernels=cpu_kernels.check())
 
     tracker.finish()
     print(f"train_sensor: {config.model} -> {args.out}")

@@ -117,3 +117,22 @@ def test_the_benchmark_counts_times_and_writes_every_figure(model_step, publishe
     assert "ratio_to_published" not in published_model["train_step"]
     printed = capsys.readouterr().out
     assert "promptir_tiny" in printed and "ours/published" in printed
+
+
+@pytest.mark.integration
+def test_kernels_both_times_each_round_under_both_kernel_choices_in_fresh_processes(model_step, tmp_path, capsys):
+    """--kernels both: every round runs once under each choice, each process reports the kernels it really ran, and
+    each ratio is that round's reproducible time over its native time."""
+    out = tmp_path / "kernels.json"
+    model_step.main(["pip_restormer_tiny", "--kernels", "both", "--repeats", "2", "--warmup", "0", "--train-size",
+                     "16", "--infer-size", "16", "--peak-size", "64", "--batch", "1", "--json", str(out)])
+    results = json.loads(out.read_text())
+    assert results["kernels"]["reproducible"]["aten"] == "AVX2"
+    assert results["kernels"]["native"]["mkl_cbwr"] == "AUTO"
+    for phase in model_step.PHASES:
+        figures = results["ratio_reproducible_to_native"]["pip_restormer_tiny"][phase]
+        assert len(figures["per_round"]) == 2
+        expected = [ours / theirs for ours, theirs in zip(figures["seconds"]["reproducible"],
+                                                           figures["seconds"]["native"], strict=True)]
+        assert figures["per_round"] == pytest.approx(expected)
+    assert "ratio (min-max)" in capsys.readouterr().out

@@ -74,7 +74,8 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_package_has_sub_packages_by_concern_and_a_small_top_level():
     top_modules = sorted(path.name for path in PACKAGE.glob("*.py"))
     sub_packages = sorted(path.parent.name for path in PACKAGE.glob("*/__init__.py"))
-    assert len(top_modules) <= 6, top_modules
+    # The top level holds what every concern uses: config, tasks, image files, protocols, the CPU kernels' pin.
+    assert len(top_modules) <= 7, top_modules
     assert {"networks", "data", "engine", "evaluation", "tracking", "apps"} <= set(sub_packages), sub_packages
 
 

@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from pip_model import cpu_kernels
 from pip_model.data.degradations import DegradationRanges
 from pip_model.data.images import real_training_pairs, split_files
 from pip_model.data.loaders import OfflineBatches
@@ -374,6 +375,7 @@ def train(
     distributed = distributed or Distributed()
     target = torch.device(device)
     model = seeded_model(config, seed=seed, target=target, distributed=distributed)
+    kernels = cpu_kernels.check()  # after the thread count is set: both decide the bits
     optimisation = Optimisation.adamw(model, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
                                       steps=config.steps, schedule=lr_schedule(config))
     step, curve_rows = resume_into(model, optimisation, checkpoint_path,
@@ -385,6 +387,10 @@ def train(
                             pairs_dir=pairs_dir, ranges=ranges, distributed=distributed)
     restoration_loss = pixel_loss(config.loss)
     logging = distributed.is_main and tracker is not None
+    if logging:
+        tracker.log_params({"cpu_kernels": kernels})
+    if progress and distributed.is_main and target.type == "cpu":
+        print(f"train: {cpu_kernels.describe(kernels)}", flush=True)
     previews = (preview_pairs(split_files(prepared_dir, "train"), config.tasks, seed=seed, ranges=ranges)
                 if logging else [])
     bar = Progress(config.steps, step, config.log_every, progress and distributed.is_main)
@@ -421,7 +427,8 @@ def train(
     if distributed.is_main:
         curve_path.parent.mkdir(parents=True, exist_ok=True)
         curve.to_csv(curve_path, index=False)
-        save_model_file(model_path, model, model_name=config.model, step=config.steps, **(model_metadata or dict)())
+        save_model_file(model_path, model, model_name=config.model, step=config.steps, cpu_kernels=kernels,
+                        **(model_metadata or dict)())
         checkpoint_path.unlink(missing_ok=True)
     trained = config.steps > resumed_from
     return TrainResult(model=model.eval(), curve=curve, patches_per_s=clock.rate() if trained else 0.0,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pip_model import cpu_kernels
 from pip_model.tracking.lineage import flatten, pipeline_context
 from pip_model.tracking.pending import PendingLog
 from pip_model.tracking.uris import TrackingUnavailable, access_hint, check_reachable, first_line, tracking_uri
@@ -146,7 +147,8 @@ class Tracker:
         described, pipeline = pipeline_context(root)
         return cls(uri=tracking_uri(config.uri, root), experiment=config.experiment,
                    run_name=f"{run_name} ({described})" if run_name else None,
-                   tags={"pipeline": pipeline, **(tags or {}), **config.tags}, pending=pending)
+                   tags={"pipeline": pipeline, "cpu": cpu_kernels.machine()["cpu"], "cpu_kernels": cpu_kernels.mode(),
+                         **(tags or {}), **config.tags}, pending=pending)
 
     def _guard(self, what: str, call, *arguments, **keywords) -> Any:
         """``call``'s result, or None when it failed (the failure is recorded)."""
