@@ -1,13 +1,15 @@
-"""Which CPU kernels the math libraries run, pinned so that training and evaluation give the same bits on every
-x86 CPU with AVX2.
+"""Which CPU kernels the math libraries run, pinned so that the instruction set of the CPU does not change what
+training and evaluation compute.
 
 PyTorch's own kernels (ATen), oneDNN (the convolutions) and MKL (matrix products) each pick their code path by the
 instruction set of the CPU they run on, and paths of different vector widths add in different orders: a 1,000-step
 training of ``pip_restormer_tiny`` ended up to 1.8 dB apart per task on an Intel Xeon and an AMD EPYC, both with
 AVX-512. Pinned, every library runs its AVX2 path (AVX2 is on every x86 server CPU since 2013) and MKL its
 reproducible branch, whatever the CPU offers beyond that (``tests/test_cpu_kernels.py`` trains and evaluates under
-an emulated AVX2-only CPU and checks the bits). On this project's CPUs the pin costs nothing for the tiny models and
-a measured share for the paper-size ones (``bench/model_step.py --kernels both``, figures in docs/06-benchmarks.md).
+an emulated AVX2-only CPU and checks the bits). Across vendors it is not yet enough: pinned, an Intel Xeon and an
+AMD EPYC still trained rows up to 0.58 dB apart per task (docs/04-compare-runs.md says what was ruled out). The pin
+costs about 12% of PIP tiny's training speed on the AMD EPYC (``bench/model_step.py --kernels both`` times the
+paper-size models).
 
 The libraries read these settings once, before their first kernel runs, so :func:`pin` runs when ``pip_model`` is
 imported and sets only what the environment leaves unset: a variable set by hand wins. ``PIP_CPU_KERNELS=native``
