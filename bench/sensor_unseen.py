@@ -32,8 +32,9 @@ from pip_model.data.pairs import DegradeConfig
 from pip_model.data.sampling import random_crops
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.networks.checkpoints import load_model_file  # noqa: E402
-from pip_model.networks.sensor import PRESENT_SCORE, nothing_found, restore_blind  # noqa: E402
-from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, task_classes, task_prompt  # noqa: E402
+from pip_model.evaluation.inference import restore  # noqa: E402
+from pip_model.networks.sensor import PRESENT_SCORE, nothing_found  # noqa: E402
+from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, task_classes  # noqa: E402
 
 UNSEEN_SKLEARN = ("china", "flower")
 UNSEEN_SKIMAGE = ("hubble_deep_field", "camera", "coins", "moon")
@@ -96,8 +97,8 @@ def measure(model: torch.nn.Module, sensor: torch.nn.Module, *, per_task: int, s
         true, blind, gained = [], [], []
         for i in range(len(crops)):
             one, clean = degraded[i : i + 1], crops[i : i + 1]
-            true.append(psnr(model(one, task_prompt(task)[None]), clean))
-            blind.append(psnr(restore_blind(model, one, weights[i : i + 1]), clean))
+            true.append(psnr(restore(model, one, tasks=[task]).images, clean))
+            blind.append(psnr(restore(model, one, sensor=sensor).images, clean))
             gained.append(psnr(one, clean))
         figures["tasks"][task] = {"sensor_right": float(np.mean(right)), "left_alone": float(nothing_found(weights)
                                   .float().mean()), "input_psnr": float(np.mean(gained)),

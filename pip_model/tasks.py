@@ -37,6 +37,12 @@ COMPOSITE_TASKS: dict[str, tuple[str, ...]] = {
 }
 ALL_TASKS: tuple[str, ...] = TASKS + tuple(COMPOSITE_TASKS)
 
+# What a non-blind task expert is given besides the image, on the [0, 1] pixel scale: the noise level of each
+# denoising task (the paper's sigmas are on the 0-255 scale).
+TASK_PARAMETERS: dict[str, dict[str, float]] = {
+    f"denoise_{level}": {"sigma": level / 255} for level in (15, 25, 50)
+}
+
 
 def task_class(task: str) -> int:
     """Returns the degradation class id of a single task.

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,11 +40,20 @@ from pip_model.evaluation.benchmark import (
     load_benchmark,
     load_contenders,
     mean_scores,
+    parameter_counts,
     prompt_contenders,
     run_metrics,
+    with_experts,
 )
-from pip_model.image_files import write_png
+from pip_model.evaluation.examples import write_examples
 from pip_model.networks.checkpoints import load_model_file
+from pip_model.networks.registry import (
+    PluginError,
+    distribution_of,
+    loose_module_of,
+    spec_of_model,
+    use_configured_plugins,
+)
 from pip_model.tracking.lineage import dvc_input_tags
 from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable, registered_name
 
@@ -53,16 +64,23 @@ def register(tracker: Tracker, model: nn.Module, name: str, sensor: nn.Module | 
     served = ServedRestorer(copy.deepcopy(model).cpu(), sensor=copy.deepcopy(sensor).cpu() if sensor else None,
                             sensor_name=sensor_name)
     example = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    spec = spec_of_model(model)
+    example_task = "noise" if spec.uses_prompts else spec.tasks[0] if spec.call == "non_blind" else ""
+    module = loose_module_of(spec)
+    code = [] if not module else [str(Path(importlib.util.find_spec(module).origin))]  # a module beside params
     version = tracker.log_model(served.eval(), registered_name=registered_name(name), alias=alias,
                                 input_example=example, params={"task": "auto", "sensor": sensor_name},
-                                example_params={"task": "noise"} if served.uses_prompts else None)
+                                example_params={"task": example_task} if example_task else None,
+                                requirements=[distribution] if (distribution := distribution_of(spec)) else [],
+                                code=code)
     sensor_note = f", sensor {sensor_name} bundled" if sensor is not None else ", no sensor (task=auto refused)"
     print(f"evaluate: registered {registered_name(name)} v{version} @{alias}{sensor_note}" if version is not None
           else f"evaluate: {name} not registered in MLflow (logging failed)", flush=True)
 
 
-def write_results(args: argparse.Namespace, result: Evaluation, swapped: dict) -> None:
-    """Writes the metrics, the per-model summaries, the per-image table, the examples and the prompt swaps."""
+def write_results(args: argparse.Namespace, result: Evaluation, swapped: Evaluation | None) -> None:
+    """Writes the metrics, the per-model summaries, the per-image table, the examples (the prompt swaps' too) and
+    the prompt swaps' metrics."""
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
     if args.summary is not None:
@@ -73,14 +91,14 @@ def write_results(args: argparse.Namespace, result: Evaluation, swapped: dict) -
             (args.summary / f"{name}.json").write_text(json.dumps(mean_scores(per_task), indent=2) + "\n")
     args.per_image.parent.mkdir(parents=True, exist_ok=True)
     result.per_image.to_csv(args.per_image, index=False)
-    for (name, task), saved in result.examples.items():
-        for image_id, image in saved:
-            write_png(args.examples / name / f"{image_id.replace('/', '_')}.png", image)
+    if args.examples.is_dir():
+        shutil.rmtree(args.examples)  # a contender no longer evaluated leaves no example behind
+    write_examples(args.examples, [*result.examples, *(swapped.examples if swapped else [])])
     table = pd.DataFrame({name: {task: values["psnr"] for task, values in tasks.items()}
                           for name, tasks in result.metrics.items()})
     print("evaluate: mean PSNR (dB) per task\n" + table.round(2).to_string())
     args.prompts.parent.mkdir(parents=True, exist_ok=True)
-    args.prompts.write_text(json.dumps(swapped, indent=2) + "\n")
+    args.prompts.write_text(json.dumps(swapped.metrics if swapped else {}, indent=2) + "\n")
 
 
 def main() -> int:
@@ -96,15 +114,18 @@ def main() -> int:
                         help="folder to write: <model>.json with the mean PSNR and SSIM over the tasks")
     parser.add_argument("--per-image", type=Path, required=True)
     parser.add_argument("--examples", type=Path, required=True)
+    parser.add_argument("--parameters", type=Path,
+                        help="JSON to write: each model's parameter count, and the task experts' sum (storage)")
     parser.add_argument("--prompts", type=Path, required=True,
                         help="JSON to write: the first PIP model under every fixed prompt, per task")
     args = parser.parse_args()
     try:
+        use_configured_plugins(args.params)
         base = load_section(BaseConfig, "base", args.params)
         config = load_section(EvaluateConfig, "evaluate", args.params)
         tracking = load_section(TrackingConfig, "tracking", args.params)
         device = base.torch_device()
-    except ConfigError as error:
+    except (ConfigError, PluginError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 1
 
@@ -113,18 +134,22 @@ def main() -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 1
+    contenders = with_experts(contenders)
+    if args.parameters is not None:
+        args.parameters.parent.mkdir(parents=True, exist_ok=True)
+        args.parameters.write_text(json.dumps(parameter_counts(contenders), indent=2) + "\n")
     sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
     layout = "channels-last (evaluate.channels_last)" if config.channels_last else "default"
     print(f"evaluate: {len(contenders)} contenders on {device}, restoring in the {layout} memory format; "
           f"{cpu_kernels.describe(cpu_kernels.check())}", flush=True)
     pairs = load_benchmark(args.benchmark)
     prompted = next(((contender.name, contender.model) for contender in contenders
-                     if getattr(contender.model, "uses_prompts", False)), None)
+                     if contender.model is not None and spec_of_model(contender.model).uses_prompts), None)
     try:
         result = evaluate(pairs, contenders, config)
         # Each fixed prompt on every task: what a wrong or blended prompt costs, and each single prompt on
-        # composites (empty without a PIP model).
-        swapped = evaluate(pairs, prompt_contenders(*prompted, config), config).metrics if prompted else {}
+        # composites (none without a PIP model).
+        swapped = evaluate(pairs, prompt_contenders(*prompted, config), config) if prompted else None
     except (OnePassMemoryError, CropError) as error:  # one pass too large for the device; an image too small
         print(f"evaluate: {error}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
-"""DVC stage `report`: metrics, curves and models -> reports/index.html with PNG figures, logged to MLflow."""
+"""DVC stage `report`: metrics, curves and evaluate's examples -> reports/index.html with PNG figures, logged to
+MLflow. It runs no network: the example grids are what evaluate kept."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +12,6 @@ import pandas as pd
 
 from pip_model.apps.report import ReportConfig, write_report
 from pip_model.config import ConfigError, load_section, read_params
-from pip_model.networks.checkpoints import load_model_file
 from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable
 
 
@@ -21,7 +22,8 @@ def main() -> int:
     parser.add_argument("--prompts", type=Path, help="evaluate's prompts.json: the cost of wrong prompts, composites")
     parser.add_argument("--curves", type=Path, required=True, help="folder of training-curve CSVs")
     parser.add_argument("--benchmark", type=Path, required=True)
-    parser.add_argument("--models", type=Path, nargs="+", required=True)
+    parser.add_argument("--examples", type=Path, required=True, help="evaluate's kept restorations (index.csv)")
+    parser.add_argument("--parameters", type=Path, help="evaluate's parameters.json: the storage table")
     parser.add_argument("--seeds", type=Path, help="the seeds flow's results (results/seeds), shown when present")
     parser.add_argument("--sensor", type=Path, help="score_sensor's headline JSON (its detail files lie beside it)")
     parser.add_argument("--prepared", type=Path, help="prepare's output: the paper table's line on the training data")
@@ -33,12 +35,10 @@ def main() -> int:
     except ConfigError as error:
         print(f"report: {error}", file=sys.stderr)
         return 1
-    models = {}
-    for path in sorted(args.models, key=lambda p: not p.stem.startswith("pip_")):  # PIP models first
-        model, metadata = load_model_file(path)
-        models[metadata["model_name"]] = model
-    curves = {path.stem: pd.read_csv(path) for path in sorted(args.curves.glob("*.csv")) if path.stem in models}
-    page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark, models=models,
+    evaluated = json.loads(args.metrics.read_text())
+    curves = {path.stem: pd.read_csv(path) for path in sorted(args.curves.glob("*.csv")) if path.stem in evaluated}
+    page = write_report(metrics_path=args.metrics, curves=curves, benchmark_dir=args.benchmark,
+                        examples_dir=args.examples, parameters_path=args.parameters,
                         config=config, out_dir=args.out, seeds_dir=args.seeds, prompts_path=args.prompts,
                         sensor_path=args.sensor, params=read_params(args.params),
                         root=Path(args.params).resolve().parent, prepared_dir=args.prepared)

@@ -20,6 +20,7 @@ from pip_model.engine.distributed import Distributed
 from pip_model.engine.loop import train
 from pip_model.engine.recipes import TrainConfig, load_train_config
 from pip_model.engine.resume import resumable_state
+from pip_model.networks.registry import PluginError, use_configured_plugins
 from pip_model.tracking.lineage import dvc_input_tags, git_tags
 from pip_model.tracking.pending import PENDING_SUFFIX
 from pip_model.tracking.tracker import Tracker, TrackingConfig, TrackingUnavailable
@@ -50,6 +51,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: checkpoints/<model>.ckpt)")
     args = parser.parse_args()
     try:
+        use_configured_plugins(args.params)  # before the train section, which names the models
         base = load_section(BaseConfig, "base", args.params)
         config = load_train_config(args.params)
         if args.model:
@@ -57,7 +59,7 @@ def main() -> int:
         ranges = load_section(DegradeConfig, "degrade", args.params).ranges
         tracking = load_section(TrackingConfig, "tracking", args.params)
         device = base.torch_device()
-    except ConfigError as error:
+    except (ConfigError, PluginError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 1
 

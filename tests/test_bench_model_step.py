@@ -91,7 +91,7 @@ def test_the_benchmark_counts_times_and_writes_every_figure(model_step, publishe
                      "--json", str(out)])
     results = json.loads(out.read_text())
     assert set(results) == {"date", "torch", "device", "threads", "memory_format", "settings", "peak", "published",
-                            "models"}
+                            "models", "cpu", "cpu_kernels"}
     assert results["memory_format"] == "channels_last"
     assert results["settings"]["repeats"] == 1 and results["threads"] == 1
     peak = results["peak"]

@@ -172,7 +172,8 @@ def test_the_classes_found_share_the_prompt_and_a_doubt_weighs_little():
 def test_nothing_found_leaves_the_image_as_it_is():
     """Every score under 0.3: no prompt weight at all, and the blind restoration hands the image back untouched,
     while an image of the same batch with a class found is restored."""
-    from pip_model.networks.sensor import ABSENT_SCORE, nothing_found, restore_blind
+    from pip_model.evaluation.inference import restore
+    from pip_model.networks.sensor import ABSENT_SCORE, nothing_found
 
     sensor = build_model("sensor_tiny").eval()
     with torch.no_grad():
@@ -185,12 +186,14 @@ def test_nothing_found_leaves_the_image_as_it_is():
 
     restorer = randomise_output(build_model("pip_restormer_tiny")).eval()
     images = _images()
-    mixed = torch.stack([torch.zeros(5), torch.eye(5)[1]])
-    with torch.no_grad():
-        blind = restore_blind(restorer, images, mixed)
-        torch.testing.assert_close(blind[0], images[0], rtol=0, atol=0)
-        torch.testing.assert_close(blind[1:], restorer(images[1:], mixed[1:]))
-        torch.testing.assert_close(restore_blind(restorer, images, torch.zeros(2, 5)), images, rtol=0, atol=0)
+    with torch.no_grad():  # the first image's scores all under 0.3, the second's rain sure
+        sensor.classifier.bias.copy_(torch.logit(torch.tensor([0.1, 0.9, 0.1, 0.1, 0.1])))
+        sensor.classifier.weight[1, -1] = -200.0  # its top brightness quantile: a bright image loses its rain
+        dark = torch.cat([images[:1], images[1:] * 0])
+        blind = restore(restorer, dark, sensor=sensor)
+        assert blind.left_alone.tolist() == [True, False]
+        torch.testing.assert_close(blind.images[0], dark[0], rtol=0, atol=0)
+        torch.testing.assert_close(blind.images[1:], restorer(dark[1:], blind.weights[1:]))
 
 
 def test_the_sensor_sees_how_bright_an_image_is():

@@ -27,7 +27,7 @@ import yaml
 
 from pip_model.image_files import read_image
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
-from tests.helpers.pipeline import TINY, Repo, make_pipeline_repo, stages_run
+from tests.helpers.pipeline import ALWAYS_RUN, TINY, Repo, make_pipeline_repo, stages_run
 from tests.helpers.servers import stop_group
 
 STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny",
@@ -122,12 +122,13 @@ def test_runs_say_what_they_are_and_one_execution_shares_a_tag(repo):
 
 @pytest.mark.integration
 def test_second_repro_only_scans(repo):
-    # Only `scan` runs (always, a fraction of a second without torch): it finds the datasets folder unchanged, so
-    # nothing after it is stale. The bound is loose for a loaded 2-core machine; any training would take minutes.
+    # Only `scan` and `models` run (always, in seconds): the datasets folder and every model's code are unchanged,
+    # so nothing after them is stale. The bound is loose for a loaded 2-core machine; any training takes minutes.
     started = time.monotonic()
     output = repo.dvc("repro").stdout
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 45
     assert stages_run(output) == [] and "Running stage 'scan'" in output and "didn't change, skipping" in output
+    assert "Running stage 'models'" in output
 
 
 @pytest.mark.integration
@@ -167,6 +168,7 @@ def test_a_param_change_reruns_only_the_stages_that_read_it(repo, section, chang
 RUN_SETTINGS = {"workers": 1, "threads": 1, "image_cache": 3, "log_every": 7, "checkpoint_every": 9,
                 "sample_every": 11, "compile": True, "sensor_log_every": 5}
 TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny", "train_sensor"]
+SCORING = ["score_sensor", "evaluate", "report"]  # the stages that load any network
 
 
 @pytest.mark.integration
@@ -180,6 +182,16 @@ TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_
     ("pip_model/evaluation/sensor_report.py", ["score_sensor", "report"]),
     ("pip_model/evaluation/metrics.py", ["score_sensor", "evaluate", "report"]),
     ("pip_model/engine/loop.py", TRAINING),
+    # What no trained model is made of: MLflow logging, the sample grids, the registry's other entries, a new network.
+    ("pip_model/tracking/tracker.py", SCORING),
+    ("pip_model/engine/previews.py", []),
+    ("pip_model/networks/registry.py", SCORING),
+    ("pip_model/networks/unet_of_mine.py", SCORING),
+    # A model's own code: the models built with it retrain (Restormer's module uses PIP's and PromptIR's), and
+    # no other.
+    ("pip_model/networks/pip.py", ["train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny",
+                                   *SCORING]),
+    ("pip_model/networks/sensor.py", ["train_sensor", *SCORING]),
     ({"train_run": RUN_SETTINGS}, []),
     ({"train_run": {"models": ["pip_restormer_tiny", "restormer_tiny", "promptir_tiny", "nafnet_tiny"]}},
      ["train@nafnet_tiny"]),
@@ -188,18 +200,25 @@ TRAINING = ["train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_
 def test_an_edit_leaves_stale_exactly_the_stages_whose_result_it_can_change(repo, edit, stale):
     """After `dvc repro`, `dvc status` names as stale only the stages whose result the edit can change: a comment
     in the report's code stales the report, one in `prompt-restore`, a flow, the README or a benchmark nothing; the
-    run settings (`train_run`) nothing; a new model only its own train stage (the others stay up to date); the
-    device every stage that computes on it, but not `degrade`, which is seeded and runs on the CPU."""
+    run settings (`train_run`) nothing; a new model only its own train stage (the others stay up to date); an edit
+    of a model's code its own train stages (through the `models` stage's fingerprints), of tracking, sample grids,
+    the registry or a new network module none; the device every stage that computes on it, but not `degrade`,
+    which is seeded and runs on the CPU."""
     if isinstance(edit, str):
         path = repo.path / edit
-        path.write_text(path.read_text() + "\n# an edit that changes no result\n")
+        path.write_text((path.read_text() if path.exists() else "") + "\n# an edit that changes no result\n")
     else:
         repo.set_params(edit)
     try:
+        repo.dvc("repro", "models")  # the fingerprints a train stage depends on, as any `dvc repro` writes first
         status = json.loads(repo.dvc("status", "--json").stdout or "{}")
-        assert sorted(name for name in status if name != "scan") == sorted(stale), status
+        assert sorted(name for name in status if name not in ALWAYS_RUN) == sorted(stale), status
     finally:
-        repo.run("git", "checkout", "--", edit if isinstance(edit, str) else "params.yaml")
+        if isinstance(edit, str) and edit.endswith("unet_of_mine.py"):
+            (repo.path / edit).unlink()
+        else:
+            repo.run("git", "checkout", "--", edit if isinstance(edit, str) else "params.yaml")
+        repo.dvc("repro", "models")
 
 
 @pytest.mark.integration

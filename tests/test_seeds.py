@@ -14,26 +14,26 @@ def _sweep_table() -> pd.DataFrame:
     return pd.DataFrame({
         "Experiment": ["sweep-1-0", "sweep-1-1", "sweep-1-2"],
         "base.seed": [0, 1, 2],
-        "pip_net.derain.psnr": [30.0, 31.0, 32.0], "net.derain.psnr": [29.0, 31.5, 30.0],
-        "pip_net.dehaze.psnr": [20.0, 20.0, 23.0], "net.dehaze.psnr": [20.0, 21.0, 22.0],
+        "pip_nafnet_tiny.derain.psnr": [30.0, 31.0, 32.0], "nafnet_tiny.derain.psnr": [29.0, 31.5, 30.0],
+        "pip_nafnet_tiny.dehaze.psnr": [20.0, 20.0, 23.0], "nafnet_tiny.dehaze.psnr": [20.0, 21.0, 22.0],
         "input.derain.psnr": [25.0, 25.0, 25.0], "input.dehaze.psnr": [15.0, 15.0, 15.0],
-        "pip_net.derain.ssim": [0.9, 0.9, 0.9], "train.lr": [0.002] * 3,
+        "pip_nafnet_tiny.derain.ssim": [0.9, 0.9, 0.9], "train.lr": [0.002] * 3,
     })
 
 
 def test_seed_summary_gives_mean_spread_and_paired_differences():
     summary, difference = seed_summary(_sweep_table())
-    row = summary.set_index(["model", "task"]).loc[("pip_net", "derain")]
+    row = summary.set_index(["model", "task"]).loc[("pip_nafnet_tiny", "derain")]
     assert (row["mean"], row["std"], row["seeds"]) == (31.0, 1.0, 3)
     assert summary.set_index(["model", "task"]).loc[("input", "dehaze"), "std"] == 0
     gaps = difference.set_index("task")
     # Paired by seed: derain differences 1.0, -0.5, 2.0; dehaze 0, -1, 1.
     assert gaps.loc["derain", "mean"] == pytest.approx(2.5 / 3) and gaps.loc["dehaze", "mean"] == 0
     assert gaps.loc["derain", "std"] == pytest.approx(pd.Series([1.0, -0.5, 2.0]).std())
-    assert set(difference["model"]) == {"pip_net"} and set(difference["rival"]) == {"net"}
+    assert set(difference["model"]) == {"pip_nafnet_tiny"} and set(difference["rival"]) == {"nafnet_tiny"}
     assert list(gaps.index) == ["derain", "dehaze"]  # the sweep's task order
     ssim, _ = seed_summary(_sweep_table(), "ssim")
-    assert list(ssim["model"]) == ["pip_net"]
+    assert list(ssim["model"]) == ["pip_nafnet_tiny"]
     with pytest.raises(ValueError, match="no <model>.<task>.psnr columns"):
         seed_summary(_sweep_table()[["Experiment", "base.seed"]])
 
@@ -66,13 +66,20 @@ def test_seeds_results_say_when_another_commit_or_other_settings_made_them(tmp_p
 
 
 def test_a_method_keeps_its_colour_in_every_chart():
-    from pip_model.apps.colours import method_colours
+    from pip_model.apps.colours import method_colours, method_order
 
-    names = ["input", "classical", "pip_net", "pip_net_blind", "net", "pip_other", "other", "promptir_tiny", "promptir"]
+    names = ["input", "classical", "pip_restormer_tiny", "pip_restormer_tiny_blind", "restormer_tiny", "pip_nafnet",
+             "nafnet", "promptir_tiny", "promptir", "pip_restormer", "experts"]
     colours = method_colours(names)
     assert len(set(colours.values())) == len(names)  # every method its own
     assert colours == method_colours(reversed(names))  # whatever the order they come in
     assert method_colours(["input", "classical"]) == {name: colours[name] for name in ("input", "classical")}
+    assert method_colours(["pip_restormer_tiny_blind", "pip_restormer_tiny"]) == {  # its spec's, and lighter
+        "pip_restormer_tiny": "#1f77b4", "pip_restormer_tiny_blind": "#8fbbd9"}
+    # The order comes from the specs' roles: baselines, PIP (each before its blind twin), peers, plain, experts.
+    assert method_order(reversed(names)) == [
+        "input", "classical", "pip_nafnet", "pip_restormer", "pip_restormer_tiny", "pip_restormer_tiny_blind",
+        "promptir", "promptir_tiny", "nafnet", "restormer_tiny", "experts"]
 
 
 def test_pip_is_measured_against_its_backbone_and_promptir_of_its_size(tmp_path):

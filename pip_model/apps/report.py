@@ -25,30 +25,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from pip_model.apps.colours import method_colours  # noqa: E402
+from pip_model.apps.colours import method_colours, method_order  # noqa: E402
 from pip_model.apps.paper_table import paper_table, run_lines  # noqa: E402
 from pip_model.apps.published import PUBLISHED  # noqa: E402
 from pip_model.apps.seeds import gap_label, pip_rivals, seed_section, staleness  # noqa: E402
 from pip_model.config import BaseConfig, from_mapping  # noqa: E402
 from pip_model.data.corpus import PrepareConfig  # noqa: E402
-from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.recipes import SensorConfig, TrainConfig
 from pip_model.evaluation.benchmark import EvaluateConfig, split_key
 from pip_model.evaluation.charts import confusion_chart, save_figure  # noqa: E402
-from pip_model.evaluation.classical import classical_restore  # noqa: E402
-from pip_model.evaluation.metrics import image_metrics
+from pip_model.evaluation.examples import read_index, read_restored  # noqa: E402
 from pip_model.image_files import read_image  # noqa: E402
-from pip_model.tasks import (  # noqa: E402
-    COMPOSITE_TASKS,
-    DEGRADATION_CLASSES,
-    NUM_CLASSES,
-    task_classes,
-    task_prompt,
-)
+from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, task_classes  # noqa: E402
 from pip_model.tracking.lineage import dvc_input_tags, flatten, git_commit, git_tags
 
 
@@ -163,53 +152,49 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], pat
     return save_figure(figure, path, dpi)
 
 
-def _psnr(restored: np.ndarray, clean: np.ndarray) -> float:
-    return image_metrics(to_tensor(restored)[None], to_tensor(clean)[None])[0]
+def _pair_images(benchmark_dir: Path, row: Any) -> tuple[np.ndarray, np.ndarray]:
+    return read_image(benchmark_dir / row.degraded_path).rgb, read_image(benchmark_dir / row.clean_path).rgb
 
 
-@torch.no_grad()
-def _restore(model: nn.Module, degraded: np.ndarray, weights: torch.Tensor | None) -> np.ndarray:
-    return to_array(model(to_tensor(degraded)[None], weights if getattr(model, "uses_prompts", False) else None)[0])
-
-
-def examples_grid(benchmark_dir: Path, models: Mapping[str, nn.Module], path: Path, dpi: int) -> str:
-    """Per task, the first test pair: degraded | each model | classical | clean, with PSNR in the titles."""
-    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+def examples_grid(benchmark_dir: Path, examples_dir: Path, path: Path, dpi: int) -> str | None:
+    """Per task, its first kept pair (``evaluate``'s examples, :mod:`pip_model.evaluation.examples`): degraded |
+    each model, in the report's order | classical | clean, with PSNR in the titles; None without examples."""
+    index = read_index(examples_dir)
+    index = index[~index["model"].str.contains("@")]
     rows = []
-    for task, pairs in manifest[manifest["split"] == "test"].groupby("task", sort=False):
-        pair = pairs.iloc[0]
-        degraded = read_image(benchmark_dir / pair.degraded_path).rgb
-        clean = read_image(benchmark_dir / pair.clean_path).rgb
-        prompt = task_prompt(task)[None]
-        cells = [(f"degraded {_psnr(degraded, clean):.1f}", degraded)]
-        for name, model in models.items():
-            restored = _restore(model, degraded, prompt)
-            cells.append((f"{name} {_psnr(restored, clean):.1f}", restored))
-        classical = classical_restore(degraded, task)
-        cells += [(f"classical {_psnr(classical, clean):.1f}", classical), ("clean", clean)]
-        rows.append((task, cells))
-    return image_grid(rows, path, dpi)
+    for task, kept in index.groupby("task", sort=False):
+        pair = kept[kept["id"] == kept.iloc[0]["id"]].set_index("model")
+        degraded, clean = _pair_images(benchmark_dir, pair.iloc[0])
+        first = f"degraded {pair.loc['input', 'psnr']:.1f}" if "input" in pair.index else "degraded"
+        cells = [(first, degraded)]
+        for name in method_order(name for name in pair.index if name != "input"):
+            cells.append((f"{name} {pair.loc[name, 'psnr']:.1f}", read_restored(examples_dir, pair.loc[name])))
+        rows.append((task, cells + [("clean", clean)]))
+    return image_grid(rows, path, dpi) if rows else None
 
 
-def prompt_swap_grid(benchmark_dir: Path, model: nn.Module, tasks: Sequence[str], path: Path, dpi: int) -> str:
-    """One degraded image per task, restored under each degradation prompt in turn."""
-    manifest = pd.read_csv(benchmark_dir / "manifest.csv")
+def prompt_swap_grid(benchmark_dir: Path, examples_dir: Path, tasks: Sequence[str], path: Path, dpi: int
+                     ) -> str | None:
+    """One degraded image per task, restored by the first PIP model under each degradation prompt in turn (the
+    prompt swaps ``evaluate`` kept); None without them."""
+    index = read_index(examples_dir)
+    swaps = index[index["model"].str.contains("@")]
     rows = []
     for task in tasks:
-        pairs = manifest[(manifest["task"] == task) & (manifest["split"] == "test")]
-        if pairs.empty:
+        kept = swaps[swaps["task"] == task]
+        if kept.empty:
             continue
-        pair = pairs.iloc[0]
-        degraded = read_image(benchmark_dir / pair.degraded_path).rgb
-        clean = read_image(benchmark_dir / pair.clean_path).rgb
+        pair = kept[kept["id"] == kept.iloc[0]["id"]]
+        by_prompt = {model.split("@", 1)[1]: row for model, row in zip(pair["model"], pair.itertuples())}
+        degraded, clean = _pair_images(benchmark_dir, pair.iloc[0])
         cells = [("degraded", degraded)]
         for class_id, name in enumerate(DEGRADATION_CLASSES):
-            restored = _restore(model, degraded, torch.nn.functional.one_hot(torch.tensor([class_id]), NUM_CLASSES)
-                                .float())
-            marker = " (true)" if class_id in task_classes(task) else ""
-            cells.append((f"{name} prompt{marker} {_psnr(restored, clean):.1f}", restored))
+            if name in by_prompt:
+                marker = " (true)" if class_id in task_classes(task) else ""
+                cells.append((f"{name} prompt{marker} {by_prompt[name].psnr:.1f}",
+                              read_restored(examples_dir, by_prompt[name])))
         rows.append((task, cells + [("clean", clean)]))
-    return image_grid(rows, path, dpi)
+    return image_grid(rows, path, dpi) if rows else None
 
 
 def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Mapping[str, Any]
@@ -346,14 +331,25 @@ def paper_section(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], prot
             "printed average beside them.</p>", paper.to_html(), under]
 
 
+def storage_section(parameters: Mapping[str, int], psnr: pd.DataFrame) -> list[str]:
+    """Each model's parameters beside its mean PSNR; the task experts' row sums theirs: the storage one all-in-one
+    model saves over a set of task-specific ones (the paper's first argument)."""
+    rows = {name: {"parameters (M)": round(count / 1e6, 3),
+                   "mean PSNR (dB)": round(float(psnr.loc["mean", name]), 2) if name in psnr.columns else None}
+            for name, count in ((name, parameters[name]) for name in method_order(parameters))}
+    return ["<h2>Parameters (storage)</h2>", "<p>The experts' row counts every task expert's parameters.</p>",
+            pd.DataFrame.from_dict(rows, orient="index").to_html()]
+
+
 def write_report(
-    *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, models: Mapping[str, nn.Module],
+    *, metrics_path: Path, curves: Mapping[str, pd.DataFrame], benchmark_dir: Path, examples_dir: Path,
     config: ReportConfig, out_dir: Path, seeds_dir: Path | None = None, prompts_path: Path | None = None,
     sensor_path: Path | None = None, params: Mapping[str, Any] | None = None, root: Path | None = None,
-    prepared_dir: Path | None = None,
+    prepared_dir: Path | None = None, parameters_path: Path | None = None,
 ) -> Path:
     """Writes ``index.html`` and its PNG figures under ``out_dir``; returns the page's path.
 
+    The example grids are drawn from what ``evaluate`` kept under ``examples_dir``: no network runs here.
     With ``params`` (all of params.yaml) and ``root`` (the repository), the page opens with its provenance
     (:func:`provenance_header`) and flags a seeds section computed at another commit or with other settings.
     With ``seeds_dir`` holding the ``seeds`` flow's results, the page shows them too; with ``prompts_path``
@@ -372,13 +368,12 @@ def write_report(
         loss = str((params.get("train") or {}).get("loss", ""))
         figures.append(("Training curves", curve_chart(curves, out_dir / "training_curves.png", config.dpi, colours,
                                                        loss)))
-    figures.append(("Restored examples (PSNR in dB)",
-                    examples_grid(benchmark_dir, models, out_dir / "examples.png", config.dpi)))
-    prompted = next((model for model in models.values() if getattr(model, "uses_prompts", False)), None)
-    if prompted is not None:
-        figures.append(("Prompt swap: one image under each degradation prompt",
-                        prompt_swap_grid(benchmark_dir, prompted, config.swap_tasks, out_dir / "prompt_swap.png",
-                                         config.dpi)))
+    grids = [("Restored examples (PSNR in dB)", examples_grid(benchmark_dir, examples_dir, out_dir / "examples.png",
+                                                              config.dpi)),
+             ("Prompt swap: one image under each degradation prompt",
+              prompt_swap_grid(benchmark_dir, examples_dir, config.swap_tasks, out_dir / "prompt_swap.png",
+                               config.dpi))]
+    figures += [(title, name) for title, name in grids if name is not None]
     best = psnr.drop(index="mean").idxmax(axis=1)
     sections = [provenance_header(root, params, benchmark_dir)] if root is not None else []
     if config.protocol:
@@ -390,6 +385,8 @@ def write_report(
         + "</p>",
     ]
     sections += rival_section(psnr, out_dir / "rivals.png", config.dpi, colours)
+    if parameters_path is not None and parameters_path.is_file():
+        sections += storage_section(json.loads(parameters_path.read_text()), psnr)
     sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
     if prompts:
         model = html.escape(next(iter(prompts)).split("@")[0])

@@ -32,7 +32,8 @@ from torch import nn
 from pip_model import tasks
 from pip_model.config import CommandLine
 from pip_model.data.images import to_array, to_tensor
-from pip_model.evaluation.tiling import for_inference, restore_tiled
+from pip_model.evaluation.inference import restore
+from pip_model.evaluation.tiling import for_inference
 from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -45,7 +46,8 @@ from pip_model.image_files import (
     walk_files,
     write_png,
 )
-from pip_model.networks.checkpoints import load_model_file
+from pip_model.networks.checkpoints import load_model_file, safe_load
+from pip_model.networks.registry import ModelSpec, PluginError, model_spec, spec_of_model, use_plugins
 from pip_model.networks.sensor import ABSENT_SCORE, PRESENT_SCORE, nothing_found
 from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
 from pip_model.tracking.uris import mlflow_uri_problem
@@ -84,8 +86,18 @@ def newest_model(root: Path) -> Path:
     files = _newest_first(root / "models")
     if not files:
         raise RestoreError(f"no trained model in {root / 'models'}; run `dvc repro` first or pass --model")
-    prompted = [path for path in files if path.stem.startswith("pip_")]
+    prompted = [path for path in files if _holds_prompted_model(path)]
     return (prompted or files)[0]
+
+
+def _holds_prompted_model(path: Path) -> bool:
+    """Whether a model file holds a registered prompted model (a file that cannot be read, or names a model that
+    is not registered, does not)."""
+    try:
+        name = safe_load(path).get("model_name")
+        return model_spec(name).uses_prompts
+    except (ValueError, FileNotFoundError, AttributeError):
+        return False
 
 
 def newest_sensor(root: Path) -> Path:
@@ -221,19 +233,15 @@ def _progress(total: int):
     return None
 
 
-def run(arguments: argparse.Namespace) -> int:
-    device = arguments.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RestoreError("--device cuda: this torch build or machine has no CUDA device; use --device cpu")
-    root = Path.cwd()
-    spec = arguments.model or str(newest_model(root))
-    model, description = load_restorer(spec, device)
-    model = for_inference(model, channels_last=arguments.channels_last)
-    layout = "channels-last" if arguments.channels_last else "default (--no-channels-last)"
-    print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}, {layout} memory format",
-          flush=True)
-    sensor = None
-    fixed: torch.Tensor | None = None
+def _steering(arguments: argparse.Namespace, spec: ModelSpec, root: Path, device: str
+              ) -> tuple[nn.Module | None, torch.Tensor | None]:
+    """The sensor (``--task auto``) or the fixed prompt weights (``--task``, ``--mix``) the model is steered with,
+    as far as the model takes them.
+
+    Raises:
+        RestoreError: the model needs what was not given (a prompt, an expert's task), or the sensor is no sensor.
+    """
+    sensor, fixed = None, None
     if arguments.mix:
         fixed = parse_mix(arguments.mix)
     elif arguments.task == "auto":
@@ -248,16 +256,38 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"restore: degradation chosen per image by the sensor {sensor_path}", flush=True)
     elif arguments.task:
         fixed = task_prompt(arguments.task)
-    elif getattr(model, "uses_prompts", False):
+    elif spec.uses_prompts:
         raise RestoreError("this PIP model needs a prompt: pass --task TASK, --task auto or --mix NAME=WEIGHT,...")
-    if fixed is not None and not getattr(model, "uses_prompts", False):
+    if spec.call == "non_blind":
+        if arguments.task not in spec.tasks:
+            raise RestoreError(f"this task expert restores {', '.join(spec.tasks)}: pass --task with one of them")
+        fixed = None
+    elif fixed is not None and not spec.uses_prompts:
         # A blind model (PromptIR) or a plain one: a prompt would change nothing, and the compare label would lie.
         given = f"--task {arguments.task}" if arguments.task else f"--mix {arguments.mix}"
         print(f"restore: the model takes no prompt (blind or plain): {given} is not used", flush=True)
         fixed = None
     if arguments.explain and sensor is None:
         raise RestoreError("--explain shows the sensor's scores: use it with --task auto")
+    return sensor, fixed
 
+
+def run(arguments: argparse.Namespace) -> int:
+    device = arguments.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RestoreError("--device cuda: this torch build or machine has no CUDA device; use --device cpu")
+    root = Path.cwd()
+    try:
+        use_plugins(arguments.plugin)
+    except PluginError as error:
+        raise RestoreError(f"--plugin {error}") from None
+    model, description = load_restorer(arguments.model or str(newest_model(root)), device)
+    model = for_inference(model, channels_last=arguments.channels_last)
+    spec = spec_of_model(model)
+    layout = "channels-last" if arguments.channels_last else "default (--no-channels-last)"
+    print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}, {layout} memory format",
+          flush=True)
+    sensor, fixed = _steering(arguments, spec, root, device)
     out = Path(arguments.out)
     check_writable(out)  # before any image is restored, not after the last one
     for left in remove_temporary_files(out):
@@ -276,7 +306,7 @@ def run(arguments: argparse.Namespace) -> int:
             elif target.exists() and not arguments.overwrite:
                 summary.skipped.append(f"{path}: {target} exists (use --overwrite)")
             else:
-                _restore_one(path, target, model, sensor, fixed, arguments, device, summary)
+                _restore_one(path, target, model, sensor, fixed, arguments, summary)
                 summary.restored.append(str(target))
         except (ImageFileError, OSError) as error:
             summary.failed.append(str(error) if isinstance(error, ImageFileError) else f"{path}: {error}")
@@ -299,24 +329,9 @@ def run(arguments: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-@torch.no_grad()
 def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module | None, fixed: torch.Tensor | None,
-                 arguments: argparse.Namespace, device: str, summary: Summary) -> None:
+                 arguments: argparse.Namespace, summary: Summary) -> None:
     image = read_image(path, max_pixels=arguments.max_pixels)
-    degraded = to_tensor(image.rgb)[None]
-    weights = fixed[None] if fixed is not None else None
-    if sensor is not None:
-        scores, weights = (tensor.cpu() for tensor in sensor.prompt(degraded.to(device)))
-        decision = sensor_decision(scores[0], weights[0])
-        summary.predictions[str(path)] = decision
-        print(f"restore: {path.name}: {decision['decision']}", flush=True)
-        if arguments.explain:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.with_name(f"{target.stem}.scores.json").write_text(json.dumps(decision, indent=2) + "\n")
-    degradation = weights.to(device) if weights is not None and getattr(model, "uses_prompts", False) else None
-    if sensor is not None and bool(nothing_found(weights)[0]):
-        _write_outputs(target, image, image.rgb, "left as it is: nothing to restore", arguments, path)
-        return
     tiles = _progress(0) if max(image.size) > arguments.tile else None
 
     def on_tile(done: int, total: int) -> None:
@@ -324,12 +339,24 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
             tiles.total = total
             tiles.update(1)
 
-    restored = restore_tiled(model, degraded, degradation, tile=arguments.tile, overlap=arguments.overlap,
-                             on_tile=on_tile)
+    result = restore(model, to_tensor(image.rgb)[None], prompt=fixed, sensor=sensor,
+                     tasks=[arguments.task] if arguments.task not in (None, "auto") else None, tile=arguments.tile,
+                     overlap=arguments.overlap, on_tile=on_tile)
     if tiles is not None:
         tiles.close()
-    label = f"restored ({decision_label})" if (decision_label := _prompt_label(weights)) else "restored"
-    _write_outputs(target, image, to_array(restored[0].clamp(0, 1)), label, arguments, path)
+    if result.scores is not None:
+        decision = sensor_decision(result.scores[0], result.weights[0])
+        summary.predictions[str(path)] = decision
+        print(f"restore: {path.name}: {decision['decision']}", flush=True)
+        if arguments.explain:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.with_name(f"{target.stem}.scores.json").write_text(json.dumps(decision, indent=2) + "\n")
+    if bool(result.left_alone[0]):
+        _write_outputs(target, image, image.rgb, "left as it is: nothing to restore", arguments, path)
+        return
+    prompted = result.weights if spec_of_model(model).uses_prompts else None  # a label only for what steered
+    label = f"restored ({decision_label})" if (decision_label := _prompt_label(prompted)) else "restored"
+    _write_outputs(target, image, to_array(result.images[0].clamp(0, 1)), label, arguments, path)
 
 
 def _write_outputs(target: Path, image: LoadedImage, result: np.ndarray, label: str, arguments: argparse.Namespace,
@@ -371,6 +398,8 @@ def parser(prog: str = "prompt-restore") -> argparse.ArgumentParser:
                         help="the degradation(s) to remove, or auto (the sensor decides per image)")
     prompt.add_argument("--mix", help="prompt weights, e.g. derain=0.7,dehaze=0.3 (normalised)")
     command.add_argument("--model", help="model file, published checkpoint, or MLflow URI (models:/NAME@ALIAS)")
+    command.add_argument("--plugin", action="append", default=[], metavar="MODULE:ATTRIBUTE",
+                         help="register the models of a module of yours (repeatable; see docs/09-add-a-model.md)")
     command.add_argument("--sensor", help="sensor model file for --task auto (default: newest in sensors/)")
     command.add_argument("--explain", action="store_true",
                          help="with --task auto: write the sensor's per-class scores beside each output")

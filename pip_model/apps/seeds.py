@@ -3,8 +3,8 @@
 One seed cannot tell a 0.3 dB gain from noise. The ``seeds`` flow runs the pipeline once per
 ``base.seed`` (a sweep of DVC experiments); :func:`seed_summary` turns the sweep's table into
 the mean and standard deviation of every model's score per task, and the per-task difference
-between each PIP model and each of its rivals (:func:`pip_rivals`: its plain backbone, ``pip_X``
-minus ``X``, and PromptIR of its size), paired by seed, with its spread. :func:`write_seed_results` writes both tables and their bar chart with error bars
+between each PIP model and each of its rivals (:func:`pip_rivals`: its plain backbone and PromptIR of its size,
+as its spec names them), paired by seed, with its spread. :func:`write_seed_results` writes both tables and their bar chart with error bars
 to ``results/seeds``, which the report shows.
 """
 
@@ -24,23 +24,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pip_model.apps.colours import method_colours  # noqa: E402
+from pip_model.networks.registry import model_spec  # noqa: E402
 
 SUMMARY_FILE, DIFFERENCE_FILE, CHART_FILE = "summary.csv", "difference.csv", "seeds.png"
 PROVENANCE_FILE = "provenance.json"
 # The params sections that change a result (the seed aside, which the sweep varies).
 RESULT_SECTIONS = ("base", "prepare", "degrade", "train", "sensor", "evaluate")
-PIP_PREFIX = "pip_"
-PEER = "promptir"  # the blind prompt model the paper compares PIP with
 DIFFERENCE_COLUMNS = ["model", "rival", "task", "mean", "std", "seeds"]
 
 
 def pip_rivals(model: str, names: Collection[str]) -> list[str]:
-    """What a PIP model is measured against, those of ``names`` present: its plain backbone (``pip_X`` -> ``X``) and
-    PromptIR of its size (``promptir_tiny`` for a tiny model, ``promptir`` else)."""
-    if not model.startswith(PIP_PREFIX) or model.endswith("_blind"):
+    """What a PIP model is measured against, those of ``names`` present, as its spec says: its plain backbone, then
+    its peers (PromptIR of its size); none for any other method."""
+    try:
+        spec = model_spec(model)
+    except ValueError:  # a result's other rows (input, a blind twin, a model not registered here)
         return []
-    peer = f"{PEER}_tiny" if model.endswith("_tiny") else PEER
-    return [name for name in (model.removeprefix(PIP_PREFIX), peer) if name in names]
+    return spec.rivals(names) if spec.role == "pip" else []
 
 
 def gap_label(model: str, rival: str) -> str:

@@ -32,9 +32,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, DEADLINE_EXCEEDED, INTERNAL_ERROR, RESOURCE_EXHAUSTED
 from torch import nn
 
-from pip_model.evaluation.tiling import restore_tiled
-from pip_model.networks.sensor import nothing_found
-from pip_model.tasks import parse_prompt
+from pip_model.evaluation.inference import restore
+from pip_model.networks.registry import spec_of_model
+from pip_model.tasks import NUM_CLASSES, parse_prompt
 
 # 16 megapixels a request: four 2048x2048 images; the JSON of that many pixels is about 1 GB already.
 DEFAULT_MAX_PIXELS = 16 * 2**20
@@ -102,7 +102,7 @@ class ServedRestorer(nn.Module):
 
     @property
     def uses_prompts(self) -> bool:
-        return bool(getattr(self.model, "uses_prompts", False))
+        return spec_of_model(self.model).uses_prompts
 
     def forward(self, images: torch.Tensor, degradation: torch.Tensor | None = None, *, task: str = "",
                 sensor: str = "") -> torch.Tensor:
@@ -129,38 +129,44 @@ class ServedRestorer(nn.Module):
             raise RequestRefused(f"{batch} image(s) of {width}x{height} make {batch * height * width:,} pixels, over "
                                  f"this server's limit of {max_pixels:,} pixels a request (PIP_SERVE_MAX_PIXELS): "
                                  "send fewer or smaller images", status=413)
-        if self.uses_prompts and degradation is None:
-            degradation = self._prompt(images, task)
+        spec = spec_of_model(self.model)
+        prompt, sensor_used, tasks = None, None, None
+        if spec.uses_prompts:
+            if degradation is not None:
+                prompt = (torch.nn.functional.one_hot(degradation.long(), NUM_CLASSES).float()
+                          if not degradation.is_floating_point() else degradation)
+            elif task == "auto":
+                if self.sensor is None:
+                    raise RequestRefused("task=auto: this model was registered without a degradation sensor; name "
+                                         "the task")
+                sensor_used = self.sensor
+            else:
+                prompt = self._prompt(task)
+        elif spec.call == "non_blind":
+            if task not in spec.tasks:
+                raise RequestRefused(f"params.task: this task expert restores {', '.join(spec.tasks)}; name one of "
+                                     f"them (got {task!r})")
+            tasks = [task]
         timeout = _limit("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_S)
         tile = max(_limit("PIP_SERVE_TILE", DEFAULT_TILE), 2 * TILE_OVERLAP + 1)
-        restored = []
-        for index in range(batch):
-            prompt = None if degradation is None else degradation[index : index + 1]
-            if prompt is not None and prompt.dim() == 2 and bool(nothing_found(prompt)[0]):  # weights all zero
-                # (task=auto found nothing, or a request sent zeros): left as it is
-                restored.append(images[index : index + 1])
-                continue
-            try:
-                restored.append(restore_tiled(self.model, images[index : index + 1], prompt, tile=tile,
-                                              overlap=TILE_OVERLAP, deadline=started + timeout))
-            except TimeoutError:
-                raise RequestRefused(f"stopped after {time.monotonic() - started:.0f} s, past this server's timeout "
-                                     f"of {timeout} s (MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT): send smaller "
-                                     "images", status=504) from None
-        return torch.cat(restored).clamp(0, 1)
+        try:
+            restored = restore(self.model, images, spec=spec, prompt=prompt, sensor=sensor_used, tasks=tasks,
+                               tile=tile, overlap=TILE_OVERLAP, deadline=started + timeout)
+        except TimeoutError:
+            raise RequestRefused(f"stopped after {time.monotonic() - started:.0f} s, past this server's timeout "
+                                 f"of {timeout} s (MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT): send smaller "
+                                 "images", status=504) from None
+        return restored.images.clamp(0, 1)
 
-    def _prompt(self, images: torch.Tensor, task: str) -> torch.Tensor:
+    @staticmethod
+    def _prompt(task: str) -> torch.Tensor:
         if not task:
             raise RequestRefused("this PIP model needs a prompt: degradation= (class ids or weights) or task= "
                                  "(a task, a class, a mixture such as rain=0.7,haze=0.3, or auto)")
-        if task != "auto":
-            try:
-                return parse_prompt(task).expand(images.shape[0], -1)
-            except ValueError as error:
-                raise RequestRefused(f"params.task: {error}") from None
-        if self.sensor is None:
-            raise RequestRefused("task=auto: this model was registered without a degradation sensor; name the task")
-        return self.sensor.prompt(images)[1]
+        try:
+            return parse_prompt(task)
+        except ValueError as error:
+            raise RequestRefused(f"params.task: {error}") from None
 
 
 def check_pixels(images: torch.Tensor) -> None:

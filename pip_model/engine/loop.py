@@ -47,7 +47,7 @@ from pip_model.engine.progress import Progress
 from pip_model.engine.recipes import CURVE_COLUMNS, TrainConfig
 from pip_model.engine.resume import _rng_state, _set_rng_state, resumable_state
 from pip_model.networks.checkpoints import atomic_save, save_model_file
-from pip_model.networks.registry import build_model
+from pip_model.networks.registry import ModelSpec, build_model, call_model, model_spec, spec_of_model
 
 
 def lr_factor(step: int, *, warmup: int, total: int, floor: float, start: float = 0.1) -> float:
@@ -252,7 +252,7 @@ def micro_batches(batch: PairBatch, count: int) -> list[PairBatch]:
 
 def training_step(
     network: nn.Module, model: nn.Module, batch: PairBatch, *, optimisation: Optimisation, config: TrainConfig,
-    restoration_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    restoration_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], spec: ModelSpec | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One optimiser step on ``batch``; reads nothing back from the device.
 
@@ -267,6 +267,7 @@ def training_step(
     Shape:
         batch (B, 3, P, P) -> (2,), (B, 3, P, P)
     """
+    spec = spec or spec_of_model(model)
     on_cuda = batch.degraded.device.type == "cuda"
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda and config.bf16
                 else contextlib.nullcontext)
@@ -279,7 +280,7 @@ def training_step(
         sync = contextlib.nullcontext() if last or not hasattr(network, "no_sync") else network.no_sync()
         with sync:
             with autocast():
-                restored = network(inputs, part.prompts)
+                restored = call_model(network, inputs, spec.steering(part.tasks, part.prompts))
                 loss = restoration_loss(restored.float(), part.clean)
                 if config.prompt_regularizer != "none":
                     loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
@@ -373,6 +374,8 @@ def train(
     and only rank 0 writes and logs.
     """
     distributed = distributed or Distributed()
+    config = config.for_its_model()
+    spec = model_spec(config.model)
     target = torch.device(device)
     model = seeded_model(config, seed=seed, target=target, distributed=distributed)
     kernels = cpu_kernels.check()  # after the thread count is set: both decide the bits
@@ -399,7 +402,7 @@ def train(
     def take_step(step: int) -> tuple[torch.Tensor, float]:
         batch = clock.fetch(data.batch, step - 1)
         figures, _, lr = training_step(network, model, batch, optimisation=optimisation, config=config,
-                                       restoration_loss=restoration_loss)
+                                       restoration_loss=restoration_loss, spec=spec)
         return figures, lr
 
     def report(rows: list[StepFigures], log: bool) -> None:

@@ -11,8 +11,10 @@ from torch import nn
 
 from pip_model.data.degradations import DegradationRanges, degrade, derive_seed
 from pip_model.data.images import to_array
+from pip_model.evaluation.inference import restore
 from pip_model.image_files import labelled_grid
-from pip_model.tasks import task_classes, task_prompt
+from pip_model.networks.registry import spec_of_model
+from pip_model.tasks import task_classes
 
 PREVIEW_SIDE, PREVIEW_ROWS = 96, 6
 
@@ -49,13 +51,12 @@ def preview_grid(model: nn.Module, previews: Sequence[tuple[str, torch.Tensor, t
     Shape:
         -> (H, W, 3) in [0, 1]
     """
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    spec = spec_of_model(model)
     rows = []
     for task, degraded, clean in previews:
-        prompt = task_prompt(task)[None].to(device) if getattr(model, "uses_prompts", False) else None
-        restored = model(degraded.to(device), prompt).float().clamp(0, 1).cpu()
+        restored = restore(model, degraded, spec=spec, tasks=[task]).images.float().clamp(0, 1).cpu()
         before, after = (float(-10 * torch.log10(F.mse_loss(x, clean).clamp_min(1e-10))) for x in (degraded, restored))
         rows.append((f"{task} {before:.1f} -> {after:.1f} dB",
                      [to_array(x[0]) for x in (degraded, restored, clean)]))

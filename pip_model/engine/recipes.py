@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from pip_model.config import ConfigError, from_mapping, read_params
@@ -131,6 +131,19 @@ class TrainConfig:
         if self.accumulate < 1 or self.batch_size % self.accumulate:
             raise ValueError(f"train_run.accumulate ({self.accumulate}) must be >= 1 and divide train.batch_size "
                              f"({self.batch_size})")
+
+    def for_its_model(self) -> TrainConfig:
+        """This config with ``tasks`` cut to those its model covers (a task expert trains on its tasks only).
+
+        Raises:
+            ValueError: the model covers none of ``tasks``.
+        """
+        spec = model_spec(self.model)
+        covered = tuple(task for task in self.tasks if spec.covers(task))
+        if not covered:
+            raise ValueError(f"{self.model} restores {', '.join(spec.tasks)}: none of train.tasks "
+                             f"({', '.join(self.tasks)})")
+        return self if covered == self.tasks else replace(self, tasks=covered)
 
     def _check_schedule(self) -> None:
         """Checks the epoch settings and sets ``steps`` from ``epochs`` when it is 0 (the only field derived)."""

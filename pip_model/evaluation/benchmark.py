@@ -22,13 +22,15 @@ from torch import nn
 
 from pip_model.data.images import centre_crop, to_array, to_tensor
 from pip_model.evaluation.classical import classical_restore
+from pip_model.evaluation.examples import Example, example_ids
+from pip_model.evaluation.inference import restore
 from pip_model.evaluation.metrics import image_metrics
-from pip_model.evaluation.tiling import for_inference, restore_tiled
+from pip_model.evaluation.tiling import for_inference
 from pip_model.image_files import read_image
 from pip_model.networks.checkpoints import load_model_file
 from pip_model.networks.reference import load_model_or_published
-from pip_model.networks.sensor import restore_blind
-from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES, task_prompt
+from pip_model.networks.registry import spec_of_model
+from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_components
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class EvaluateConfig:
         metrics: ``kornia`` (11x11 Gaussian SSIM) or ``paper`` (scikit-image's PSNR and SSIM at their defaults,
             as the published test code: compare with the paper's tables only this way).
         classical: also evaluate the classical restorers.
-        examples_per_task: restored examples saved per task and model.
+        examples_per_task: restored examples kept per task and contender (test pairs first), which the report
+            shows.
         crop_multiple: centre-crop every degraded and clean image to sides that are multiples of this before it is
             restored and scored, as PromptIR's ``crop_img(image, base=16)``; 0 keeps whole images.
         channels_last: restore with channels-last weights and tiles (:func:`~pip_model.evaluation.tiling.for_inference`:
@@ -80,12 +83,18 @@ class Contender:
         restore: (degraded (1, 3, H, W), task) -> restored (1, 3, H, W).
         run_id: MLflow run of the model, if any.
         model: the network, for a model's contenders.
+        tasks: the tasks it restores (a task expert's); empty for all.
     """
 
     name: str
     restore: Callable[[torch.Tensor, str], torch.Tensor]
     run_id: str = ""
     model: nn.Module | None = None
+    tasks: tuple[str, ...] = ()
+
+    def covers(self, task: str) -> bool:
+        """Whether it is scored on ``task`` (a composite: every one of its single tasks)."""
+        return not self.tasks or task in self.tasks or all(part in self.tasks for part in task_components(task))
 
 
 def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",
@@ -93,21 +102,13 @@ def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_
     """A trained restorer given the true prompt of each task; or the prompt the sensor makes of each image when
     ``sensor`` is set; or always ``prompt`` (weights (NUM_CLASSES,)) when that is set."""
 
-    def restore(degraded: torch.Tensor, task: str) -> torch.Tensor:
-        if not getattr(model, "uses_prompts", False):
-            degradation = None
-        elif sensor is not None:
-            with torch.no_grad():
-                weights = sensor.prompt(degraded.to(next(sensor.parameters()).device))[1]
-            return restore_blind(lambda images, degradation: restore_tiled(
-                model, images, degradation, tile=config.tile, overlap=config.overlap, tile_batch=config.tile_batch),
-                degraded, weights)
-        else:
-            degradation = (prompt if prompt is not None else task_prompt(task))[None]  # copied asynchronously
-        return restore_tiled(model, degraded, degradation, tile=config.tile, overlap=config.overlap,
-                             tile_batch=config.tile_batch)
+    spec = spec_of_model(model)
 
-    return Contender(name=name, restore=restore, run_id=run_id, model=model)
+    def restore_one(degraded: torch.Tensor, task: str) -> torch.Tensor:
+        return restore(model, degraded, spec=spec, tasks=[task], prompt=prompt, sensor=sensor, tile=config.tile,
+                       overlap=config.overlap, tile_batch=config.tile_batch).images
+
+    return Contender(name=name, restore=restore_one, run_id=run_id, model=model, tasks=spec.tasks)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,9 +155,39 @@ def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path | ModelSo
             raise ValueError(f"{files[name]} and {source.path} both hold {name}: evaluate them in separate runs")
         files[name] = source.path
         contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
-        if sensor is not None and model.uses_prompts:
+        if sensor is not None and spec_of_model(model).uses_prompts:
             contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
     return contenders, sensor
+
+
+EXPERTS = "experts"
+
+
+def with_experts(contenders: list[Contender]) -> list[Contender]:
+    """``contenders`` and, when task experts are among them, the row ``experts``: each task restored by the expert
+    that covers it (the first by name when several do), which is what replacing one all-in-one model by a set of
+    task-specific ones gives."""
+    experts = sorted((c for c in contenders if c.model is not None and spec_of_model(c.model).role == "expert"),
+                     key=lambda contender: contender.name)
+    if not experts:
+        return contenders
+
+    def restore_by_task(degraded: torch.Tensor, task: str) -> torch.Tensor:
+        return next(expert for expert in experts if expert.covers(task)).restore(degraded, task)
+
+    covered = tuple(dict.fromkeys(task for expert in experts for task in (expert.tasks or ALL_TASKS)))
+    return [*contenders, Contender(name=EXPERTS, restore=restore_by_task, tasks=covered)]
+
+
+def parameter_counts(contenders: Sequence[Contender]) -> dict[str, int]:
+    """Each model contender's parameter count and, with task experts, their sum under ``experts``: the storage a
+    set of task-specific models takes beside one all-in-one model."""
+    models = [c for c in contenders if c.model is not None and not c.name.endswith("_blind")]  # a twin: no model
+    counts = {c.name: sum(p.numel() for p in c.model.parameters()) for c in models}
+    experts = [c.name for c in models if spec_of_model(c.model).role == "expert"]
+    if experts:
+        counts[EXPERTS] = sum(counts[name] for name in experts)
+    return counts
 
 
 def prompt_contenders(name: str, model: nn.Module, config: EvaluateConfig) -> list[Contender]:
@@ -198,12 +229,12 @@ def split_key(key: str) -> tuple[str, str]:
 
 @dataclass
 class Evaluation:
-    """Per-image rows (model, task, test_set, id, source, psnr, ssim) and the nested per-key means (see
-    :func:`summarise`)."""
+    """Per-image rows (model, task, test_set, id, source, psnr, ssim), the nested per-key means (see
+    :func:`summarise`) and the kept restorations (:mod:`pip_model.evaluation.examples`)."""
 
     per_image: pd.DataFrame
     metrics: dict[str, dict[str, dict[str, float]]]
-    examples: dict[tuple[str, str], list[tuple[str, np.ndarray]]]
+    examples: list[Example]
 
 
 @dataclass(frozen=True)
@@ -312,20 +343,24 @@ def evaluate(
         OnePassMemoryError: with ``evaluate.tile: 0``, an image does not fit on the device.
         CropError: an image is smaller than ``evaluate.crop_multiple``.
     """
-    rows, examples = [], {}
+    rows, examples = [], []
+    kept = example_ids((pair.row for pair in pairs), config.examples_per_task)
     for contender in contenders:
         progress(f"evaluate: {contender.name} on {len(pairs)} pairs")
         for pair in pairs:
             row = pair.row
+            if not contender.covers(row.task):  # a task expert's table cells outside its tasks stay empty
+                continue
             degraded, clean = _cropped(pair, config.crop_multiple)
             restored = _restore(contender, degraded, row, config).clamp(0, 1)
             psnr, ssim = image_metrics(restored, clean, y_channel=config.y_channel, metrics=config.metrics)
             rows.append({"model": contender.name, "task": row.task, "test_set": _test_set(row), "id": row.id,
                          "source": row.source, "height": degraded.shape[-2], "width": degraded.shape[-1],
                          "psnr": psnr, "ssim": ssim})
-            saved = examples.setdefault((contender.name, row.task), [])
-            if len(saved) < config.examples_per_task:
-                saved.append((row.id, to_array(restored[0])))
+            if row.id in kept:
+                examples.append(Example(model=contender.name, task=row.task, id=row.id, psnr=psnr,
+                                        degraded_path=row.degraded_path, clean_path=row.clean_path,
+                                        image=to_array(restored[0])))
     per_image = pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS)
     return Evaluation(per_image=per_image, metrics=summarise(per_image), examples=examples)
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from pip_model.networks.registry import Steering, call_model, steering_for
+
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:
     if length <= tile:
@@ -59,7 +61,7 @@ def memory_format_of(model: nn.Module) -> torch.memory_format:
 
 @torch.no_grad()
 def restore_tiled(
-    model: nn.Module, image: torch.Tensor, degradation: torch.Tensor | None, *, tile: int, overlap: int,
+    model: nn.Module, image: torch.Tensor, steering: Steering, *, tile: int, overlap: int,
     on_tile: Callable[[int, int], None] | None = None, tile_batch: int = 4, deadline: float | None = None,
 ) -> torch.Tensor:
     """Restores one image tile by tile on the model's device, blending overlaps with linear ramps.
@@ -72,7 +74,8 @@ def restore_tiled(
     Args:
         model: a restorer.
         image: the degraded image, (1, 3, H, W), on any device.
-        degradation: what the model's ``degradation`` argument takes, for one image.
+        steering: what the model's call takes besides the image (:func:`~pip_model.networks.registry.call_model`):
+            None, prompt weights (1, NUM_CLASSES), or named task parameters, for one image.
         tile: tile side; images no larger are restored in one pass, and every image when it is 0.
         overlap: pixels shared by neighbouring tiles.
         on_tile: called with (done, total) after each batch of tiles, for progress.
@@ -90,7 +93,7 @@ def restore_tiled(
     layout = memory_format_of(model)
     source = image.to(device).contiguous(memory_format=layout)
     if tile <= 0 or (height <= tile and width <= tile):
-        return model(source, degradation).to(image.device).contiguous()
+        return call_model(model, source, steering).to(image.device).contiguous()
     output = torch.zeros(1, 3, height, width, device=device)
     weights = torch.zeros(1, 1, height, width, device=device)
     windows = list(tile_windows(height, width, tile, overlap))
@@ -100,8 +103,7 @@ def restore_tiled(
         group = windows[first : first + tile_batch]
         patches = torch.cat([source[..., top : top + tile, left : left + tile] for top, left in group]).contiguous(
             memory_format=layout)
-        prompts = None if degradation is None else degradation.expand(len(group), *degradation.shape[1:])
-        restored = model(patches, prompts)
+        restored = call_model(model, patches, steering_for(steering, len(group)))
         ph, pw = patches.shape[-2:]  # every tile has the same size: the last ones sit flush with the edges
         for (top, left), patch in zip(group, restored):
             rows = _blend_weights(ph, overlap, fade_in=top > 0, fade_out=top + ph < height)

@@ -264,6 +264,8 @@ def load_model_or_published(path: str | PathLike, *, expect: str | None = None) 
     Args:
         path: the file (read with ``torch.load(..., weights_only=True)``).
         expect: a registry name the file must hold (``promptir``): a check that the file is what it was said to be.
+            For a model that is neither published network (a plug-in's), the file is that model's weights: a state
+            dict, bare or in a trainer's checkpoint.
 
     Returns:
         The model in eval mode, and its metadata: ``model_name`` (the registry name), and for a published
@@ -277,6 +279,8 @@ def load_model_or_published(path: str | PathLike, *, expect: str | None = None) 
     content = safe_load(path)
     if is_model_content(content):
         model, metadata = model_from_content(content, path)
+    elif expect is not None and expect not in {network.model_name for network in PUBLISHED_NETWORKS}:
+        model, metadata = load_weights_into(expect, content, path), {"model_name": expect, "weights": str(path)}
     else:
         try:
             model, network = load_published(content)
@@ -290,6 +294,30 @@ def load_model_or_published(path: str | PathLike, *, expect: str | None = None) 
     if expect is not None and metadata["model_name"] != expect:
         raise ValueError(f"{path}: expected {expect}, but it holds {metadata['model_name']}")
     return model, metadata
+
+
+def load_weights_into(name: str, content: Any, path: str | PathLike) -> nn.Module:
+    """The registered model ``name`` with the weights of ``content`` (read from ``path``): a state dict, bare or in
+    a trainer's checkpoint, wrapper prefixes stripped.
+
+    Raises:
+        ReferenceCheckpointError: the weights do not fit the model (naming the first keys that differ).
+    """
+    try:
+        state = _read_state_dict(content)
+    except ReferenceCheckpointError as error:
+        raise ReferenceCheckpointError(f"{path}: {error}") from None
+    model = build_model(name)
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if found != expected:
+        differ = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
+        raise ReferenceCheckpointError(
+            f"{path}: its weights do not fit {name}: {len(differ)} tensors differ, e.g. "
+            + ", ".join(f"{key} ({found.get(key, 'missing')} in the file, {expected.get(key, 'absent')} here)"
+                        for key in differ[:3]))
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def describe_metadata(metadata: Mapping[str, Any]) -> str:

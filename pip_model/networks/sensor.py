@@ -119,17 +119,3 @@ def nothing_found(weights: torch.Tensor) -> torch.Tensor:
     """
     return weights.sum(dim=-1) == 0
 
-
-def restore_blind(restore, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``restore(images, weights)`` for the images with something to restore; the others come back as they are.
-
-    Shape:
-        images: (B, C, H, W), weights: (B, num_classes) -> (B, C, H, W)
-    """
-    if weights.is_meta:  # shapes only: there are no scores to find nothing in
-        return restore(images, weights)
-    keep = nothing_found(weights)
-    if keep.all():
-        return images.clone()
-    restored = restore(images, weights)
-    return torch.where(keep.to(images.device)[:, None, None, None], images, restored) if keep.any() else restored

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,8 +234,11 @@ class Tracker:
 
     def log_model(self, model: Any, *, registered_name: str, alias: str, input_example: np.ndarray,
                   params: Mapping[str, str] | None = None, example_params: Mapping[str, str] | None = None,
-                  ) -> str | None:
+                  requirements: Sequence[str] = (), code: Sequence[str] = ()) -> str | None:
         """Logs a torch model with its signature, registers it and points ``alias`` at the new version.
+
+        The model's code is the ``pip_model`` package and ``code`` (the files or folders of a plug-in's loose
+        module); its requirements ours and ``requirements`` (a plug-in's installed distribution, ``name==version``).
 
         The signature takes images of any batch, height and width, and ``params`` (name -> default) as MLflow
         inference params, which pyfunc passes to the model's call as keywords; the example is run with
@@ -267,8 +270,8 @@ class Tracker:
                 info = mlflow.pytorch.log_model(
                     model, name="model", signature=signature,
                     input_example=(input_example, dict(example_params)) if example_params else input_example,
-                    code_paths=[str(package)], serialization_format="pickle",
-                    pip_requirements=["torch==2.13.0", "einops", "kornia", "numpy"],
+                    code_paths=[str(package), *code], serialization_format="pickle",
+                    pip_requirements=["torch==2.13.0", "einops", "kornia", "numpy", *requirements],
                 )
             version = mlflow.register_model(info.model_uri, registered_name).version
             self.client.set_registered_model_alias(registered_name, alias, version)
