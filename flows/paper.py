@@ -17,7 +17,10 @@ NAME, on the protocol. The protocol's data stages run as a DVC experiment (`dvc 
 ... degrade`: scan, prepare, degrade, with the protocol's params), then the `evaluate` stage's script scores the
 files on that benchmark under the protocol's test settings, outside DVC (`evaluate`'s DVC stage scores `models/`,
 which only `train` writes), into `reports/evaluate_only/`: its metrics, the paper-layout table, and each file's
-row beside its published one with the difference per column, which the flow prints.
+row beside its published one with the difference per column, which the flow prints. Only the test sets present
+are needed (and no training data): a task whose test set is missing, or that the model does not cover (a
+denoiser scores the noise columns alone), is left empty, and the lines under the table name the missing sets.
+NAME may be a plug-in's model (docs/09-add-a-model.md): FILE then holds its state dict.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def evaluate_files(repo_dir: str, models: dict[str, str]) -> str:
     shutil.rmtree(out, ignore_errors=True)  # a file of an earlier run leaves no row behind
     outputs = {flag: f"{EVALUATE_ONLY_DIR}/{name}" for flag, name in (
         ("--metrics", "metrics.json"), ("--per-image", "per_image.csv"), ("--examples", "examples"),
-        ("--prompts", "prompts.json"))}
+        ("--prompts", "prompts.json"), ("--parameters", "parameters.json"))}
     return run_script(Path(repo_dir), "stages/evaluate.py", "--params", "params.yaml", "--benchmark", "data/benchmark",
                       "--models", *(f"{name}={path}" for name, path in models.items()),
                       *(part for flag, path in outputs.items() for part in (flag, path)))
@@ -93,13 +96,20 @@ def score_files(protocol: str, datasets_root: str, repo_dir: str, overrides: dic
     """``paper(..., evaluate_only=...)``: the protocol's benchmark, the files scored on it, their tables printed."""
     from pip_model.apps.paper_table import write_evaluate_only
 
+    from pip_model.networks.registry import use_configured_plugins
+
     repo = Path(repo_dir)
+    use_configured_plugins(repo / "params.yaml")  # a model of params.yaml's plug-ins is read here too
     models = {name: str(Path(path).resolve()) for name, path in models.items()}
     described = {name: read_model_file(name, path) for name, path in models.items()}
-    build_benchmark(repo_dir, protocol, protocol_overrides(repo, protocol, datasets_root, overrides, method=None))
+    # Scoring needs no training data and only the test sets that are there: the missing ones are listed.
+    scoring = {"prepare.require_test_sets": [], "prepare.train_lists": {}, "degrade.train_pairs_per_task": 0,
+               **(overrides or {})}
+    build_benchmark(repo_dir, protocol, protocol_overrides(repo, protocol, datasets_root, scoring, method=None))
     evaluate_files(repo_dir, models)
     print(f"{experiment_name(protocol)} --evaluate-only: "
-          + write_evaluate_only(repo / EVALUATE_ONLY_DIR, protocol, described, repo / "data" / "benchmark"))
+          + write_evaluate_only(repo / EVALUATE_ONLY_DIR, protocol, described, repo / "data" / "benchmark",
+                                read_params(repo / "params.yaml")))
     return str(repo / EVALUATE_ONLY_DIR / "paper_table.csv")
 
 

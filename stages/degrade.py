@@ -23,8 +23,12 @@ def main() -> int:
     except ConfigError as error:
         print(f"degrade: {error}", file=sys.stderr)
         return 1
-    benchmark = build_benchmark(args.prepared, config, seed=base.seed, out_dir=args.benchmark)
-    pairs = write_offline_pairs(args.prepared, config, seed=base.seed, out_dir=args.train_pairs)
+    try:
+        benchmark = build_benchmark(args.prepared, config, seed=base.seed, out_dir=args.benchmark)
+        pairs = write_offline_pairs(args.prepared, config, seed=base.seed, out_dir=args.train_pairs)
+    except ValueError as error:
+        print(f"degrade: {error}", file=sys.stderr)
+        return 1
     per_task = benchmark.groupby("task").size().to_dict()
     print(f"degrade: benchmark of {len(benchmark)} pairs {per_task}; {len(pairs)} offline training pairs")
     return 0

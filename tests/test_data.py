@@ -71,6 +71,28 @@ def test_benchmark_covers_every_task_and_is_reproducible_byte_for_byte(prepared,
     assert image.size == (32, 32) and image.mode == "RGB"
 
 
+def test_the_float_noise_protocol_keeps_the_noise_unclipped_and_is_scored_as_such(prepared, tmp_path):
+    """`degrade.test_noise: float`, the task experts' classic protocol: the test images' noise tasks are the clean
+    crop plus float Gaussian noise, neither clipped nor rounded (.npy), seeded and recorded; the other tasks and the
+    val images are as before, and the benchmark reads them back as they were written."""
+    from pip_model.evaluation.benchmark import load_benchmark
+
+    floating = build_benchmark(prepared, DegradeConfig(benchmark_crop=32, crops_per_image=1, test_noise="float"),
+                               seed=0, out_dir=tmp_path / "f", **QUIET)
+    usual = build_benchmark(prepared, DegradeConfig(benchmark_crop=32, crops_per_image=1), seed=0,
+                            out_dir=tmp_path / "u", **QUIET)
+    noisy = floating[(floating["task"] == "denoise_50") & (floating["split"] == "test")]
+    assert len(noisy) and noisy["degraded_path"].str.endswith(".npy").all()
+    assert {json.loads(params)["noise"] for params in noisy["params"]} == {"float"}
+    others = floating[~floating.index.isin(noisy.index) & ~floating["degraded_path"].str.endswith(".npy")]
+    assert all((tmp_path / "f" / path).read_bytes() == (tmp_path / "u" / path).read_bytes()
+               for path in others["degraded_path"] if not Path(path).is_absolute())
+    pair = next(pair for pair in load_benchmark(tmp_path / "f") if pair.row.id == noisy["id"].iloc[0])
+    noise = pair.degraded - pair.clean
+    assert pair.degraded.min() < 0 or pair.degraded.max() > 1  # not clipped
+    assert 0.9 < float(noise.std()) * 255 / 50 < 1.1 and not torch.equal(noise * 255, (noise * 255).round())
+
+
 def test_another_seed_gives_another_benchmark(prepared, tmp_path):
     build_benchmark(prepared, SMALL, seed=0, out_dir=tmp_path / "a", **QUIET)
     other = build_benchmark(prepared, SMALL, seed=1, out_dir=tmp_path / "b", **QUIET)

@@ -29,6 +29,7 @@ from pip_model.image_files import read_image
 from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
 from tests.helpers.pipeline import ALWAYS_RUN, TINY, Repo, make_pipeline_repo, stages_run
 from tests.helpers.servers import stop_group
+from tests.helpers.stages import ROOT
 
 STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny",
           "train_sensor", "score_sensor", "evaluate", "report"]
@@ -462,8 +463,10 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
     table = pd.read_csv(repo.path / "reports" / "paper_table.csv", index_col=0)
     assert list(table.columns)[:9] == ["BSD68 s15", "BSD68 s25", "BSD68 s50", "Rain100L", "SOTS", "average",
                                        "printed average", "source", "note"]
-    assert set(table.columns[9:]) == {f"{test_set} s{sigma}" for test_set in ("Urban100", "Kodak24")
-                                      for sigma in (15, 25, 50)} | {"Rain100H"}
+    assert set(table.columns[9:-1]) == {f"{test_set} s{sigma}" for test_set in ("Urban100", "Kodak24")
+                                        for sigma in (15, 25, 50)} | {"Rain100H"}
+    assert table.columns[-1] == "parameters" and table.loc["PIP-Restormer", "parameters"] == "-"
+    assert table.loc["pip_restormer_tiny", "parameters"].endswith(" M")
     assert table.loc["PIP-Restormer", "BSD68 s15"] == "34.24/0.936"
     assert table.loc["PIP-Restormer", "average"] == "32.91/0.920"
     assert table.loc["pip_restormer_tiny", "source"] == "this run"
@@ -510,3 +513,43 @@ def test_a_released_checkpoint_is_scored_on_the_protocol_without_training(repo, 
                     for row in ("promptir (this run)", "PromptIR (published)"))
     assert float(comparison.loc["difference", "Rain100L"].split("/")[0]) == pytest.approx(ours - theirs, abs=0.011)
     assert "Running stage 'train" not in said and sorted((repo.path / "models").glob("*.pt")) == models_before
+
+
+@pytest.mark.integration
+def test_an_external_denoiser_is_scored_on_the_test_sets_present(repo, prefect_api, tmp_path, monkeypatch):
+    """`python -m flows.paper 3task DATASETS --evaluate-only my_denoiser=weights.pt` with only PromptIR's
+    `test/denoise/bsd68` present: a plug-in's non-blind denoiser (registered from a module beside params.yaml) is
+    scored on the three BSD68 columns alone, the experts' row beside it, and the missing sets are named."""
+    from pip_model.data.datasets.standins import write_standins
+
+    example = ROOT / "examples" / "my_backbone" / "src"
+    monkeypatch.syspath_prepend(str(example))
+    from my_backbone.models import SigmaDenoiser
+
+    weights = tmp_path / "weights.pt"
+    torch.save({"state_dict": SigmaDenoiser().state_dict()}, weights)
+    datasets = tmp_path / "datasets"
+    write_standins(datasets, count=2, size=40, layout="promptir")
+    shutil.rmtree(datasets / "Train")
+    for other in ("derain", "dehaze"):
+        shutil.rmtree(datasets / "test" / other)
+    shutil.rmtree(datasets / "test" / "denoise" / "urban100")
+    shutil.copytree(example / "my_backbone", repo.path / "my_backbone")
+    repo.set_params({"registry": {"plugins": ["my_backbone.models:all_models"]}})
+    try:
+        done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), "--evaluate-only",
+                        f"my_denoiser={weights}", "base.device=cpu", "prepare.min_side=32", env=prefect_api)
+    finally:
+        repo.run("git", "checkout", "params.yaml")
+        shutil.rmtree(repo.path / "my_backbone")
+    said = done.stdout + done.stderr
+    out = repo.path / "reports" / "evaluate_only"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(metrics["my_denoiser"]) == sorted(metrics["experts"]) == ["denoise_15", "denoise_25", "denoise_50"]
+    assert sorted(metrics["input"]) == ["denoise_15", "denoise_25", "denoise_50"]
+    table = pd.read_csv(out / "paper_table.csv", index_col=0)
+    assert table.loc["my_denoiser", "Rain100L"] == "-" and table.loc["my_denoiser", "BSD68 s25"] != "-"
+    assert table.loc["experts", "parameters"] == "0.012 M"
+    assert "Missing test sets, not scored: Rain100L, SOTS" in said, said
+    assert "Noise of the denoising columns: published" in said
+    assert "Running stage 'train" not in said

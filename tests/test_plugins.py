@@ -235,3 +235,7 @@ def test_an_installed_package_trains_and_scores_beside_pip_and_nothing_else_retr
     assert pd.isna(table.loc["derain", "my_denoiser"]) and table.loc["denoise_25", "my_denoiser"] > 0
     fingerprint = json.loads((repo.path / "data" / "model_code" / "pip_my_unet.json").read_text())
     assert fingerprint["origin"] == "distribution:my-backbone==0.1.0"
+    # Registered in MLflow to serve from its own folder: the package is named in the model's requirements.
+    requirements = [path.read_text() for path in repo.path.rglob("requirements.txt") if "pip_my_unet" in str(path)
+                    or "my-backbone" in path.read_text()]
+    assert any("my-backbone==0.1.0" in text for text in requirements)

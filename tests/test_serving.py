@@ -191,7 +191,12 @@ def test_the_served_model_runs_nothing_a_request_sends_and_serves_without_a_stor
     cwd.mkdir()
     port = free_port()
     env = {key: value for key, value in server_environment().items() if not key.startswith("MLFLOW_TRACKING")}
-    env.update(PIP_SERVE_TILE="66", PIP_SERVE_MAX_PIXELS="7000", PYTHONPATH="")
+    # A module the server could import, which leaves a file behind when it is: a request naming it must not.
+    importable = tmp_path / "importable"
+    importable.mkdir()
+    (importable / "evil_sentinel.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').write_text('imported')\nMODELS = {}\n")
+    env.update(PIP_SERVE_TILE="66", PIP_SERVE_MAX_PIXELS="7000", PYTHONPATH=str(importable))
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_folder), "--env-manager", "local",
                "--host", "127.0.0.1", "--port", str(port)]
     try:
@@ -222,6 +227,10 @@ def test_the_served_model_runs_nothing_a_request_sends_and_serves_without_a_stor
                 assert status == 400 and message in answer["message"] and "\n" not in answer["message"], answer
             status, answer = _post(port, {"inputs": image.tolist(), "params": {"task": "rain=nan"}})
             assert status == 400 and answer["message"].startswith("params.task: weight of rain is nan"), answer
+            for params in ({"task": "evil_sentinel:MODELS"}, {"task": "auto", "sensor": "evil_sentinel:MODELS"}):
+                status, answer = _post(port, {"inputs": image.tolist(), "params": params})
+                assert status == 400 and "\n" not in answer["message"], answer
+            assert not (importable / "IMPORTED").exists()  # a name in a request is never imported
     finally:
         recorder.shutdown()
     assert not marker.exists()

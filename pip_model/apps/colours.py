@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pip_model.evaluation.benchmark import BLIND_SUFFIX, EXPERTS
 from pip_model.networks.registry import ROLES, model_spec
 
 FIXED = {"input": "#7f7f7f", "classical": "#8c564b"}
-EXPERTS = "experts"  # the benchmark's row of task experts, one model per task
 PALETTES = {
     "pip": ("#1f77b4", "#6a3d9a", "#17becf", "#393b79"),
     "peer": ("#2ca02c", "#98df8a", "#637939", "#b5cf6b"),
@@ -21,7 +21,6 @@ PALETTES = {
     "expert": ("#9467bd", "#c5b0d5", "#7b4173", "#a55194"),
     "sensor": ("#555555",),
 }
-BLIND_SUFFIX = "_blind"
 
 
 def model_of(name: str) -> str:

@@ -66,7 +66,8 @@ def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published:
     return [*cells, _cell(average), "-", OUR_SOURCE, "; ".join(note for note in notes if note), *others]
 
 
-def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> pd.DataFrame:
+def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str,
+                parameters: Mapping[str, int] | None = None) -> pd.DataFrame:
     """The paper's table layout: one row per method, the published ones then ours, ``PSNR/SSIM`` per test set of
     the protocol (in the published order), the average (the mean of the row's PSNRs and of its SSIMs), the
     average the source prints, the source, and a note (a printed average that is not the mean of its figures,
@@ -75,6 +76,8 @@ def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protoc
     Args:
         metrics: ``evaluate``'s metrics.json: per model, per task, ``psnr`` and ``ssim``.
         protocol: a key of :data:`pip_model.apps.published.PUBLISHED`.
+        parameters: ``evaluate``'s parameters.json: with it, a last column of each of our models' parameters
+            (the ``experts`` row: every task expert's, the storage a set of them takes).
     """
     published = PUBLISHED[protocol]
     extras = extra_keys(metrics)
@@ -87,7 +90,43 @@ def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protoc
     for model, per_task in metrics.items():
         rows[model if model not in rows else f"{model} ({OUR_SOURCE})"] = _our_row(model, per_task, published,
                                                                                    extras)
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    if parameters is not None:
+        counts = {**{row.method: "-" for row in published.rows}, **{
+            name: f"{parameters[model] / 1e6:.3f} M" if model in parameters else "-"
+            for name, model in zip(list(rows)[len(published.rows):], metrics)}}
+        table[PARAMETERS_COLUMN] = pd.Series(counts)
+    return table
+
+
+PARAMETERS_COLUMN = "parameters"
+# How the denoising columns' noisy images are made (``degrade.test_noise``); the published all-in-one rows used
+# PromptIR's, a published task expert's row usually the float protocol.
+NOISE_PROTOCOLS = {
+    "pipeline": "this pipeline's (float noise clamped to [0, 1] and rounded to 8 bits, a seed per image and task)",
+    "published": "PromptIR's test code's (uint8-truncated, one seed-0 stream per test set), as the all-in-one "
+                 "tables",
+    "float": "the task experts' classic protocol (float Gaussian noise, neither clipped nor rounded: DnCNN, FFDNet, "
+             "BM3D); the all-in-one tables used PromptIR's uint8-truncated noise, on which the same network scores "
+             "lower",
+}
+
+
+def noise_line(params: Mapping[str, Any]) -> str:
+    """Which noise protocol the denoising columns of this run were scored under (``degrade.test_noise``)."""
+    protocol = str((params.get("degrade") or {}).get("test_noise", "pipeline"))
+    return f"Noise of the denoising columns: {protocol}, {NOISE_PROTOCOLS.get(protocol, 'not a known protocol')}."
+
+
+def missing_line(benchmark: pd.DataFrame | None, protocol: str) -> str:
+    """The protocol's test sets the benchmark holds no pair of: not scored (their cells stay ``-``)."""
+    if benchmark is None:
+        return "Missing test sets: not recorded (no benchmark manifest)."
+    published = PUBLISHED[protocol]
+    test = benchmark[benchmark["split"] == "test"] if "split" in benchmark else benchmark
+    missing = dict.fromkeys(published.datasets[task] for task in published.tasks if test[test["task"] == task].empty)
+    return ("Missing test sets, not scored: " + ", ".join(missing) + " (not under prepare.datasets_root)." if missing
+            else "Every test set of the protocol was found.")
 
 
 def _listing(value: Any) -> str:
@@ -153,10 +192,12 @@ def sets_found_line(benchmark: pd.DataFrame | None, protocol: str) -> str:
 
 def run_lines(params: Mapping[str, Any], benchmark_dir: Path | None, prepared_dir: Path | None,
               protocol: str) -> list[str]:
-    """The lines under the paper table that say what this run is: budget, training lists, test sets found."""
+    """The lines under the paper table that say what this run is: budget, training lists, test sets found, the
+    noise protocol."""
     manifest = benchmark_dir / "manifest.csv" if benchmark_dir is not None else None
     benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
-    return [budget_line(params), lists_line(params, prepared_dir), sets_found_line(benchmark, protocol)]
+    return [budget_line(params), lists_line(params, prepared_dir), sets_found_line(benchmark, protocol),
+            noise_line(params)]
 
 
 def _difference(ours: tuple[float, float] | None, theirs: tuple[float, float] | None) -> str:
@@ -192,7 +233,8 @@ def published_comparison(metrics: Mapping[str, Mapping[str, Mapping[str, float]]
                         index=[f"{model} ({OUR_SOURCE})", f"{row.method} (published)", "difference"], columns=columns)
 
 
-def write_evaluate_only(out_dir: Path, protocol: str, models: Mapping[str, str], benchmark_dir: Path | None) -> str:
+def write_evaluate_only(out_dir: Path, protocol: str, models: Mapping[str, str], benchmark_dir: Path | None,
+                        params: Mapping[str, Any] | None = None) -> str:
     """The paper table of models scored as they are, nothing trained (``flows.paper --evaluate-only``), from
     ``out_dir/metrics.json``; each model beside its published row.
 
@@ -203,18 +245,22 @@ def write_evaluate_only(out_dir: Path, protocol: str, models: Mapping[str, str],
         out_dir: where ``evaluate`` wrote ``metrics.json``.
         protocol: a key of :data:`pip_model.apps.published.PUBLISHED`.
         models: registry name -> what the file is, in words (``model.ckpt (published PromptIR checkpoint)``).
-        benchmark_dir: the benchmark scored (for the line on the test sets found).
+        benchmark_dir: the benchmark scored (for the lines on the test sets found and missing).
+        params: the run's params.yaml (for the noise protocol's line).
 
     Returns:
         The tables and notes as text, to print.
     """
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    table = paper_table(metrics, protocol)
+    parameters_file = out_dir / "parameters.json"
+    parameters = json.loads(parameters_file.read_text()) if parameters_file.is_file() else None
+    table = paper_table(metrics, protocol, parameters)
     table.to_csv(out_dir / "paper_table.csv")
     manifest = benchmark_dir / "manifest.csv" if benchmark_dir is not None else None
     benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
     scored = "; ".join(f"{name} = {what}" for name, what in models.items())
-    notes = [f"Models: scored as they are, nothing trained: {scored}.", sets_found_line(benchmark, protocol)]
+    notes = [f"Models: scored as they are, nothing trained: {scored}.", sets_found_line(benchmark, protocol),
+             missing_line(benchmark, protocol), noise_line(params or {})]
     (out_dir / "paper_table_notes.txt").write_text("\n".join(notes) + "\n")
     parts = [f"PSNR/SSIM in the paper's {protocol} layout ({out_dir / 'paper_table.csv'})", table.to_string(), *notes]
     for name in models:

@@ -25,12 +25,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
 from pip_model.apps.colours import method_colours, method_order  # noqa: E402
 from pip_model.apps.paper_table import paper_table, run_lines  # noqa: E402
 from pip_model.apps.published import PUBLISHED  # noqa: E402
 from pip_model.apps.seeds import gap_label, pip_rivals, seed_section, staleness  # noqa: E402
 from pip_model.config import BaseConfig, from_mapping  # noqa: E402
 from pip_model.data.corpus import PrepareConfig  # noqa: E402
+from pip_model.data.images import read_degraded
 from pip_model.data.pairs import DegradeConfig
 from pip_model.engine.recipes import SensorConfig, TrainConfig
 from pip_model.evaluation.benchmark import EvaluateConfig, split_key
@@ -153,7 +155,7 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], pat
 
 
 def _pair_images(benchmark_dir: Path, row: Any) -> tuple[np.ndarray, np.ndarray]:
-    return read_image(benchmark_dir / row.degraded_path).rgb, read_image(benchmark_dir / row.clean_path).rgb
+    return read_degraded(benchmark_dir / row.degraded_path), read_image(benchmark_dir / row.clean_path).rgb
 
 
 def examples_grid(benchmark_dir: Path, examples_dir: Path, path: Path, dpi: int) -> str | None:
@@ -316,11 +318,11 @@ def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:
 
 
 def paper_section(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str, *,
-                  params: Mapping[str, Any], benchmark_dir: Path, prepared_dir: Path | None, out_dir: Path
-                  ) -> list[str]:
+                  params: Mapping[str, Any], benchmark_dir: Path, prepared_dir: Path | None, out_dir: Path,
+                  parameters: Mapping[str, int] | None = None) -> list[str]:
     """The paper's table (every published row with its source, ours beside them) and the lines under it saying
     what this run is; writes them as ``paper_table.csv`` and ``paper_table_notes.txt`` under ``out_dir``."""
-    paper = paper_table(metrics, protocol)
+    paper = paper_table(metrics, protocol, parameters)
     lines = run_lines(params, benchmark_dir, prepared_dir, protocol)
     out_dir.mkdir(parents=True, exist_ok=True)
     paper.to_csv(out_dir / "paper_table.csv")
@@ -359,6 +361,8 @@ def write_report(
     """
     params = params or {}
     metrics = json.loads(metrics_path.read_text())
+    parameters = (json.loads(parameters_path.read_text()) if parameters_path is not None and parameters_path.is_file()
+                  else None)
     prompts = json.loads(prompts_path.read_text()) if prompts_path is not None and prompts_path.is_file() else {}
     psnr, ssim = metrics_table(metrics, "psnr"), metrics_table(metrics, "ssim")
     colours = method_colours([*metrics, *curves])
@@ -378,15 +382,15 @@ def write_report(
     sections = [provenance_header(root, params, benchmark_dir)] if root is not None else []
     if config.protocol:
         sections += paper_section(metrics, config.protocol, params=params, benchmark_dir=benchmark_dir,
-                                  prepared_dir=prepared_dir, out_dir=out_dir)
+                                  prepared_dir=prepared_dir, out_dir=out_dir, parameters=parameters)
     sections += [
         "<h2>PSNR (dB)</h2>", psnr.round(2).to_html(), "<h2>SSIM</h2>", ssim.round(4).to_html(),
         "<p>Best PSNR per task: " + ", ".join(f"{html.escape(t)}: <b>{html.escape(m)}</b>" for t, m in best.items())
         + "</p>",
     ]
     sections += rival_section(psnr, out_dir / "rivals.png", config.dpi, colours)
-    if parameters_path is not None and parameters_path.is_file():
-        sections += storage_section(json.loads(parameters_path.read_text()), psnr)
+    if parameters is not None:
+        sections += storage_section(parameters, psnr)
     sections += [f"<h2>{html.escape(title)}</h2><img src='{name}' style='max-width:100%'>" for title, name in figures]
     if prompts:
         model = html.escape(next(iter(prompts)).split("@")[0])

@@ -13,7 +13,29 @@ import torch
 from pip_model.data.degradations import (
     derive_seed,
 )
-from pip_model.image_files import read_image
+from pip_model.image_files import atomic_write, read_image, write_png
+
+
+def write_degraded(path: Path, image: np.ndarray) -> None:
+    """A degraded image: a PNG, or for float noise (``.npy``) the float32 array itself, written atomically."""
+    if path.suffix == ".npy":
+        atomic_write(path, lambda file: np.save(file, image.astype(np.float32)))
+    else:
+        write_png(path, image)
+
+
+def read_degraded(path: Path) -> np.ndarray:
+    """A benchmark's degraded image, (H, W, 3) float: a PNG in [0, 1], or a ``.npy`` of unclipped float noise.
+
+    Raises:
+        ImageFileError: a PNG that cannot be read; ValueError: a ``.npy`` that is not an (H, W, 3) float array.
+    """
+    if path.suffix != ".npy":
+        return read_image(path).rgb
+    array = np.load(path, allow_pickle=False)
+    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype.kind != "f":
+        raise ValueError(f"{path}: expected an (H, W, 3) float array, got {array.dtype} {array.shape}")
+    return array
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -27,7 +27,7 @@ from pip_model.data.degradations import (
     degrade,
     derive_seed,
 )
-from pip_model.data.images import split_files, to_array, to_tensor
+from pip_model.data.images import split_files, to_array, to_tensor, write_degraded
 from pip_model.data.published_noise import PUBLISHED_SEED, draw_test_set, group_test_sets
 from pip_model.data.sampling import random_crops
 from pip_model.image_files import read_image, write_png
@@ -59,8 +59,9 @@ class DegradeConfig:
         test_noise: how the noise tasks (``denoise_15/25/50``) of the test images are made. ``pipeline``: as every
             other degradation (float noise, clamped, rounded, a seed per image and task); ``published``: as
             PromptIR's test code (uint8, truncated, one seed-0 stream per test set, the images cropped to a
-            multiple of 16: :mod:`pip_model.data.published_noise`), on whole images only. Val images keep
-            ``pipeline``.
+            multiple of 16: :mod:`pip_model.data.published_noise`), on whole images only; ``float``: the classic
+            denoising protocol of task experts (DnCNN, FFDNet, BM3D), Gaussian noise added in floating point,
+            neither clipped nor rounded, saved as ``.npy`` (:func:`float_noise`). Val images keep ``pipeline``.
     """
 
     tasks: tuple[str, ...] = TASKS
@@ -70,7 +71,7 @@ class DegradeConfig:
     train_pairs_per_task: int = 0
     train_patch: int = 128
     ranges: DegradationRanges = field(default_factory=DegradationRanges)
-    test_noise: Literal["pipeline", "published"] = "pipeline"
+    test_noise: Literal["pipeline", "published", "float"] = "pipeline"
 
     def __post_init__(self) -> None:
         for task in self.tasks:
@@ -117,10 +118,12 @@ def build_benchmark(
                     rows.append(published[split, image_id, task])
                     continue
                 task_seed = derive_seed(seed, image_id, task)
-                degraded, records = degrade(crops, task, seed=task_seed, ranges=config.ranges)
+                unclipped = split == "test" and config.test_noise == "float" and task in NOISE_SIGMAS
+                degraded, records = (float_noise(crops, NOISE_SIGMAS[task], seed=task_seed) if unclipped
+                                     else degrade(crops, task, seed=task_seed, ranges=config.ranges))
                 for k, (image_degraded, record) in enumerate(zip(degraded, records)):
-                    relative = Path(task) / f"{image_id}_c{k}.png"
-                    write_png(out_dir / relative, to_array(image_degraded))
+                    relative = Path(task) / f"{image_id}_c{k}.{'npy' if unclipped else 'png'}"
+                    write_degraded(out_dir / relative, to_array(image_degraded))
                     rows.append({"id": f"{task}/{image_id}_c{k}", "image_id": image_id, "task": task,
                                  "class_id": task_label(task), "split": split, "source": "synthetic",
                                  "seed": task_seed, "degraded_path": relative.as_posix(),
@@ -132,6 +135,18 @@ def build_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     return manifest
+
+
+def float_noise(clean: torch.Tensor, sigma: float, *, seed: int) -> tuple[torch.Tensor, list[dict[str, object]]]:
+    """The classic denoising protocol: ``clean + N(0, sigma / 255)`` in float32, neither clipped nor rounded (a
+    published expert's row, DnCNN's or FFDNet's, was measured so), and what reproduces each image's noise.
+
+    Shape:
+        (B, 3, H, W) -> (B, 3, H, W), values outside [0, 1] kept
+    """
+    generator = torch.Generator().manual_seed(seed)
+    noisy = clean + torch.randn(clean.shape, generator=generator) * (sigma / 255)
+    return noisy, [{"sigma": sigma, "seed": seed, "noise": "float", "index": k} for k in range(len(clean))]
 
 
 def _published_rows(prepared_dir: Path, manifest: pd.DataFrame, config: DegradeConfig, out_dir: Path,
@@ -193,8 +208,14 @@ def write_offline_pairs(
     :func:`build_benchmark`).
 
     Real pairs of ``split: train`` from ``prepare`` are listed too (whole images).
+
+    Raises:
+        ValueError: patches are asked for, and there is no training image.
     """
     images = split_files(prepared_dir, "train")
+    if config.train_pairs_per_task and not images:
+        raise ValueError(f"degrade.train_pairs_per_task is {config.train_pairs_per_task}, but {prepared_dir} holds no "
+                         "training image to cut them from; set it to 0 (train online, or score only)")
     rows: list[dict[str, object]] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for task in config.tasks if config.train_pairs_per_task else ():

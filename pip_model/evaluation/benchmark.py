@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pip_model.data.images import centre_crop, to_array, to_tensor
+from pip_model.data.images import centre_crop, read_degraded, to_array, to_tensor
 from pip_model.evaluation.classical import classical_restore
 from pip_model.evaluation.examples import Example, example_ids
 from pip_model.evaluation.inference import restore
@@ -133,6 +133,9 @@ class ModelSource:
         return cls(path=Path(path), name=name)
 
 
+BLIND_SUFFIX = "_blind"  # a PIP model steered by the sensor: <model>_blind
+
+
 def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path | ModelSource], *, sensor_path: Path | None,
                     device: str) -> tuple[list[Contender], nn.Module | None]:
     """The baselines, each model file's (or published checkpoint's) model on ``device`` and, with a sensor, its
@@ -156,7 +159,7 @@ def load_contenders(config: EvaluateConfig, model_paths: Sequence[Path | ModelSo
         files[name] = source.path
         contenders.append(model_contender(name, model, config, run_id=metadata.get("run_id", "")))
         if sensor is not None and spec_of_model(model).uses_prompts:
-            contenders.append(model_contender(f"{name}_blind", model, config, sensor=sensor))
+            contenders.append(model_contender(f"{name}{BLIND_SUFFIX}", model, config, sensor=sensor))
     return contenders, sensor
 
 
@@ -182,8 +185,8 @@ def with_experts(contenders: list[Contender]) -> list[Contender]:
 def parameter_counts(contenders: Sequence[Contender]) -> dict[str, int]:
     """Each model contender's parameter count and, with task experts, their sum under ``experts``: the storage a
     set of task-specific models takes beside one all-in-one model."""
-    models = [c for c in contenders if c.model is not None and not c.name.endswith("_blind")]  # a twin: no model
-    counts = {c.name: sum(p.numel() for p in c.model.parameters()) for c in models}
+    models = list({id(c.model): c for c in reversed(contenders) if c.model is not None}.values())[::-1]
+    counts = {c.name: sum(p.numel() for p in c.model.parameters()) for c in models}  # a blind twin: its model's
     experts = [c.name for c in models if spec_of_model(c.model).role == "expert"]
     if experts:
         counts[EXPERTS] = sum(counts[name] for name in experts)
@@ -253,7 +256,7 @@ class BenchmarkPair:
 
     @property
     def degraded(self) -> torch.Tensor:
-        return to_tensor(read_image(self.benchmark_dir / self.row.degraded_path).rgb)[None]
+        return to_tensor(read_degraded(self.benchmark_dir / self.row.degraded_path))[None]
 
     @property
     def clean(self) -> torch.Tensor:

@@ -90,3 +90,9 @@ class SigmaDenoiser(nn.Module):
 DENOISER = ModelSpec(factory=SigmaDenoiser, role="expert", call="non_blind", conditions=("sigma",),
                      tasks=("denoise_15", "denoise_25", "denoise_50"), source="examples/my_backbone",
                      colour="#9467bd")
+
+
+def all_models() -> dict[str, ModelSpec]:
+    """Every model of this package, for ``params.yaml: registry.plugins: ["my_backbone.models:all_models"]`` where
+    the package is importable but not installed (the entry points name the same models)."""
+    return {**unet_models(), "my_denoiser": DENOISER}
