@@ -58,6 +58,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from pip_model import build_model, cpu_kernels, list_models
+from pip_model.networks.registry import spec_of_model
 
 PUBLISHED = "published PIP-Restormer"
 PHASES = ("train_step", "inference")
@@ -123,7 +124,7 @@ def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 12
     """
     torch.manual_seed(0)
     model = (published_model(published) if name == PUBLISHED else build_model(name)).to(device)
-    prompted = bool(getattr(model, "uses_prompts", False))
+    prompted = spec_of_model(model).uses_prompts
     images = torch.rand(batch, 3, train_size, train_size, device=device)
     labels = torch.arange(batch, device=device) % 5
     big = torch.rand(1, 3, infer_size, infer_size, device=device)
