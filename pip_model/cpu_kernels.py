@@ -85,7 +85,8 @@ def check() -> dict[str, Any]:
 
 
 def describe(found: dict[str, Any]) -> str:
-    """One line for a stage's log: ``CPU kernels AVX2 (ATen), AVX2 (oneDNN), COMPATIBLE (MKL), 2 threads: reproducible``."""
+    """One line for a stage's log, such as
+    ``CPU kernels AVX2 (ATen), AVX2 (oneDNN), COMPATIBLE (MKL), 2 threads: reproducible``."""
     return (f"CPU kernels {found['aten']} (ATen), {found['onednn_max_isa']} (oneDNN), {found['mkl_cbwr']} (MKL), "
             f"{found['threads']} threads: {found['mode']}")
 

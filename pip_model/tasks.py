@@ -37,11 +37,16 @@ COMPOSITE_TASKS: dict[str, tuple[str, ...]] = {
 }
 ALL_TASKS: tuple[str, ...] = TASKS + tuple(COMPOSITE_TASKS)
 
-# What a non-blind task expert is given besides the image, on the [0, 1] pixel scale: the noise level of each
-# denoising task (the paper's sigmas are on the 0-255 scale).
-TASK_PARAMETERS: dict[str, dict[str, float]] = {
-    f"denoise_{level}": {"sigma": level / 255} for level in (15, 25, 50)
-}
+# The noise level of each denoising task, on the 0-255 scale of the paper.
+NOISE_SIGMAS: dict[str, float] = {"denoise_15": 15.0, "denoise_25": 25.0, "denoise_50": 50.0}
+# What a non-blind task expert is given besides the image, on the [0, 1] pixel scale.
+TASK_PARAMETERS: dict[str, dict[str, float]] = {task: {"sigma": sigma / 255} for task, sigma in NOISE_SIGMAS.items()}
+
+
+def covers(tasks: tuple[str, ...], task: str) -> bool:
+    """Whether a model restricted to ``tasks`` (empty: every task) restores ``task``; a composite when it covers
+    every one of its single tasks."""
+    return not tasks or task in tasks or all(part in tasks for part in task_components(task))
 
 
 def task_class(task: str) -> int:

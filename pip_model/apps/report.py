@@ -169,7 +169,7 @@ def examples_grid(benchmark_dir: Path, examples_dir: Path, path: Path, dpi: int)
         degraded, clean = _pair_images(benchmark_dir, pair.iloc[0])
         first = f"degraded {pair.loc['input', 'psnr']:.1f}" if "input" in pair.index else "degraded"
         cells = [(first, degraded)]
-        for name in method_order(name for name in pair.index if name != "input"):
+        for name in [*method_order(set(pair.index) - {"input", "classical"}), *({"classical"} & set(pair.index))]:
             cells.append((f"{name} {pair.loc[name, 'psnr']:.1f}", read_restored(examples_dir, pair.loc[name])))
         rows.append((task, cells + [("clean", clean)]))
     return image_grid(rows, path, dpi) if rows else None

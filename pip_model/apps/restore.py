@@ -86,8 +86,7 @@ def newest_model(root: Path) -> Path:
     files = _newest_first(root / "models")
     if not files:
         raise RestoreError(f"no trained model in {root / 'models'}; run `dvc repro` first or pass --model")
-    prompted = [path for path in files if _holds_prompted_model(path)]
-    return (prompted or files)[0]
+    return next((path for path in files if _holds_prompted_model(path)), files[0])  # reads only as far as needed
 
 
 def _holds_prompted_model(path: Path) -> bool:

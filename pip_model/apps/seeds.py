@@ -3,9 +3,9 @@
 One seed cannot tell a 0.3 dB gain from noise. The ``seeds`` flow runs the pipeline once per
 ``base.seed`` (a sweep of DVC experiments); :func:`seed_summary` turns the sweep's table into
 the mean and standard deviation of every model's score per task, and the per-task difference
-between each PIP model and each of its rivals (:func:`pip_rivals`: its plain backbone and PromptIR of its size,
-as its spec names them), paired by seed, with its spread. :func:`write_seed_results` writes both tables and their bar chart with error bars
-to ``results/seeds``, which the report shows.
+between each PIP model and each of its rivals (:func:`pip_rivals`: its plain backbone and PromptIR of its
+size, as its spec names them), paired by seed, with its spread. :func:`write_seed_results` writes both tables and
+their bar chart with error bars to ``results/seeds``, which the report shows.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from mlflow.protos.databricks_pb2 import BAD_REQUEST, DEADLINE_EXCEEDED, INTERNA
 from torch import nn
 
 from pip_model.evaluation.inference import restore
+from pip_model.networks.pip import degradation_weights
 from pip_model.networks.registry import spec_of_model
 from pip_model.tasks import NUM_CLASSES, parse_prompt
 
@@ -133,8 +134,8 @@ class ServedRestorer(nn.Module):
         prompt, sensor_used, tasks = None, None, None
         if spec.uses_prompts:
             if degradation is not None:
-                prompt = (torch.nn.functional.one_hot(degradation.long(), NUM_CLASSES).float()
-                          if not degradation.is_floating_point() else degradation)
+                prompt = degradation_weights(degradation, batch_size=batch, num_classes=NUM_CLASSES,
+                                             device=degradation.device)
             elif task == "auto":
                 if self.sensor is None:
                     raise RequestRefused("task=auto: this model was registered without a degradation sensor; name "

@@ -30,9 +30,8 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from pip_model.tasks import task_components, task_label
+from pip_model.tasks import NOISE_SIGMAS, task_components, task_label
 
-NOISE_SIGMAS: dict[str, float] = {"denoise_15": 15.0, "denoise_25": 25.0, "denoise_50": 50.0}
 # Keys of a record that describe it rather than parameterise the degradation.
 RECORD_CONTEXT = frozenset({"task", "class_id", "seed", "image_seed", "depth_source"})
 

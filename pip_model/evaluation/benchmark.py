@@ -30,7 +30,7 @@ from pip_model.image_files import read_image
 from pip_model.networks.checkpoints import load_model_file
 from pip_model.networks.reference import load_model_or_published
 from pip_model.networks.registry import spec_of_model
-from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, task_components
+from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, covers
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Contender:
 
     def covers(self, task: str) -> bool:
         """Whether it is scored on ``task`` (a composite: every one of its single tasks)."""
-        return not self.tasks or task in self.tasks or all(part in self.tasks for part in task_components(task))
+        return covers(self.tasks, task)
 
 
 def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",

@@ -53,8 +53,8 @@ def restore(
 
     A prompted model takes ``prompt`` (weights (NUM_CLASSES,) or (B, NUM_CLASSES): a class, a mixture), else the
     sensor's prompt of each image, else each task's true prompt. With the sensor, an image it finds nothing in comes
-    back as it is, whatever the model. A non-blind expert takes its tasks' parameters (``tasks`` required); a blind model takes nothing, and a
-    prompt given to it changes nothing.
+    back as it is, whatever the model. A non-blind expert takes its tasks' parameters (``tasks`` required); a blind
+    model takes nothing, and a prompt given to it changes nothing.
 
     Args:
         model: a restorer (its spec is found by its registry name unless ``spec`` is given).
@@ -96,7 +96,8 @@ def restore(
         steering = weights  # the prompt's, the sensor's or the tasks' true prompts
     elif spec.call == "non_blind":
         if tasks is None:
-            raise SteeringError(f"this task expert needs the task of each image (it takes {', '.join(spec.conditions)})")
+            raise SteeringError("this task expert needs the task of each image (it takes "
+                                f"{', '.join(spec.conditions)})")
         uncovered = sorted({task for task in tasks if not spec.covers(task)})
         if uncovered:
             raise SteeringError(f"this task expert covers {', '.join(spec.tasks)}, not {', '.join(uncovered)}")

@@ -42,7 +42,7 @@ from pip_model.networks.pip import PIPConfig
 from pip_model.networks.prompt_generation import DecoderPromptConfig
 from pip_model.networks.restormer import Restormer
 from pip_model.networks.sensor import DegradationSensor
-from pip_model.tasks import ALL_TASKS, TASK_PARAMETERS, task_components, task_prompt
+from pip_model.tasks import ALL_TASKS, TASK_PARAMETERS, covers, task_prompt
 
 # The published PIP-Restormer's prompts (PIPConfig's defaults), and a small version for CPU runs.
 PAPER_PIP = PIPConfig()
@@ -189,7 +189,7 @@ class ModelSpec:
 
     def covers(self, task: str) -> bool:
         """Whether the model restores ``task`` (a composite: every one of its single tasks)."""
-        return not self.tasks or task in self.tasks or all(part in self.tasks for part in task_components(task))
+        return covers(self.tasks, task)
 
     def rivals(self, names: Iterable[str]) -> list[str]:
         """What a PIP model is measured against, those of ``names`` present: its backbone, then its peers."""
