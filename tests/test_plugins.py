@@ -186,6 +186,11 @@ def test_a_name_inside_a_model_file_or_a_request_never_imports(tmp_path, monkeyp
         with pytest.raises(RequestRefused):
             served(torch.rand(1, 3, 16, 16), **params)
     assert "evil_sentinel" not in sys.modules and not (tmp_path / "IMPORTED").exists()
+    import importlib  # the control: importing the module does leave its file
+
+    importlib.import_module("evil_sentinel")
+    assert (tmp_path / "IMPORTED").exists()
+    monkeypatch.delitem(sys.modules, "evil_sentinel")
 
 
 def _child_environment(tmp_path: Path) -> Path:
