@@ -1,6 +1,7 @@
 """The `paper` flow: one of the paper's experiments (`params.yaml: protocols`) as one DVC experiment.
 
     python -m flows.paper 3task /path/to/datasets                     # or 5task
+    python -m flows.paper cdd11 /path/to/CDD-11                       # OneRestore's CDD-11 (docs/03-paper.md)
     python -m flows.paper 3task /path/to/datasets --method promptir   # PromptIR's published recipe (default: pip)
     python -m flows.paper 3task /path/to/datasets train.steps=1000    # KEY=VALUE pairs override last
     python -m flows.paper 3task /path/to/datasets --evaluate-only promptir=model.ckpt   # a released checkpoint
@@ -119,7 +120,7 @@ def paper(protocol: str, datasets_root: str, repo_dir: str = ".", overrides: dic
     """Runs one of the paper's experiments and prints its table in the paper's layout.
 
     Args:
-        protocol: a key of ``params.yaml: protocols`` (``3task`` or ``5task``).
+        protocol: a key of ``params.yaml: protocols`` (``3task``, ``5task`` or ``cdd11``).
         method: whose published recipe trains the models: a key of ``params.yaml: protocols.methods`` (``pip``,
             ``promptir``).
         datasets_root: the folder holding the paper's datasets (``prepare.datasets_root``).

@@ -21,9 +21,9 @@ from pip_model import cpu_kernels
 cpu_kernels.pin()
 
 _EXPORTS = {
+    "CLASSES": "pip_model.tasks",
     "COMPOSITE_TASKS": "pip_model.tasks",
-    "DEGRADATION_CLASSES": "pip_model.tasks",
-    "NUM_CLASSES": "pip_model.tasks",
+    "PAPER_CLASSES": "pip_model.tasks",
     "TASKS": "pip_model.tasks",
     "TASK_TO_CLASS": "pip_model.tasks",
     "PIPConfig": "pip_model.networks.pip",

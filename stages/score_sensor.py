@@ -57,7 +57,7 @@ def main() -> int:
     decisions = args.metrics.with_name(f"{args.metrics.stem}_decisions.csv")
     pd.DataFrame(report.decisions).to_csv(decisions, index=False)
     figure = args.metrics.with_suffix(".png")
-    confusion_chart(report.confusion, figure, dpi=110)
+    confusion_chart(report.confusion, report.classes, figure, dpi=110)
     tracker.log_metrics({"sensor/accuracy": report.accuracy,
                          **{f"sensor/{k}/accuracy": v for k, v in report.per_class.items() if v is not None},
                          **{f"sensor/{k}/found_exactly": v for k, v in report.composites.items()},

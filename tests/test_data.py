@@ -102,7 +102,7 @@ def test_another_seed_gives_another_benchmark(prepared, tmp_path):
 
 def test_balanced_tasks_mix_every_task_into_a_batch():
     generator = torch.Generator().manual_seed(0)
-    slots = balanced_tasks(list(TASKS), None, 14, generator)
+    slots = balanced_tasks(list(TASKS), None, 2 * len(TASKS), generator)
     assert Counter(slots) == {task: 2 for task in TASKS}
     weighted = balanced_tasks(["derain", "dehaze"], {"derain": 3, "dehaze": 1}, 8, generator)
     assert Counter(weighted) == {"derain": 6, "dehaze": 2}
@@ -112,17 +112,17 @@ def test_balanced_tasks_mix_every_task_into_a_batch():
 
 def test_online_sampler_is_seeded_per_step(prepared):
     images = [image for _, image in load_split(prepared, "train")]
-    sampler = OnlinePairSampler(images, tasks=TASKS, patch=24, batch_size=7, seed=0)
+    sampler = OnlinePairSampler(images, tasks=TASKS, patch=24, batch_size=len(TASKS), seed=0)
     batch = sampler.batch(5)
-    assert batch.degraded.shape == batch.clean.shape == (7, 3, 24, 24)
+    assert batch.degraded.shape == batch.clean.shape == (len(TASKS), 3, 24, 24)
     assert sorted(batch.tasks) == sorted(TASKS)
     assert batch.prompts.argmax(dim=1).tolist() == [TASK_TO_CLASS[t] for t in batch.tasks]
-    assert torch.equal(batch.prompts.sum(dim=1), torch.ones(7))
+    assert torch.equal(batch.prompts.sum(dim=1), torch.ones(len(TASKS)))
     assert (batch.degraded != batch.clean).flatten(1).any(dim=1).all()
     again = sampler.batch(5)
     assert torch.equal(batch.degraded, again.degraded) and batch.tasks == again.tasks
     assert not torch.equal(sampler.batch(6).clean, batch.clean)
-    other_seed = OnlinePairSampler(images, tasks=TASKS, patch=24, batch_size=7, seed=1).batch(5)
+    other_seed = OnlinePairSampler(images, tasks=TASKS, patch=24, batch_size=len(TASKS), seed=1).batch(5)
     assert not torch.equal(other_seed.clean, batch.clean)
 
 

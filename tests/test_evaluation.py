@@ -20,6 +20,7 @@ from torch import nn
 from pip_model import build_model, degrade
 from pip_model.apps.report import composite_table, paper_table, prompt_cost_table
 from pip_model.data.degradations import DegradationRanges
+from pip_model.data.degradations.blur import BlurRanges
 from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig, build_benchmark
 from pip_model.evaluation.benchmark import (
@@ -36,13 +37,14 @@ from pip_model.evaluation.benchmark import (
     run_metrics,
     summarise,
 )
-from pip_model.evaluation.classical import classical_restore, estimate_motion_kernel
+from pip_model.data.degradations.blur import estimate_motion_kernel
+from pip_model.evaluation.classical import classical_restore
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.evaluation.sensor_report import sensor_report
 from pip_model.evaluation.tiling import for_inference, memory_format_of, restore_tiled, tile_windows
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import save_model_file
-from pip_model.tasks import DEGRADATION_CLASSES, TASKS
+from pip_model.tasks import PAPER_CLASSES, TASKS
 from tests.helpers.models import randomise_output
 from tests.helpers.stages import QUIET, stage_environment
 
@@ -182,7 +184,7 @@ def test_classical_deblur_does_not_ring_from_the_image_borders():
     """Richardson-Lucy on an image extended by reflection: the 8-px frame is restored about as well as the
     interior (zero padding made its error 4x the interior's)."""
     clean = _photo_crop()
-    blurred, _ = degrade(clean, "deblur", seed=1, ranges=DegradationRanges(blur_kernel=(5, 11)))
+    blurred, _ = degrade(clean, "deblur", seed=1, ranges=DegradationRanges(blur=BlurRanges(kernel=(5, 11))))
     error = (to_tensor(classical_restore(to_array(blurred[0]), "deblur")) - clean[0]).abs().mean(dim=0)
     interior = torch.zeros_like(error, dtype=torch.bool)
     interior[8:-8, 8:-8] = True
@@ -223,8 +225,11 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
                    cwd=tmp_path, env=stage_environment(tmp_path), check=True, capture_output=True)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) == {"input", "classical", "pip_nafnet_tiny", "nafnet_tiny"}
-    for rows in metrics.values():
-        assert set(rows) == set(TASKS) and all(set(v) == {"psnr", "ssim"} for v in rows.values())
+    for name, rows in metrics.items():
+        # The PIP model was built with the paper's five classes: it has no prompt for snow or JPEG, and is not
+        # scored on them; the others restore every task.
+        expected = {task for task in TASKS if task not in ("desnow", "dejpeg")} if name == "pip_nafnet_tiny" else set(TASKS)
+        assert set(rows) == expected and all(set(v) == {"psnr", "ssim"} for v in rows.values())
     # A new network is the identity, so it scores exactly like the input; a random one does not.
     assert metrics["nafnet_tiny"] == metrics["input"]
     assert metrics["pip_nafnet_tiny"]["denoise_25"]["psnr"] != metrics["input"]["denoise_25"]["psnr"]
@@ -233,7 +238,7 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
     prompts = json.loads((tmp_path / "prompts.json").read_text())
     assert prompts["pip_nafnet_tiny@rain"]["derain"] == metrics["pip_nafnet_tiny"]["derain"]
     assert prompts["pip_nafnet_tiny@haze"]["derain"] != metrics["pip_nafnet_tiny"]["derain"]
-    assert set(prompts) == {f"pip_nafnet_tiny@{name}" for name in (*DEGRADATION_CLASSES, "uniform")}
+    assert set(prompts) == {f"pip_nafnet_tiny@{name}" for name in (*PAPER_CLASSES, "uniform")}
     # Without a PIP model there is no prompt to vary, and the stage still writes its declared output.
     subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--params", "params.yaml",
                     "--benchmark", str(benchmark_48), "--models", "models/nafnet_tiny.pt", "--metrics", "plain.json",
@@ -241,12 +246,13 @@ def test_evaluate_stage_writes_every_row(benchmark_48, tmp_path):
                    cwd=tmp_path, env=stage_environment(tmp_path), check=True, capture_output=True)
     assert json.loads((tmp_path / "plain_prompts.json").read_text()) == {}
 
-    # Every contender on every benchmark pair, one row each, and metrics.json holds their per-task means.
+    # Every contender on every benchmark pair it covers, one row each, and metrics.json holds their per-task means.
     per_image = pd.read_csv(tmp_path / "per_image.csv")
     pairs = pd.read_csv(benchmark_48 / "manifest.csv")
-    assert len(per_image) == 4 * len(pairs)
     for name in metrics:
-        assert sorted(per_image.loc[per_image["model"] == name, "id"]) == sorted(pairs["id"])
+        covered = pairs[pairs["task"].isin(metrics[name])]
+        assert sorted(per_image.loc[per_image["model"] == name, "id"]) == sorted(covered["id"])
+    assert len(per_image) == 3 * len(pairs) + len(pairs[~pairs["task"].isin(["desnow", "dejpeg"])])
     means = per_image.groupby(["model", "task"])[["psnr", "ssim"]].mean()
     for (name, task), values in means.iterrows():
         assert metrics[name][task] == pytest.approx({"psnr": values["psnr"], "ssim": values["ssim"]}, abs=1e-4)
@@ -306,7 +312,7 @@ def _constant_sensor(**scores: float) -> nn.Module:
     sensor = build_model("sensor_tiny").eval()
     torch.nn.init.zeros_(sensor.classifier.weight)
     with torch.no_grad():
-        for class_id, name in enumerate(DEGRADATION_CLASSES):
+        for class_id, name in enumerate(PAPER_CLASSES):
             sensor.classifier.bias[class_id] = torch.logit(torch.tensor(scores.get(name, 0.01)))
     return sensor
 
@@ -334,7 +340,7 @@ def test_the_prompt_contenders_hold_a_fixed_prompt_whatever_the_task():
     torch.manual_seed(0)
     model = randomise_output(build_model("pip_nafnet_tiny")).eval()
     contenders = {c.name: c for c in prompt_contenders("pip", model, EvaluateConfig())}
-    assert list(contenders) == [f"pip@{name}" for name in (*DEGRADATION_CLASSES, "uniform")]
+    assert list(contenders) == [f"pip@{name}" for name in (*PAPER_CLASSES, "uniform")]
     image = _photo_crop()[..., :64, :64]
     true_prompt = model_contender("pip", model, EvaluateConfig())
     with torch.no_grad():
@@ -353,9 +359,9 @@ def test_the_report_tables_compare_prompts_and_composites():
     prompts = {f"pip@{name}": {"derain": {"psnr": 20.0 if name == "rain" else 5.0},
                                "dehaze": {"psnr": 15.0 if name == "haze" else 6.0},
                                "derain_dehaze": {"psnr": {"rain": 12.0, "haze": 14.5}.get(name, 3.0)}}
-               for name in (*DEGRADATION_CLASSES, "uniform")}
+               for name in (*PAPER_CLASSES, "uniform")}
     cost = prompt_cost_table(prompts, metrics)
-    assert list(cost.index) == ["derain", "dehaze"] and list(cost.columns) == [*DEGRADATION_CLASSES, "uniform", "sensor"]
+    assert list(cost.index) == ["derain", "dehaze"] and list(cost.columns) == [*PAPER_CLASSES, "uniform", "sensor"]
     assert cost.loc["derain", "rain"] == "20.00 *" and cost.loc["derain", "haze"] == "5.00"
     assert cost.loc["dehaze", "haze"] == "15.00 *" and cost.loc["dehaze", "sensor"] == "15.00"
     assert cost.loc["derain", "uniform"] == "5.00" and not cost.isna().any().any()
@@ -514,3 +520,20 @@ def test_an_image_too_large_for_one_pass_stops_with_one_line_naming_it(tmp_path,
     with pytest.raises(kind) as raised:
         evaluate(pairs, [model_contender("huge", model, tiled)], tiled, progress=lambda message: None)
     assert type(raised.value) is kind
+
+
+def test_onerestore_metrics_score_the_output_as_an_8_bit_png_holds_it():
+    """``onerestore`` is ``paper`` on the restored image rounded to 8 bits (OneRestore scores the PNGs it saved): the
+    same on an 8-bit image, another figure on one between grey levels."""
+    from pip_model.evaluation.metrics import image_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(1, 3, 24, 24, generator=generator)
+    on_levels = (clean + 0.05 * torch.randn(1, 3, 24, 24, generator=generator)).clamp(0, 1).mul(255).round() / 255
+    assert image_metrics(on_levels, clean, metrics="onerestore") == pytest.approx(
+        image_metrics(on_levels, clean, metrics="paper"), abs=1e-6)
+    between = clean + 0.4 / 255
+    rounded = (between * 255).round().clamp(0, 255) / 255
+    assert image_metrics(between, clean, metrics="onerestore") == pytest.approx(
+        image_metrics(rounded, clean, metrics="paper"), rel=1e-5)
+    assert image_metrics(between, clean, metrics="onerestore")[0] < image_metrics(between, clean, metrics="paper")[0] - 1

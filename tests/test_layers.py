@@ -19,8 +19,12 @@ from pip_model.networks.layers import (
 )
 from pip_model.networks.pip import DegradationPrompt, PromptToFeature, match_channels
 from pip_model.tasks import (
+    CLASSES,
+    PAPER_CLASSES,
     TASK_TO_CLASS,
+    classes_for,
     parse_prompt,
+    remap_weights,
     task_class,
     task_classes,
     task_components,
@@ -30,25 +34,48 @@ from pip_model.tasks import (
 
 
 def test_task_names_map_to_fixed_classes():
+    # The paper's five keep the ids of every manifest written before; a family added later appends its own.
     assert TASK_TO_CLASS == {
         "denoise_15": 0, "denoise_25": 0, "denoise_50": 0,
-        "derain": 1, "dehaze": 2, "deblur": 3, "lowlight": 4,
+        "derain": 1, "dehaze": 2, "deblur": 3, "lowlight": 4, "desnow": 5, "dejpeg": 6,
     }
-    with pytest.raises(ValueError, match="unknown task 'desnow'"):
-        task_class("desnow")
+    assert CLASSES[:5] == PAPER_CLASSES == ("noise", "rain", "haze", "blur", "lowlight")
+    with pytest.raises(ValueError, match="unknown task 'dehail'"):
+        task_class("dehail")
     with pytest.raises(ValueError, match="'derain_dehaze' is a composite task with several classes"):
         task_class("derain_dehaze")
 
 
 def test_composites_name_their_classes_and_prompts_can_be_named_in_words():
     assert task_components("lowlight_denoise") == ("lowlight", "denoise_15") and task_classes("derain") == (1,)
-    assert task_prompt("derain_dehaze").tolist() == [0, 0.5, 0.5, 0, 0] and task_label("deblur_denoise") == "3+0"
-    assert parse_prompt("deblur").tolist() == [0, 0, 0, 1, 0] and parse_prompt("haze").tolist() == [0, 0, 1, 0, 0]
-    assert parse_prompt("rain=3, noise=1").tolist() == pytest.approx([0.25, 0.75, 0, 0, 0])
+    assert task_components("lowlight_desnow_dehaze") == ("lowlight", "desnow", "dehaze")
+    assert task_prompt("derain_dehaze", PAPER_CLASSES).tolist() == [0, 0.5, 0.5, 0, 0]
+    assert task_label("deblur_denoise") == "3+0" and task_label("lowlight_desnow") == "4+5"
+    assert parse_prompt("deblur", PAPER_CLASSES).tolist() == [0, 0, 0, 1, 0]
+    assert parse_prompt("haze", PAPER_CLASSES).tolist() == [0, 0, 1, 0, 0]
+    assert parse_prompt("rain=3, noise=1", PAPER_CLASSES).tolist() == pytest.approx([0.25, 0.75, 0, 0, 0])
     with pytest.raises(ValueError, match="unknown prompt 'fog': give a task"):
-        parse_prompt("fog")
+        parse_prompt("fog", PAPER_CLASSES)
     with pytest.raises(ValueError, match="unknown task 'fog'"):
         task_components("fog")
+
+
+def test_prompts_are_over_a_models_own_classes():
+    """A model's classes are the paper's five plus those of the tasks it trained on beyond them, in registry order;
+    a prompt for a class it lacks is refused with the classes it has, and a sensor's weights move onto its classes."""
+    six = classes_for(["derain", "desnow_dehaze"])
+    assert six == (*PAPER_CLASSES, "snow") and classes_for(["dejpeg", "desnow"]) == (*PAPER_CLASSES, "snow", "jpeg")
+    assert classes_for(["derain"], base=("rain", "noise")) == ("rain", "noise")
+    assert task_prompt("desnow_dehaze", six).tolist() == [0, 0, 0.5, 0, 0, 0.5]
+    assert parse_prompt("snow=1,rain=1", six).tolist() == [0, 0.5, 0, 0, 0, 0.5]
+    with pytest.raises(ValueError, match=r"task desnow needs the prompt class\(es\) snow, which this model was not "
+                                         r"built with \(its classes: noise, rain, haze, blur, lowlight\)"):
+        task_prompt("desnow", PAPER_CLASSES)
+    with pytest.raises(ValueError, match="snow needs the prompt class"):
+        parse_prompt("snow=1", PAPER_CLASSES)
+    sensed = torch.tensor([[0.0, 0.5, 0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])
+    assert remap_weights(sensed, six, PAPER_CLASSES).tolist() == [[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert remap_weights(sensed[:, :5], PAPER_CLASSES, six).tolist() == [[0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]
 
 
 @pytest.mark.parametrize("kind", ["with_bias", "bias_free"])

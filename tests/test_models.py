@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import pip_model
-from pip_model import NUM_CLASSES, PIPConfig, build_model, list_models
+from pip_model import PAPER_CLASSES, PIPConfig, build_model, list_models
+
+NUM_CLASSES = len(PAPER_CLASSES)
 from pip_model.networks.registry import model_spec
 from tests.helpers.models import randomise_output
 
@@ -100,7 +102,7 @@ def test_a_scalar_class_id_applies_to_the_whole_batch(tiny_pip):
 
 def test_missing_or_malformed_degradation_is_explained(tiny_pip):
     images = _images()
-    with pytest.raises(ValueError, match=r"needs degradation=.*LongTensor \(B,\).*0 noise.*4 lowlight"):
+    with pytest.raises(ValueError, match=r"needs degradation=.*LongTensor \(B,\).*0..4, in the order of the model.s classes"):
         tiny_pip(images)
     with pytest.raises(ValueError, match=r"class ids must have shape \(2,\)"):
         tiny_pip(images, torch.tensor([0, 1, 2]))
@@ -313,8 +315,65 @@ def test_the_served_restorer_takes_its_prompt_as_weights_or_in_words():
         torch.testing.assert_close(plain(images, task="derain"), plain.model(images).clamp(0, 1))
     with pytest.raises(ValueError, match="this PIP model needs a prompt"):
         served(images)
-    with pytest.raises(ValueError, match="unknown prompt 'snow'"):
-        served(images, task="snow")
+    with pytest.raises(ValueError, match="unknown prompt 'fog'"):
+        served(images, task="fog")
+    with pytest.raises(ValueError, match=r"snow needs the prompt class\(es\) snow, which this model was not built"):
+        served(images, task="snow")  # a class of the registry, not of this model
     copy = pickle.loads(pickle.dumps(served))
     with torch.no_grad():
         torch.testing.assert_close(copy(images, task="auto"), served(images, task="auto"))
+
+
+def test_a_models_classes_are_its_own_saved_with_it_and_a_new_family_leaves_the_published_layout(tmp_path):
+    """A model trained on snow gets a sixth prompt; its file keeps the six and rebuilds them; a file from before
+    class sets loads with the paper's five; the published networks keep five whatever the registry holds."""
+    from pip_model.evaluation.inference import restore
+    from pip_model.networks.checkpoints import load_model_file, save_model_file
+    from pip_model.tasks import CLASSES, classes_for
+
+    assert len(CLASSES) > NUM_CLASSES  # snow and JPEG are registered ...
+    published = build_model("pip_restormer")
+    assert published.pip.level1.prompt.degradation_prompt.bank.shape[0] == NUM_CLASSES  # ... and change nothing here
+    six = classes_for(["derain", "desnow"])
+    torch.manual_seed(0)
+    model = randomise_output(build_model("pip_nafnet_tiny", classes=six)).eval()
+    assert model.classes == six and model.pip.level1.prompt.degradation_prompt.bank.shape[0] == 6
+    save_model_file(tmp_path / "six.pt", model, model_name="pip_nafnet_tiny")
+    loaded, _ = load_model_file(tmp_path / "six.pt")
+    assert loaded.classes == six
+    images = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(restore(loaded, images, tasks=["desnow"]).images, model(images, torch.tensor([5, 5])))
+    content = torch.load(tmp_path / "six.pt", weights_only=True)
+    five = build_model("pip_nafnet_tiny")
+    save_model_file(tmp_path / "old.pt", five, model_name="pip_nafnet_tiny")
+    old = torch.load(tmp_path / "old.pt", weights_only=True)
+    del old["classes"]  # as written before class sets were saved
+    torch.save(old, tmp_path / "old.pt")
+    assert load_model_file(tmp_path / "old.pt")[0].classes == PAPER_CLASSES
+    content["classes"] = list(PAPER_CLASSES)  # six prompts in the weights, five named: it says which tensor differs
+    torch.save(content, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad.pt: its pip_nafnet_tiny does not fit .*degradation_prompt.bank"):
+        load_model_file(tmp_path / "bad.pt")
+
+
+def test_a_sensors_prompt_moves_onto_the_models_classes():
+    """A sensor that knows snow steers a five-class model: its weights move onto the model's classes; an image in
+    which it finds only snow, which the model has no prompt for, is left as it is."""
+    from pip_model.evaluation.inference import restore
+    from pip_model.tasks import classes_for
+
+    six = classes_for(["desnow"])
+    sensor = build_model("sensor_tiny", classes=six).eval()
+    with torch.no_grad():
+        sensor.classifier.weight.zero_()
+        sensor.classifier.bias.copy_(torch.tensor([-9.0, 9.0, -9.0, -9.0, -9.0, 9.0]))  # rain and snow, sure
+        torch.manual_seed(0)
+        model = randomise_output(build_model("pip_nafnet_tiny")).eval()
+        images = _images()
+        result = restore(model, images, sensor=sensor)
+        torch.testing.assert_close(result.images, model(images, torch.tensor([1, 1])))  # rain alone, renormalised
+        assert result.classes == PAPER_CLASSES and result.sensor_classes == six
+        sensor.classifier.bias.copy_(torch.tensor([-9.0, -9.0, -9.0, -9.0, -9.0, 9.0]))  # snow alone
+        alone = restore(model, images, sensor=sensor)
+    assert alone.left_alone.all() and torch.equal(alone.images, images)

@@ -26,13 +26,19 @@ import torch
 import yaml
 
 from pip_model.image_files import read_image
-from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, DEGRADATION_CLASSES
+from pip_model.tasks import PAPER_CLASSES, parse_task
 from tests.helpers.pipeline import ALWAYS_RUN, TINY, Repo, make_pipeline_repo, stages_run
 from tests.helpers.servers import stop_group
 from tests.helpers.stages import ROOT
 
 STAGES = ["prepare", "degrade", "train@pip_restormer_tiny", "train@restormer_tiny", "train@promptir_tiny",
           "train_sensor", "score_sensor", "evaluate", "report"]
+
+
+# The default pipeline's tasks and the prompt classes its models are built with: the paper's five and snow.
+DEFAULT_TASKS = tuple(yaml.safe_load((ROOT / "params.yaml").read_text())["degrade"]["tasks"])
+DEFAULT_COMPOSITES = {task for task in DEFAULT_TASKS if parse_task(task).is_composite}
+DEFAULT_CLASSES = (*PAPER_CLASSES, "snow")
 
 
 def _ran(output: str) -> list[str]:
@@ -55,28 +61,29 @@ def test_repro_from_clean_runs_every_stage(repo):
     assert set(json.loads((repo.path / "results" / "sensor.json").read_text())) == {"accuracy", "composites",
                                                                                     "clean_kept"}
     detail = json.loads((repo.path / "results" / "sensor_detail.json").read_text())
-    assert set(detail) == {"accuracy", "per_class", "composites", "clean_kept", "confusion"}
-    assert set(detail["composites"]) == set(COMPOSITE_TASKS)
+    assert set(detail) == {"accuracy", "per_class", "composites", "clean_kept", "confusion", "classes"}
+    assert set(detail["composites"]) == DEFAULT_COMPOSITES and tuple(detail["classes"]) == DEFAULT_CLASSES
     decisions = pd.read_csv(repo.path / "results" / "sensor_decisions.csv")
     benchmark_pairs = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
     assert len(decisions) == len(benchmark_pairs) + benchmark_pairs["clean_path"].nunique()
-    assert list(decisions.columns) == ["task", "id", "left_alone", "found", *DEGRADATION_CLASSES]
+    assert list(decisions.columns) == ["task", "id", "left_alone", "found", *DEFAULT_CLASSES]
     for name in metrics:  # the summary `dvc metrics show` prints: each model's mean over the tasks
         summary = json.loads((repo.path / "results" / "mean" / f"{name}.json").read_text())
         assert summary["psnr"] == pytest.approx(np.mean([v["psnr"] for v in metrics[name].values()]), abs=0.006)
-    assert set(metrics["pip_restormer_tiny"]) == set(ALL_TASKS)
-    # The first PIP model under every fixed prompt, on every task.
+    assert set(metrics["pip_restormer_tiny"]) == set(DEFAULT_TASKS)
+    # The first PIP model under every fixed prompt (its own classes: it trained on snow too), on every task.
     prompts = json.loads((repo.path / "results" / "prompts.json").read_text())
-    assert set(prompts) == {f"pip_restormer_tiny@{name}" for name in (*DEGRADATION_CLASSES, "uniform")}
-    assert all(set(per_task) == set(ALL_TASKS) for per_task in prompts.values())
+    assert set(prompts) == {f"pip_restormer_tiny@{name}" for name in (*DEFAULT_CLASSES, "uniform")}
+    assert all(set(per_task) == set(DEFAULT_TASKS) for per_task in prompts.values())
     benchmark = pd.read_csv(repo.path / "data" / "benchmark" / "manifest.csv")
-    assert set(benchmark["task"]) == set(ALL_TASKS)
+    assert set(benchmark["task"]) == set(DEFAULT_TASKS)
     assert all((repo.path / "data" / "benchmark" / path).is_file() for path in benchmark["degraded_path"])
-    assert len(pd.read_csv(repo.path / "data" / "train_pairs" / "manifest.csv")) == 2 * len(ALL_TASKS)
+    assert len(pd.read_csv(repo.path / "data" / "train_pairs" / "manifest.csv")) == 2 * len(DEFAULT_TASKS)
     page = (repo.path / "reports" / "index.html").read_text()
     for figure in ("psnr_by_task.png", "training_curves.png", "examples.png", "prompt_swap.png", "rivals.png"):
         assert figure in page and (repo.path / "reports" / figure).stat().st_size > 1000
     assert "What a wrong or blended prompt costs" in page and "Composite degradations" in page
+    assert ">desnow<" in page and ">desnow_dehaze<" in page  # the snow family and its composite, in the table
     assert "pip_restormer_tiny − restormer_tiny" in page and "pip_restormer_tiny − promptir_tiny" in page
     assert page.count("sensor beats input and best single") == 1
     # Provenance first: the commit, the data, and what differs from the library defaults (TINY's settings).
@@ -402,7 +409,7 @@ def test_the_seeds_flow_summarises_its_seeds_into_the_report(repo, prefect_api):
     summary = pd.read_csv(repo.path / "results" / "seeds" / "summary.csv")
     assert {"pip_restormer_tiny", "restormer_tiny", "input"} <= set(summary["model"]) and (summary["seeds"] == 2).all()
     difference = pd.read_csv(repo.path / "results" / "seeds" / "difference.csv")
-    assert set(difference["task"]) == set(ALL_TASKS) and set(difference["rival"]) == {"restormer_tiny", "promptir_tiny"}
+    assert set(difference["task"]) == set(DEFAULT_TASKS) and set(difference["rival"]) == {"restormer_tiny", "promptir_tiny"}
     assert _ran(repo.dvc("repro").stdout) == ["report"]
     page = (repo.path / "reports" / "index.html").read_text()
     assert "Over 2 seeds" in page and (repo.path / "reports" / "seeds.png").is_file()

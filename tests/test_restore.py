@@ -22,7 +22,7 @@ from pip_model.engine.recipes import TrainConfig
 from pip_model.evaluation.tiling import restore_tiled
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import load_model_file, save_model_file
-from pip_model.tasks import DEGRADATION_CLASSES, TASKS
+from pip_model.tasks import PAPER_CLASSES, TASKS
 from tests.helpers.models import randomise_output
 
 # What 8-bit PNG rounding can move a pixel by, between a float result and the file (0.5/255), or between two
@@ -83,7 +83,7 @@ def _rain_sensor() -> torch.nn.Module:
     with torch.no_grad():
         sensor.classifier.weight *= 10
         biases = {"noise": -4.0, "rain": 6.0, "haze": -5.0, "blur": -6.0, "lowlight": -3.0}
-        sensor.classifier.bias.copy_(torch.tensor([biases[name] for name in DEGRADATION_CLASSES]))
+        sensor.classifier.bias.copy_(torch.tensor([biases[name] for name in PAPER_CLASSES]))
     return sensor
 
 
@@ -109,23 +109,23 @@ def test_mix_of_a_single_class_equals_its_task(trained, scene, tmp_path):
 
 def test_mix_weights_are_normalised_and_task_names_map_to_classes():
     """``--mix`` takes task or class names, adds weights that name one class, and normalises the sum to 1."""
-    assert parse_mix("derain=0.7,dehaze=0.3").tolist() == pytest.approx([0, 0.7, 0.3, 0, 0])
+    assert parse_mix("derain=0.7,dehaze=0.3", PAPER_CLASSES).tolist() == pytest.approx([0, 0.7, 0.3, 0, 0])
     # denoise_15 and noise name the same class: their weights add up.
-    assert parse_mix("denoise_15=1, noise=1,blur=2").tolist() == pytest.approx([0.5, 0, 0, 0.5, 0])
+    assert parse_mix("denoise_15=1, noise=1,blur=2", PAPER_CLASSES).tolist() == pytest.approx([0.5, 0, 0, 0.5, 0])
 
 
 @pytest.mark.parametrize("text, message", [
     ("derain", "--mix: 'derain' is not NAME=WEIGHT"),
     ("derain=0.5,dehaze=lots", "--mix: 'dehaze=lots' is not NAME=WEIGHT"),
     ("fog=1", f"--mix: unknown name 'fog'; use tasks ({', '.join(TASKS)}) or classes "
-              f"({', '.join(DEGRADATION_CLASSES)})"),
+              f"({', '.join(PAPER_CLASSES)})"),
     ("rain=-0.5,haze=1", "--mix: weight of rain is negative (-0.5)"),
     ("rain=0,haze=0", "--mix: the weights sum to zero"),
 ], ids=["no-weight", "weight-not-a-number", "unknown-name", "negative-weight", "all-zero"])
 def test_a_bad_mix_is_explained(text, message):
     """Each malformed ``--mix`` is refused with the message that says what is wrong."""
     with pytest.raises(RestoreError) as error:
-        parse_mix(text)
+        parse_mix(text, PAPER_CLASSES)
     assert str(error.value) == message
 
 
@@ -140,8 +140,8 @@ def test_auto_uses_the_sensor_and_records_its_scores(random_pip, scene, tmp_path
         expected, weights = sensor.prompt(to_tensor(read_image(photo).rgb)[None])
         on_the_clean_photo = sensor(to_tensor(scene[0])[None])[0]
     # Sure of rain, unsure of haze, and its answer depends on the image: no other scores pass for its own.
-    assert expected[0, DEGRADATION_CLASSES.index("rain")] > 0.99
-    assert 0.2 < expected[0, DEGRADATION_CLASSES.index("haze")] < 0.8
+    assert expected[0, PAPER_CLASSES.index("rain")] > 0.99
+    assert 0.2 < expected[0, PAPER_CLASSES.index("haze")] < 0.8
     assert (expected[0] - on_the_clean_photo).abs().max() > 0.01
 
     def restore(out: str, *prompt: str) -> np.ndarray:
@@ -150,7 +150,7 @@ def test_auto_uses_the_sensor_and_records_its_scores(random_pip, scene, tmp_path
 
     auto = restore("auto", "--task", "auto", "--sensor", str(tmp_path / "sensor.pt"), "--explain")
     recorded = _summary(tmp_path / "auto")["predictions"][str(photo)]
-    assert list(recorded["scores"]) == list(DEGRADATION_CLASSES)
+    assert list(recorded["scores"]) == list(PAPER_CLASSES)
     np.testing.assert_allclose(list(recorded["scores"].values()), expected[0].numpy(), atol=1e-3)
     assert sum(recorded["prompt"].values()) == pytest.approx(1, abs=1e-3)
     np.testing.assert_allclose(list(recorded["prompt"].values()), weights[0].numpy(), atol=1e-3)
@@ -194,7 +194,7 @@ def test_a_photo_with_nothing_to_restore_is_left_as_it_is_and_says_so(random_pip
     assert "left as it is" in printed
     assert np.array_equal(read_image(tmp_path / "out" / "clean.png").rgb, read_image(tmp_path / "in" / "clean.png").rgb)
     assert _summary(tmp_path / "out")["predictions"][str(tmp_path / "in" / "clean.png")]["prompt"] == {
-        name: 0.0 for name in DEGRADATION_CLASSES}
+        name: 0.0 for name in PAPER_CLASSES}
     assert (tmp_path / "out" / "clean_compare.png").is_file()
 
 

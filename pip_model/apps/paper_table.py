@@ -4,7 +4,9 @@ test sets found). A model scored without training (a released checkpoint, ``flow
 same table and, beside it, its published row with the difference per column (:func:`published_comparison`).
 
 Every average, published or ours, is the mean of the row's PSNRs and of its SSIMs; a source's printed average stays
-beside it, with a note where rounding cannot explain the difference (:mod:`pip_model.apps.published`).
+beside it, with a note where rounding cannot explain the difference (:mod:`pip_model.apps.published`). A row whose
+source prints only its average shows that alone. Under ``cdd11`` each column is one CDD-11 subset, read from the
+metrics key of its test set (``lowlight@CDD-11 low``), with SSIM to four digits as OneRestore's table prints it.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ OUR_SOURCE = "this run"
 OUR_NOTES = {"input": "the degraded input, unrestored", "classical": "classical restorers, untrained"}
 
 
-def _cell(figures: tuple[float, float] | None) -> str:
-    return "-" if figures is None else f"{figures[0]:.2f}/{figures[1]:.3f}"
+def _cell(figures: tuple[float, float | None] | None, digits: int = 3) -> str:
+    """``PSNR/SSIM`` (``-`` for a missing figure), SSIM to ``digits`` digits."""
+    if figures is None:
+        return "-"
+    return f"{figures[0]:.2f}/" + ("-" if figures[1] is None else f"{figures[1]:.{digits}f}")
 
 
-def extra_keys(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def extra_keys(metrics: Mapping[str, Mapping[str, Any]], protocol: str | None = None) -> list[str]:
     """The results on test sets the paper's table lacks (``denoise_25@Urban100``): one set after the other, each in
-    the paper's task order."""
-    keys = list(dict.fromkeys(key for per_task in metrics.values() for key in per_task if split_key(key)[1]))
+    the paper's task order. The keys of ``protocol``'s own columns (CDD-11's) are not among them."""
+    columns = {PUBLISHED[protocol].key(task) for task in PUBLISHED[protocol].tasks} if protocol else set()
+    keys = list(dict.fromkeys(key for per_task in metrics.values() for key in per_task
+                              if split_key(key)[1] and key not in columns))
     sets = list(dict.fromkeys(split_key(key)[1] for key in keys))
     return sorted(keys, key=lambda key: (sets.index(split_key(key)[1]), ALL_TASKS.index(split_key(key)[0])))
 
@@ -52,7 +59,9 @@ def extra_column(key: str) -> str:
 def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published: PublishedProtocol,
              extras: Sequence[str] = ()) -> list[str]:
     """Our cells, their mean and a note naming the test sets without a result (then the mean is not comparable)."""
-    values = {task: (per_task[task]["psnr"], per_task[task]["ssim"]) for task in published.tasks if task in per_task}
+    keys = {task: published.key(task) for task in published.tasks}
+    values = {task: (per_task[keys[task]]["psnr"], per_task[keys[task]]["ssim"]) for task in published.tasks
+              if keys[task] in per_task}
     average = ((float(np.mean([psnr for psnr, _ in values.values()])),
                 float(np.mean([ssim for _, ssim in values.values()]))) if values else None)
     notes = [OUR_NOTES["input"] if model == "input" else OUR_NOTES["classical"] if model == "classical"
@@ -61,9 +70,11 @@ def _our_row(model: str, per_task: Mapping[str, Mapping[str, float]], published:
     if missing:
         notes.append(f"average of {len(values)} of the {len(published.tasks)} test sets (no result on "
                      f"{', '.join(missing)}): not comparable")
-    cells = [_cell(values.get(task)) for task in published.tasks]
-    others = [_cell((per_task[key]["psnr"], per_task[key]["ssim"])) if key in per_task else "-" for key in extras]
-    return [*cells, _cell(average), "-", OUR_SOURCE, "; ".join(note for note in notes if note), *others]
+    digits = published.ssim_digits
+    cells = [_cell(values.get(task), digits) for task in published.tasks]
+    others = [_cell((per_task[key]["psnr"], per_task[key]["ssim"]), digits) if key in per_task else "-"
+              for key in extras]
+    return [*cells, _cell(average, digits), "-", OUR_SOURCE, "; ".join(note for note in notes if note), *others]
 
 
 def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str,
@@ -80,13 +91,15 @@ def paper_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protoc
             (the ``experts`` row: every task expert's, the storage a set of them takes).
     """
     published = PUBLISHED[protocol]
-    extras = extra_keys(metrics)
+    extras = extra_keys(metrics, protocol)
     columns = [published.test_sets[task] for task in published.tasks] + EXTRA_COLUMNS + [extra_column(key)
                                                                                         for key in extras]
+    digits = published.ssim_digits
     rows: dict[str, list[str]] = {}
     for row in published.rows:
-        rows[row.method] = [*(_cell(row.figures[task]) for task in published.tasks), _cell(row.average()),
-                            _cell(row.printed_average), row.source, row.average_note(), *["-"] * len(extras)]
+        rows[row.method] = [*(_cell(row.figures.get(task), digits) for task in published.tasks),
+                            _cell(row.average(), digits), _cell(row.printed_average, digits), row.source,
+                            row.average_note(), *["-"] * len(extras)]
     for model, per_task in metrics.items():
         rows[model if model not in rows else f"{model} ({OUR_SOURCE})"] = _our_row(model, per_task, published,
                                                                                    extras)
@@ -113,7 +126,8 @@ NOISE_PROTOCOLS = {
 
 
 def noise_line(params: Mapping[str, Any]) -> str:
-    """Which noise protocol the denoising columns of this run were scored under (``degrade.test_noise``)."""
+    """Which noise protocol the denoising columns of this run were scored under (``degrade.test_noise``); a
+    protocol without them says how its figures were scored instead (:func:`run_lines`)."""
     protocol = str((params.get("degrade") or {}).get("test_noise", "pipeline"))
     return f"Noise of the denoising columns: {protocol}, {NOISE_PROTOCOLS.get(protocol, 'not a known protocol')}."
 
@@ -124,7 +138,8 @@ def missing_line(benchmark: pd.DataFrame | None, protocol: str) -> str:
         return "Missing test sets: not recorded (no benchmark manifest)."
     published = PUBLISHED[protocol]
     test = benchmark[benchmark["split"] == "test"] if "split" in benchmark else benchmark
-    missing = dict.fromkeys(published.datasets[task] for task in published.tasks if test[test["task"] == task].empty)
+    missing = dict.fromkeys(published.datasets[task] for task in published.tasks
+                            if _column_pairs(test, published, task).empty)
     return ("Missing test sets, not scored: " + ", ".join(missing) + " (not under prepare.datasets_root)." if missing
             else "Every test set of the protocol was found.")
 
@@ -140,12 +155,23 @@ def _listing(value: Any) -> str:
     return str(value)
 
 
-def budget_line(params: Mapping[str, Any]) -> str:
-    """Steps and training patches of this run (``params.yaml: train``) against the published runs' budgets."""
+def _column_pairs(test: pd.DataFrame, published: PublishedProtocol, task: str) -> pd.DataFrame:
+    """The benchmark's pairs that a column of ``task`` scores: the task's (on its own test set, when the protocol
+    keys its columns by test set)."""
+    pairs = test[test["task"] == task]
+    if published.keyed_by_test_set and "test_set" in pairs:
+        pairs = pairs[pairs["test_set"].fillna("").astype(str) == published.datasets[task]]
+    return pairs
+
+
+def budget_line(params: Mapping[str, Any], protocol: str = "3task") -> str:
+    """Steps and training patches of this run (``params.yaml: train``) against the published runs' budgets of
+    ``protocol``."""
     train = from_mapping(TrainConfig, params.get("train"), "train")
     patches = train.steps * train.batch_size
+    budgets = PUBLISHED[protocol].budgets if protocol in PUBLISHED else BUDGETS
     shares = "; ".join(f"{budget.method} about {budget.patches / 1e6:.0f} M, {budget.how}: "
-                       f"{patches / budget.patches:.1%} of it" for budget in BUDGETS)
+                       f"{patches / budget.patches:.1%} of it" for budget in budgets)
     count = f"{patches / 1e6:.2f} M" if patches >= 1e6 else f"{patches:,}"
     return (f"Training: {train.steps:,} steps x batch {train.batch_size} = {count} patches of "
             f"{train.patch} px, against the published 128 px runs: {shares}.")
@@ -175,7 +201,7 @@ def sets_found_line(benchmark: pd.DataFrame | None, protocol: str) -> str:
     test = benchmark[benchmark["split"] == "test"] if "split" in benchmark else benchmark
     parts = []
     for task in published.tasks:
-        pairs = test[test["task"] == task]
+        pairs = _column_pairs(test, published, task)
         heading = published.test_sets[task]
         if pairs.empty:
             parts.append(f"{heading}: none found")
@@ -196,12 +222,25 @@ def run_lines(params: Mapping[str, Any], benchmark_dir: Path | None, prepared_di
     noise protocol."""
     manifest = benchmark_dir / "manifest.csv" if benchmark_dir is not None else None
     benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
-    return [budget_line(params), lists_line(params, prepared_dir), sets_found_line(benchmark, protocol),
-            noise_line(params)]
+    return [budget_line(params, protocol), lists_line(params, prepared_dir), sets_found_line(benchmark, protocol),
+            scoring_line(params, protocol)]
 
 
-def _difference(ours: tuple[float, float] | None, theirs: tuple[float, float] | None) -> str:
-    return "-" if ours is None or theirs is None else f"{ours[0] - theirs[0]:+.2f}/{ours[1] - theirs[1]:+.3f}"
+def scoring_line(params: Mapping[str, Any], protocol: str) -> str:
+    """How this run's figures were scored beside the published ones: the noise protocol of the denoising columns
+    (:func:`noise_line`), or, for a protocol without them, how its published figures were scored and this run's
+    ``evaluate.metrics``."""
+    published = PUBLISHED[protocol]
+    if not published.scoring:
+        return noise_line(params)
+    metrics = (params.get("evaluate") or {}).get("metrics", "kornia")
+    return f"{published.scoring} This run: evaluate.metrics {metrics}."
+
+
+def _difference(ours: tuple[float, float] | None, theirs: tuple[float, float] | None, digits: int = 3) -> str:
+    if ours is None or theirs is None:
+        return "-"
+    return f"{ours[0] - theirs[0]:+.2f}/{ours[1] - theirs[1]:+.{digits}f}"
 
 
 def published_comparison(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str,
@@ -219,17 +258,19 @@ def published_comparison(metrics: Mapping[str, Mapping[str, Mapping[str, float]]
     if row is None:
         return None
     published = PUBLISHED[protocol]
-    ours = {task: (metrics[model][task]["psnr"], metrics[model][task]["ssim"]) for task in published.tasks
-            if task in metrics[model]}
-    theirs: dict[str, tuple[float, float]] = dict(row.figures)
+    ours = {task: (metrics[model][published.key(task)]["psnr"], metrics[model][published.key(task)]["ssim"])
+            for task in published.tasks if published.key(task) in metrics[model]}
+    theirs: dict[str, tuple[float, float] | None] = dict(row.figures)
     if len(ours) == len(published.tasks):  # else our average is over other test sets than theirs
         ours["average"] = (float(np.mean([psnr for psnr, _ in ours.values()])),
                            float(np.mean([ssim for _, ssim in ours.values()])))
     theirs["average"] = row.average()
     keys = [*published.tasks, "average"]
     columns = [published.test_sets[task] for task in published.tasks] + ["average"]
-    return pd.DataFrame([[_cell(ours.get(key)) for key in keys], [_cell(theirs[key]) for key in keys],
-                         [_difference(ours.get(key), theirs[key]) for key in keys]],
+    digits = published.ssim_digits
+    return pd.DataFrame([[_cell(ours.get(key), digits) for key in keys],
+                         [_cell(theirs.get(key), digits) for key in keys],
+                         [_difference(ours.get(key), theirs.get(key), digits) for key in keys]],
                         index=[f"{model} ({OUR_SOURCE})", f"{row.method} (published)", "difference"], columns=columns)
 
 
@@ -260,7 +301,7 @@ def write_evaluate_only(out_dir: Path, protocol: str, models: Mapping[str, str],
     benchmark = pd.read_csv(manifest) if manifest is not None and manifest.is_file() else None
     scored = "; ".join(f"{name} = {what}" for name, what in models.items())
     notes = [f"Models: scored as they are, nothing trained: {scored}.", sets_found_line(benchmark, protocol),
-             missing_line(benchmark, protocol), noise_line(params or {})]
+             missing_line(benchmark, protocol), scoring_line(params or {}, protocol)]
     (out_dir / "paper_table_notes.txt").write_text("\n".join(notes) + "\n")
     parts = [f"PSNR/SSIM in the paper's {protocol} layout ({out_dir / 'paper_table.csv'})", table.to_string(), *notes]
     for name in models:

@@ -39,7 +39,7 @@ from pip_model.evaluation.benchmark import EvaluateConfig, split_key
 from pip_model.evaluation.charts import confusion_chart, save_figure  # noqa: E402
 from pip_model.evaluation.examples import read_index, read_restored  # noqa: E402
 from pip_model.image_files import read_image  # noqa: E402
-from pip_model.tasks import COMPOSITE_TASKS, DEGRADATION_CLASSES, task_classes  # noqa: E402
+from pip_model.tasks import CLASSES, PAPER_CLASSES, parse_task  # noqa: E402
 from pip_model.tracking.lineage import dvc_input_tags, flatten, git_commit, git_tags
 
 
@@ -190,9 +190,9 @@ def prompt_swap_grid(benchmark_dir: Path, examples_dir: Path, tasks: Sequence[st
         by_prompt = {model.split("@", 1)[1]: row for model, row in zip(pair["model"], pair.itertuples())}
         degraded, clean = _pair_images(benchmark_dir, pair.iloc[0])
         cells = [("degraded", degraded)]
-        for class_id, name in enumerate(DEGRADATION_CLASSES):
+        for name in CLASSES:
             if name in by_prompt:
-                marker = " (true)" if class_id in task_classes(task) else ""
+                marker = " (true)" if name in parse_task(task).classes else ""
                 cells.append((f"{name} prompt{marker} {by_prompt[name].psnr:.1f}",
                               read_restored(examples_dir, by_prompt[name])))
         rows.append((task, cells + [("clean", clean)]))
@@ -206,13 +206,12 @@ def prompt_cost_table(prompts: Mapping[str, Mapping[str, Mapping[str, float]]], 
     model = next(iter(prompts)).split("@")[0]
     rows = {}
     for task in next(iter(prompts.values())):  # a task, or a task on another test set (derain@Rain100H)
-        if split_key(task)[0] in COMPOSITE_TASKS:
+        if parse_task(split_key(task)[0]).is_composite:
             continue
         row = {}
         for contender, per_task in prompts.items():
             prompt_name = contender.split("@", 1)[1]
-            true = (prompt_name in DEGRADATION_CLASSES
-                    and DEGRADATION_CLASSES.index(prompt_name) in task_classes(split_key(task)[0]))
+            true = prompt_name in parse_task(split_key(task)[0]).classes
             row[prompt_name] = f"{per_task[task]['psnr']:.2f}{' *' if true else ''}"
         if task in metrics.get(f"{model}_blind", {}):
             row["sensor"] = f"{metrics[f'{model}_blind'][task]['psnr']:.2f}"
@@ -227,12 +226,14 @@ def composite_table(metrics: Mapping[str, Mapping[str, Mapping[str, float]]],
     beats both the input and the best single prompt."""
     model = next(iter(prompts)).split("@")[0]
     rows = {}
-    for task in (task for task in next(iter(metrics.values())) if task in COMPOSITE_TASKS):
+    for task in (task for task in next(iter(metrics.values())) if parse_task(split_key(task)[0]).is_composite):
+        singles = {name: prompts[f"{model}@{name}"][task]["psnr"] for name in parse_task(split_key(task)[0]).classes
+                   if task in prompts.get(f"{model}@{name}", {})}
+        if task not in metrics.get(model, {}) or not singles:  # a class the model has no prompt for
+            continue
         row: dict[str, Any] = {"input": metrics["input"][task]["psnr"]}
         if "classical" in metrics:
             row["classical chained"] = metrics["classical"][task]["psnr"]
-        singles = {DEGRADATION_CLASSES[c]: prompts[f"{model}@{DEGRADATION_CLASSES[c]}"][task]["psnr"]
-                   for c in task_classes(task)}
         row["single prompts"] = ", ".join(f"{name} {value:.2f}" for name, value in singles.items())
         row["best single"] = max(singles.values())
         row["true mixture"] = metrics[model][task]["psnr"]
@@ -301,7 +302,8 @@ def sensor_section(headline_path: Path, out_dir: Path, dpi: int) -> list[str]:
               **detail["composites"]}
     per_class = "".join(f"<tr><td style='text-align:left'>{html.escape(name)}</td><td>{value:.0%}</td></tr>"
                         for name, value in shares.items())
-    chart = confusion_chart(np.array(detail["confusion"]), out_dir / "sensor_confusion.png", dpi)
+    chart = confusion_chart(np.array(detail["confusion"]), detail.get("classes", PAPER_CLASSES),
+                            out_dir / "sensor_confusion.png", dpi)
     sections = [
         "<h2>The degradation sensor (the blind rows' prompts)</h2>",
         "<p>It scores each class on its own. Classes scoring at least 0.6 are found and share the prompt; with "

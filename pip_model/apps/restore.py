@@ -49,7 +49,7 @@ from pip_model.image_files import (
 from pip_model.networks.checkpoints import load_model_file, safe_load
 from pip_model.networks.registry import ModelSpec, PluginError, model_spec, spec_of_model, use_plugins
 from pip_model.networks.sensor import ABSENT_SCORE, PRESENT_SCORE, nothing_found
-from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, task_prompt
+from pip_model.tasks import ALL_TASKS, CLASSES, model_classes, task_prompt
 from pip_model.tracking.uris import mlflow_uri_problem
 
 
@@ -108,10 +108,10 @@ def newest_sensor(root: Path) -> Path:
     return files[0]
 
 
-def parse_mix(text: str) -> torch.Tensor:
-    """``--mix``'s value -> normalised prompt weights (see :func:`pip_model.tasks.parse_mix`)."""
+def parse_mix(text: str, classes: Sequence[str]) -> torch.Tensor:
+    """``--mix``'s value -> normalised prompt weights over ``classes`` (see :func:`pip_model.tasks.parse_mix`)."""
     try:
-        return tasks.parse_mix(text)
+        return tasks.parse_mix(text, classes)
     except ValueError as error:
         raise RestoreError(f"--mix: {error}") from None
 
@@ -120,15 +120,16 @@ def parse_mix(text: str) -> torch.Tensor:
 SURE_MARGIN = 0.2
 
 
-def sensor_decision(scores: torch.Tensor, weights: torch.Tensor) -> dict[str, dict[str, float] | str]:
-    """What the sensor decided for one image, in words and numbers: its per-class scores, the prompt weights they
-    make, and whether it was sure.
+def sensor_decision(scores: torch.Tensor, weights: torch.Tensor, *, score_classes: Sequence[str],
+                    weight_classes: Sequence[str]) -> dict[str, dict[str, float] | str]:
+    """What the sensor decided for one image, in words and numbers: its per-class scores (over ``score_classes``,
+    the sensor's), the prompt weights they make (over ``weight_classes``, the model's), and whether it was sure.
 
     Shape:
-        scores, weights: (NUM_CLASSES,)
+        scores: (len(score_classes),), weights: (len(weight_classes),)
     """
-    scores_by_class = {name: round(float(score), 4) for name, score in zip(DEGRADATION_CLASSES, scores)}
-    prompt = {name: round(float(weight), 4) for name, weight in zip(DEGRADATION_CLASSES, weights)}
+    scores_by_class = {name: round(float(score), 4) for name, score in zip(score_classes, scores)}
+    prompt = {name: round(float(weight), 4) for name, weight in zip(weight_classes, weights)}
     unsure = [name for name, score in scores_by_class.items() if SURE_MARGIN < score < 1 - SURE_MARGIN]
     found = [name for name, score in scores_by_class.items() if score >= PRESENT_SCORE]
     listed = "scores " + ", ".join(f"{name} {score:.2f}" for name, score in scores_by_class.items())
@@ -232,7 +233,7 @@ def _progress(total: int):
     return None
 
 
-def _steering(arguments: argparse.Namespace, spec: ModelSpec, root: Path, device: str
+def _steering(arguments: argparse.Namespace, spec: ModelSpec, classes: Sequence[str], root: Path, device: str
               ) -> tuple[nn.Module | None, torch.Tensor | None]:
     """The sensor (``--task auto``) or the fixed prompt weights (``--task``, ``--mix``) the model is steered with,
     as far as the model takes them.
@@ -242,7 +243,7 @@ def _steering(arguments: argparse.Namespace, spec: ModelSpec, root: Path, device
     """
     sensor, fixed = None, None
     if arguments.mix:
-        fixed = parse_mix(arguments.mix)
+        fixed = parse_mix(arguments.mix, classes)
     elif arguments.task == "auto":
         sensor_path = Path(arguments.sensor) if arguments.sensor else newest_sensor(root)
         try:
@@ -254,7 +255,10 @@ def _steering(arguments: argparse.Namespace, spec: ModelSpec, root: Path, device
         sensor = sensor.to(device)
         print(f"restore: degradation chosen per image by the sensor {sensor_path}", flush=True)
     elif arguments.task:
-        fixed = task_prompt(arguments.task)
+        try:
+            fixed = task_prompt(arguments.task, classes)
+        except ValueError as error:
+            raise RestoreError(f"--task {error}") from None
     elif spec.uses_prompts:
         raise RestoreError("this PIP model needs a prompt: pass --task TASK, --task auto or --mix NAME=WEIGHT,...")
     if spec.call == "non_blind":
@@ -286,7 +290,8 @@ def run(arguments: argparse.Namespace) -> int:
     layout = "channels-last" if arguments.channels_last else "default (--no-channels-last)"
     print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}, {layout} memory format",
           flush=True)
-    sensor, fixed = _steering(arguments, spec, root, device)
+    # A model without prompts takes none: any class names a prompt that is then left unused.
+    sensor, fixed = _steering(arguments, spec, model_classes(model) if spec.uses_prompts else CLASSES, root, device)
     out = Path(arguments.out)
     check_writable(out)  # before any image is restored, not after the last one
     for left in remove_temporary_files(out):
@@ -344,7 +349,8 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
     if tiles is not None:
         tiles.close()
     if result.scores is not None:
-        decision = sensor_decision(result.scores[0], result.weights[0])
+        decision = sensor_decision(result.scores[0], result.weights[0], score_classes=result.sensor_classes,
+                                   weight_classes=result.classes)
         summary.predictions[str(path)] = decision
         print(f"restore: {path.name}: {decision['decision']}", flush=True)
         if arguments.explain:
@@ -354,7 +360,8 @@ def _restore_one(path: Path, target: Path, model: nn.Module, sensor: nn.Module |
         _write_outputs(target, image, image.rgb, "left as it is: nothing to restore", arguments, path)
         return
     prompted = result.weights if spec_of_model(model).uses_prompts else None  # a label only for what steered
-    label = f"restored ({decision_label})" if (decision_label := _prompt_label(prompted)) else "restored"
+    label = (f"restored ({decision_label})" if (decision_label := _prompt_label(prompted, result.classes))
+             else "restored")
     _write_outputs(target, image, to_array(result.images[0].clamp(0, 1)), label, arguments, path)
 
 
@@ -380,10 +387,10 @@ def _at_least(low: int):
     return parse
 
 
-def _prompt_label(weights: torch.Tensor | None) -> str:
+def _prompt_label(weights: torch.Tensor | None, classes: Sequence[str]) -> str:
     if weights is None:
         return ""
-    return " + ".join(f"{name} {weight:.2f}" for name, weight in zip(DEGRADATION_CLASSES, weights[0].tolist())
+    return " + ".join(f"{name} {weight:.2f}" for name, weight in zip(classes, weights[0].tolist())
                       if weight >= 0.005)
 
 

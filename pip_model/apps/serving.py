@@ -35,7 +35,7 @@ from torch import nn
 from pip_model.evaluation.inference import restore
 from pip_model.networks.pip import degradation_weights
 from pip_model.networks.registry import spec_of_model
-from pip_model.tasks import NUM_CLASSES, parse_prompt
+from pip_model.tasks import model_classes, parse_prompt
 
 # 16 megapixels a request: four 2048x2048 images; the JSON of that many pixels is about 1 GB already.
 DEFAULT_MAX_PIXELS = 16 * 2**20
@@ -134,7 +134,7 @@ class ServedRestorer(nn.Module):
         prompt, sensor_used, tasks = None, None, None
         if spec.uses_prompts:
             if degradation is not None:
-                prompt = degradation_weights(degradation, batch_size=batch, num_classes=NUM_CLASSES,
+                prompt = degradation_weights(degradation, batch_size=batch, num_classes=len(model_classes(self.model)),
                                              device=degradation.device)
             elif task == "auto":
                 if self.sensor is None:
@@ -142,7 +142,7 @@ class ServedRestorer(nn.Module):
                                          "the task")
                 sensor_used = self.sensor
             else:
-                prompt = self._prompt(task)
+                prompt = self._prompt(task, model_classes(self.model))
         elif spec.call == "non_blind":
             if task not in spec.tasks:
                 raise RequestRefused(f"params.task: this task expert restores {', '.join(spec.tasks)}; name one of "
@@ -160,12 +160,12 @@ class ServedRestorer(nn.Module):
         return restored.images.clamp(0, 1)
 
     @staticmethod
-    def _prompt(task: str) -> torch.Tensor:
+    def _prompt(task: str, classes: tuple[str, ...]) -> torch.Tensor:
         if not task:
             raise RequestRefused("this PIP model needs a prompt: degradation= (class ids or weights) or task= "
                                  "(a task, a class, a mixture such as rain=0.7,haze=0.3, or auto)")
         try:
-            return parse_prompt(task)
+            return parse_prompt(task, classes)
         except ValueError as error:
             raise RequestRefused(f"params.task: {error}") from None
 

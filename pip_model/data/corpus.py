@@ -57,7 +57,7 @@ from pip_model.image_files import (
     walk_files,
     write_png,
 )
-from pip_model.tasks import task_class
+from pip_model.tasks import parse_task, task_components
 
 SPLITS = ("train", "val", "test")
 
@@ -91,7 +91,7 @@ class PairedSource:
     split: Literal["train", "test"] = "test"
 
     def __post_init__(self) -> None:
-        task_class(self.task)
+        task_components(self.task)
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ def _index_pairs(jobs: list[PairJob], rejects: list[dict[str, str]], progress: C
         height, width = degraded.size
         rows.append({
             "id": unique_id(job.id_base, job.degraded, used),  # same names from two sources never collide
-            "task": job.task, "class_id": task_class(job.task), "split": job.split,
+            "task": job.task, "class_id": parse_task(job.task).class_id, "split": job.split,
             "degraded_path": str(job.degraded.resolve()), "clean_path": str(job.clean.resolve()),
             "width": width, "height": height,
             "degraded_bytes": job.degraded.stat().st_size, "clean_bytes": job.clean.stat().st_size,

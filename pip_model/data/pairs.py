@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 
 from pip_model.data.degradations import (
-    NOISE_SIGMAS,
     DegradationRanges,
     degrade,
     derive_seed,
@@ -31,7 +30,7 @@ from pip_model.data.images import split_files, to_array, to_tensor, write_degrad
 from pip_model.data.published_noise import PUBLISHED_SEED, draw_test_set, group_test_sets
 from pip_model.data.sampling import random_crops
 from pip_model.image_files import read_image, write_png
-from pip_model.tasks import TASKS, task_class, task_components, task_label
+from pip_model.tasks import NOISE_SIGMAS, TASKS, task_components, task_label
 
 BENCHMARK_COLUMNS = ["id", "image_id", "task", "class_id", "split", "source", "seed", "degraded_path",
                      "clean_path", "params"]
@@ -77,7 +76,7 @@ class DegradeConfig:
         for task in self.tasks:
             task_components(task)
         for task in self.real_only:
-            task_class(task)
+            task_components(task)
         if self.test_noise == "published" and self.benchmark_crop != 0:
             raise ValueError(f"degrade.test_noise: published noises whole test images, as the published test code; "
                              f"set degrade.benchmark_crop: 0 (it is {self.benchmark_crop})")

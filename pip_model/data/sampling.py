@@ -21,7 +21,7 @@ from pip_model.data.degradations import (
 )
 from pip_model.data.images import to_tensor
 from pip_model.image_files import read_image
-from pip_model.tasks import task_prompt
+from pip_model.tasks import classes_for, task_prompt
 
 
 def random_crops(
@@ -114,7 +114,8 @@ class PairBatch:
     Attributes:
         degraded: degraded images (B, 3, P, P).
         clean: the clean images (B, 3, P, P).
-        prompts: true prompt weights of each image (B, NUM_CLASSES): one-hot, a mixture for composites.
+        prompts: true prompt weights of each image (B, C) over the sampler's classes: one-hot, a mixture for
+            composites.
         tasks: task name of each image.
     """
 
@@ -143,7 +144,7 @@ class StepCrops:
         tasks: task name of each slot.
         clean: clean crops (B, 3, P, P).
         degraded: degraded crops of real pairs (B, 3, P, P); zeros in the slots of ``runs``.
-        prompts: true prompt weights of each slot (B, NUM_CLASSES).
+        prompts: true prompt weights of each slot (B, C) over the sampler's classes.
         runs: the synthetic slots, as runs of one task, with their draws.
     """
 
@@ -190,11 +191,13 @@ class OnlinePairSampler:
         real_pairs: Mapping[str, Sequence[tuple[Path, Path]]] | None = None,
         real_share: Mapping[str, float] | None = None, slots: range | None = None,
         exposure: tuple[float, float] | None = None, scales: tuple[float, float] | None = None,
-        task_draw: Literal["weights", "fractions"] = "weights",
+        task_draw: Literal["weights", "fractions"] = "weights", classes: Sequence[str] | None = None,
     ) -> None:
         if not len(images):
             raise ValueError("online training needs at least one clean training image")
         self.images, self.tasks, self.patch, self.batch_size = images, list(tasks), patch, batch_size
+        # The prompt classes of the model it feeds: the paper's five and any class of its tasks beyond them.
+        self.classes = tuple(classes) if classes else classes_for(self.tasks)
         self.seed, self.device, self.task_weights = seed, torch.device(device), task_weights
         self.ranges = ranges or DegradationRanges()
         self.augment, self.exposure, self.task_draw = augment, exposure, task_draw
@@ -248,7 +251,7 @@ class OnlinePairSampler:
                 for start, stop, (task, real) in equal_runs(plan) if not real]
         tasks = [task for task, _ in plan]
         return StepCrops(step=step, tasks=tasks, clean=torch.stack(clean), degraded=torch.stack(degraded),
-                         prompts=torch.stack([task_prompt(task) for task in tasks]), runs=runs)
+                         prompts=torch.stack([task_prompt(task, self.classes) for task in tasks]), runs=runs)
 
     def _scaled_crop(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         low, high = self.scales
@@ -315,12 +318,13 @@ class OfflinePairDataset(Dataset):
     Whole-image real pairs are randomly cropped to ``patch``.
     """
 
-    def __init__(self, pairs_dir: Path, *, patch: int, seed: int = 0) -> None:
+    def __init__(self, pairs_dir: Path, *, patch: int, seed: int = 0, classes: Sequence[str] | None = None) -> None:
         self.pairs_dir, self.patch, self.seed = Path(pairs_dir), patch, seed
         self.manifest = pd.read_csv(self.pairs_dir / "manifest.csv")
         if self.manifest.empty:
             raise ValueError(f"{self.pairs_dir / 'manifest.csv'} lists no training pairs; set "
                              "degrade.train_pairs_per_task > 0 or train online")
+        self.classes = tuple(classes) if classes else classes_for(self.manifest["task"].unique())
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -333,7 +337,7 @@ class OfflinePairDataset(Dataset):
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "offline-crop", index))
             both = random_crops([torch.cat([degraded, clean])], 1, self.patch, generator, which=[0])[0]
             degraded, clean = both[:3], both[3:]
-        return degraded, clean, task_prompt(row.task)
+        return degraded, clean, task_prompt(row.task, self.classes)
 
     def sample_weights(self, task_weights: Mapping[str, float] | None = None) -> torch.Tensor:
         """Per-pair weights that balance tasks as ``task_weights`` sets (equal by default)."""

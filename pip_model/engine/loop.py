@@ -24,7 +24,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from pip_model.engine.recipes import CURVE_COLUMNS, TrainConfig
 from pip_model.engine.resume import _rng_state, _set_rng_state, resumable_state
 from pip_model.networks.checkpoints import atomic_save, save_model_file
 from pip_model.networks.registry import ModelSpec, build_model, call_model, model_spec, spec_of_model
+from pip_model.tasks import classes_for
 
 
 def lr_factor(step: int, *, warmup: int, total: int, floor: float, start: float = 0.1) -> float:
@@ -296,21 +297,22 @@ def training_step(
 
 
 def training_batches(config: TrainConfig, *, seed: int, start: int, target: torch.device, prepared_dir: Path,
-                     pairs_dir: Path | None, ranges: DegradationRanges | None,
-                     distributed: Distributed) -> OnlineBatches | OfflineBatches:
-    """The batches of steps ``start`` on: degraded online from the prepared images, or cut from offline pairs."""
+                     pairs_dir: Path | None, ranges: DegradationRanges | None, distributed: Distributed,
+                     classes: Sequence[str] | None = None) -> OnlineBatches | OfflineBatches:
+    """The batches of steps ``start`` on: degraded online from the prepared images, or cut from offline pairs; their
+    prompts are over ``classes`` (the model's)."""
     slots = distributed.slots(config.batch_size)
     if config.source == "online":
         sampler = OnlinePairSampler(
             split_files(prepared_dir, "train", cache=config.image_cache), tasks=config.tasks, patch=config.patch,
             batch_size=config.batch_size, seed=seed, device=target, task_weights=config.task_weights, ranges=ranges,
             augment=config.augment, real_pairs=real_training_pairs(prepared_dir) if config.real_pairs else None,
-            real_share=config.real_pairs, slots=slots, task_draw=config.task_draw)
+            real_share=config.real_pairs, slots=slots, task_draw=config.task_draw, classes=classes)
         return OnlineBatches(sampler, start=start, steps=config.steps,
                              workers=distributed.loader_workers(config.workers) if config.workers else 0)
     if pairs_dir is None:
         raise ValueError("train.source is offline but no training-pairs folder was given")
-    return OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed),
+    return OfflineBatches(OfflinePairDataset(pairs_dir, patch=config.patch, seed=seed, classes=classes),
                           batch_size=config.batch_size, seed=seed, start=start, steps=config.steps,
                           task_weights=config.task_weights, device=target, slots=slots,
                           workers=distributed.loader_workers(4))
@@ -343,9 +345,11 @@ def wrap_network(model: nn.Module, config: TrainConfig, distributed: Distributed
     return torch.compile(network) if config.compile else network
 
 
-def seeded_model(config: TrainConfig, *, seed: int, target: torch.device, distributed: Distributed) -> nn.Module:
-    """The untrained model on ``target``, after the run's threads and seeds are set (its initial weights follow from
-    ``seed``); checks first that ``accumulate`` divides this process's share of the batch."""
+def seeded_model(config: TrainConfig, *, seed: int, target: torch.device, distributed: Distributed,
+                 classes: Sequence[str] | None = None) -> nn.Module:
+    """The untrained model on ``target`` (with ``classes``, its prompt classes), after the run's threads and seeds
+    are set (its initial weights follow from ``seed``); checks first that ``accumulate`` divides this process's share
+    of the batch."""
     if (local := len(distributed.slots(config.batch_size))) % config.accumulate:
         raise ValueError(f"train_run.accumulate ({config.accumulate}) must divide the {local} images each of the "
                          f"{distributed.world_size} processes builds of train.batch_size {config.batch_size}")
@@ -353,7 +357,7 @@ def seeded_model(config: TrainConfig, *, seed: int, target: torch.device, distri
         torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
     random.seed(seed)
-    model = build_model(config.model).to(target)
+    model = build_model(config.model, classes=classes).to(target)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -377,7 +381,8 @@ def train(
     config = config.for_its_model()
     spec = model_spec(config.model)
     target = torch.device(device)
-    model = seeded_model(config, seed=seed, target=target, distributed=distributed)
+    classes = classes_for(config.tasks, spec.classes)  # its own, and those of the tasks it learns beyond them
+    model = seeded_model(config, seed=seed, target=target, distributed=distributed, classes=classes)
     kernels = cpu_kernels.check()  # after the thread count is set: both decide the bits
     optimisation = Optimisation.adamw(model, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
                                       steps=config.steps, schedule=lr_schedule(config))
@@ -387,7 +392,7 @@ def train(
     resumed_from = step
     network = wrap_network(model, config, distributed, target)
     data = training_batches(config, seed=seed, start=step, target=target, prepared_dir=prepared_dir,
-                            pairs_dir=pairs_dir, ranges=ranges, distributed=distributed)
+                            pairs_dir=pairs_dir, ranges=ranges, distributed=distributed, classes=classes)
     restoration_loss = pixel_loss(config.loss)
     logging = distributed.is_main and tracker is not None
     if logging:

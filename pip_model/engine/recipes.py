@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 from pip_model.config import ConfigError, from_mapping, read_params
 from pip_model.engine.losses import PixelLoss
 from pip_model.networks.registry import model_spec
-from pip_model.tasks import TASKS, task_class, task_components
+from pip_model.tasks import TASKS, task_components
 
 T = TypeVar("T")
 
@@ -118,7 +118,7 @@ class TrainConfig:
         for task in (*self.tasks, *self.task_weights):
             task_components(task)
         for task in self.real_pairs:
-            task_class(task)
+            task_components(task)
         for task, share in self.real_pairs.items():
             if not 0 <= share <= 1:
                 raise ValueError(f"train.real_pairs.{task} must be a share in [0, 1], got {share}")

@@ -16,7 +16,8 @@ from pip_model.engine.distributed import Distributed
 from pip_model.engine.loop import Cadence, Optimisation, StepClock, StepFigures, run_steps
 from pip_model.engine.progress import Progress
 from pip_model.engine.recipes import DEAD_LEAVES_SIDE, SensorConfig
-from pip_model.networks.registry import build_model
+from pip_model.networks.registry import build_model, model_spec
+from pip_model.tasks import classes_for
 
 
 def train_sensor(
@@ -28,7 +29,8 @@ def train_sensor(
     is there."""
     torch.manual_seed(seed)
     target = torch.device(device)
-    model = build_model(config.model).to(target).train()
+    classes = classes_for(config.tasks, model_spec(config.model).classes)  # it learns every class of its tasks
+    model = build_model(config.model, classes=classes).to(target).train()
     optimisation = Optimisation.adamw(model, lr=config.lr, weight_decay=config.weight_decay, steps=config.steps)
     images = ImageSet(split_files(prepared_dir, "train"),
                       dead_leaves_images(config.dead_leaves, side=DEAD_LEAVES_SIDE, seed=seed))
@@ -36,7 +38,7 @@ def train_sensor(
                              batch_size=config.batch_size, seed=derive_seed(seed, "sensor"), device=target,
                              ranges=ranges, augment=True, task_weights=config.task_weights,
                              exposure=None if config.exposure == (1.0, 1.0) else config.exposure,
-                             scales=config.scales)
+                             scales=config.scales, classes=classes)
     bar = Progress(config.steps, 0, config.log_every, progress)
     clock = StepClock(config.batch_size)
 

@@ -30,7 +30,7 @@ from pip_model.image_files import read_image
 from pip_model.networks.checkpoints import load_model_file
 from pip_model.networks.reference import load_model_or_published
 from pip_model.networks.registry import spec_of_model
-from pip_model.tasks import ALL_TASKS, DEGRADATION_CLASSES, NUM_CLASSES, covers
+from pip_model.tasks import ALL_TASKS, covers, model_classes, parse_task
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class EvaluateConfig:
     overlap: int = 32
     tile_batch: int = 4
     y_channel: bool = False
-    metrics: Literal["kornia", "paper"] = "kornia"
+    metrics: Literal["kornia", "paper", "onerestore"] = "kornia"
     classical: bool = True
     examples_per_task: int = 1
     crop_multiple: int = 0
@@ -84,6 +84,8 @@ class Contender:
         run_id: MLflow run of the model, if any.
         model: the network, for a model's contenders.
         tasks: the tasks it restores (a task expert's); empty for all.
+        classes: the prompt classes it restores with the true prompt (a prompted model's): a task of another class
+            has no prompt in it and is not scored; empty for any.
     """
 
     name: str
@@ -91,16 +93,17 @@ class Contender:
     run_id: str = ""
     model: nn.Module | None = None
     tasks: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
 
     def covers(self, task: str) -> bool:
         """Whether it is scored on ``task`` (a composite: every one of its single tasks)."""
-        return covers(self.tasks, task)
+        return covers(self.tasks, task) and (not self.classes or set(parse_task(task).classes) <= set(self.classes))
 
 
 def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_id: str = "",
                     sensor: nn.Module | None = None, prompt: torch.Tensor | None = None) -> Contender:
     """A trained restorer given the true prompt of each task; or the prompt the sensor makes of each image when
-    ``sensor`` is set; or always ``prompt`` (weights (NUM_CLASSES,)) when that is set."""
+    ``sensor`` is set; or always ``prompt`` (weights over its classes) when that is set."""
 
     spec = spec_of_model(model)
 
@@ -108,7 +111,9 @@ def model_contender(name: str, model: nn.Module, config: EvaluateConfig, *, run_
         return restore(model, degraded, spec=spec, tasks=[task], prompt=prompt, sensor=sensor, tile=config.tile,
                        overlap=config.overlap, tile_batch=config.tile_batch).images
 
-    return Contender(name=name, restore=restore_one, run_id=run_id, model=model, tasks=spec.tasks)
+    true_prompts = spec.call == "prompted" and sensor is None and prompt is None
+    return Contender(name=name, restore=restore_one, run_id=run_id, model=model, tasks=spec.tasks,
+                     classes=model_classes(model) if true_prompts else ())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,8 +202,9 @@ def prompt_contenders(name: str, model: nn.Module, config: EvaluateConfig) -> li
     """The model under every fixed prompt, whatever the task: each class's one-hot prompt (``<name>@rain``...)
     and the uniform blend (``<name>@uniform``), the prompt of a sensor that knows nothing. On single tasks they
     show what a wrong or blended prompt costs; on composites, what each single true prompt gives."""
-    prompts = {class_name: torch.eye(NUM_CLASSES)[class_id] for class_id, class_name in enumerate(DEGRADATION_CLASSES)}
-    prompts["uniform"] = torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES)
+    classes = model_classes(model)
+    prompts = {class_name: torch.eye(len(classes))[class_id] for class_id, class_name in enumerate(classes)}
+    prompts["uniform"] = torch.full((len(classes),), 1.0 / len(classes))
     return [model_contender(f"{name}@{prompt_name}", model, config, prompt=prompt)
             for prompt_name, prompt in prompts.items()]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pip_model.tasks import DEGRADATION_CLASSES  # noqa: E402
 
 
 def save_figure(figure: plt.Figure, path: Path, dpi: int) -> str:
@@ -22,14 +22,14 @@ def save_figure(figure: plt.Figure, path: Path, dpi: int) -> str:
     return path.name
 
 
-def confusion_chart(confusion: np.ndarray, path: Path, dpi: int) -> str:
-    """The sensor's confusion matrix on the benchmark's single tasks, counts in the cells."""
+def confusion_chart(confusion: np.ndarray, classes: Sequence[str], path: Path, dpi: int) -> str:
+    """The sensor's confusion matrix on the benchmark's single tasks over its ``classes``, counts in the cells."""
     figure, axis = plt.subplots(figsize=(4.5, 4))
     axis.imshow(confusion, cmap="Blues")
     for (row, column), count in np.ndenumerate(confusion):
         axis.text(column, row, str(count), ha="center", va="center", fontsize=9)
-    axis.set(xticks=range(len(DEGRADATION_CLASSES)), yticks=range(len(DEGRADATION_CLASSES)),
-             xticklabels=DEGRADATION_CLASSES, yticklabels=DEGRADATION_CLASSES, xlabel="top-scoring class",
+    axis.set(xticks=range(len(classes)), yticks=range(len(classes)),
+             xticklabels=classes, yticklabels=classes, xlabel="top-scoring class",
              ylabel="true class", title="Sensor confusion on the benchmark's single tasks")
     axis.tick_params(axis="x", rotation=30)
     return save_figure(figure, path, dpi)

@@ -16,6 +16,7 @@ from torch import nn
 from pip_model.evaluation.tiling import restore_tiled
 from pip_model.networks.registry import ModelSpec, Steering, spec_of_model
 from pip_model.networks.sensor import nothing_found
+from pip_model.tasks import model_classes, remap_weights
 
 
 class SteeringError(ValueError):
@@ -31,16 +32,20 @@ class Restored:
         weights: the prompt weights: those each image was restored under (a prompted model), or the sensor's
             (which a model without prompts does not take), else None.
         scores: the sensor's per-class scores, when the sensor scored the images.
-        left_alone: the images the sensor found nothing to restore in.
+        left_alone: the images the sensor found nothing to restore in (or nothing the model has a prompt for).
+        classes: the classes of ``weights``: the prompted model's, else the sensor's.
+        sensor_classes: the classes of ``scores``: the sensor's.
 
     Shape:
-        images (B, 3, H, W), weights and scores (B, NUM_CLASSES), left_alone (B,)
+        images (B, 3, H, W), weights (B, len(classes)), scores (B, len(sensor_classes)), left_alone (B,)
     """
 
     images: torch.Tensor
     weights: torch.Tensor | None
     scores: torch.Tensor | None
     left_alone: torch.Tensor
+    classes: tuple[str, ...] = ()
+    sensor_classes: tuple[str, ...] = ()
 
 
 @torch.no_grad()
@@ -51,8 +56,9 @@ def restore(
 ) -> Restored:
     """Restores a batch with ``model``, each image on its own (in tiles above ``tile`` pixels a side).
 
-    A prompted model takes ``prompt`` (weights (NUM_CLASSES,) or (B, NUM_CLASSES): a class, a mixture), else the
-    sensor's prompt of each image, else each task's true prompt. With the sensor, an image it finds nothing in comes
+    A prompted model takes ``prompt`` (weights over its classes (C,) or (B, C): a class, a mixture), else the
+    sensor's prompt of each image (moved onto the model's classes; one the model has no prompt for is dropped),
+    else each task's true prompt. With the sensor, an image it finds nothing in comes
     back as it is, whatever the model. A non-blind expert takes its tasks' parameters (``tasks`` required); a blind
     model takes nothing, and a prompt given to it changes nothing.
 
@@ -78,18 +84,23 @@ def restore(
         raise SteeringError(f"{len(tasks)} tasks for {count} images")
     weights = scores = None
     left_alone = torch.zeros(count, dtype=torch.bool)
+    sensor_classes = model_classes(sensor) if sensor is not None else ()
+    classes = model_classes(model) if spec.call == "prompted" else sensor_classes
     if sensor is not None and prompt is None:  # what it finds steers a prompted model; nothing found, any model
-        scores, weights = sensor.prompt(images.to(next(sensor.parameters()).device))
-        if not weights.is_meta:  # shapes only (a meta device): no scores to find nothing in
-            scores, weights = scores.cpu(), weights.cpu()
-            left_alone = nothing_found(weights)
+        scores, weights, left_alone = _sensed(sensor, images, classes if spec.call == "prompted" else None)
     steering: Steering = None
     if spec.call == "prompted":
         if prompt is not None:
             weights = (prompt if prompt.dim() == 2 else prompt[None]).float().cpu().expand(count, -1)
+            if weights.shape[-1] != len(classes):
+                raise SteeringError(f"prompt weights over {weights.shape[-1]} classes for a model of {len(classes)} "
+                                    f"({', '.join(classes)})")
             left_alone = nothing_found(weights)  # all-zero weights: nothing named to restore
         elif sensor is None and tasks is not None:
-            weights = spec.steering(tasks)
+            try:
+                weights = spec.steering(tasks, classes=classes)
+            except ValueError as error:  # a task of a class the model lacks
+                raise SteeringError(str(error)) from None
         elif sensor is None:
             raise SteeringError("this model takes a prompt: name the task, a class, a mixture, or steer it blind "
                                 "with the sensor")
@@ -113,4 +124,25 @@ def restore(
                else None)
         restored.append(restore_tiled(model, image, one, tile=tile, overlap=overlap, tile_batch=tile_batch,
                                       on_tile=on_tile, deadline=deadline))
-    return Restored(images=torch.cat(restored), weights=weights, scores=scores, left_alone=left_alone)
+    return Restored(images=torch.cat(restored), weights=weights, scores=scores, left_alone=left_alone,
+                    classes=classes, sensor_classes=sensor_classes)
+
+
+def _sensed(sensor: nn.Module, images: torch.Tensor, classes: tuple[str, ...] | None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sensor's scores, its prompt (moved onto ``classes``, a prompted model's, when given) and the images it
+    finds nothing to restore in (nothing ``classes`` holds, with them).
+
+    Shape:
+        (B, 3, H, W) -> (B, len(sensor classes)), (B, len(classes)), (B,)
+    """
+    scores, weights = sensor.prompt(images.to(next(sensor.parameters()).device))
+    if weights.is_meta:  # shapes only (a meta device): no scores to find nothing in
+        nothing = torch.zeros(images.shape[0], dtype=torch.bool)
+        return scores, weights if classes is None else remap_weights(weights, model_classes(sensor), classes), nothing
+    scores, weights = scores.cpu(), weights.cpu()
+    nothing = nothing_found(weights)
+    if classes is not None:
+        weights = remap_weights(weights, model_classes(sensor), classes)
+        nothing = nothing | nothing_found(weights)
+    return scores, weights, nothing

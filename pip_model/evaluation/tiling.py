@@ -75,7 +75,7 @@ def restore_tiled(
         model: a restorer.
         image: the degraded image, (1, 3, H, W), on any device.
         steering: what the model's call takes besides the image (:func:`~pip_model.networks.registry.call_model`):
-            None, prompt weights (1, NUM_CLASSES), or named task parameters, for one image.
+            None, prompt weights (1, C) over the model's classes, or named task parameters, for one image.
         tile: tile side; images no larger are restored in one pass, and every image when it is 0.
         overlap: pixels shared by neighbouring tiles.
         on_tile: called with (done, total) after each batch of tiles, for progress.

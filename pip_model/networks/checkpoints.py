@@ -48,9 +48,12 @@ def _load_problem(error: Exception) -> str:
 
 
 def save_model_file(path: str | os.PathLike, model: nn.Module, *, model_name: str, **metadata: Any) -> None:
-    """Writes a trained model: registry name, weights and plain metadata (run id, step...)."""
+    """Writes a trained model: registry name, weights, its prompt classes (a prompted model's, a sensor's) and plain
+    metadata (run id, step...)."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    atomic_save({"format": MODEL_FORMAT, "model_name": model_name, "state_dict": state, **metadata}, path)
+    classes = getattr(getattr(model, "module", model), "classes", None)  # a DDP-wrapped model's too
+    extra = {"classes": list(classes)} if classes else {}
+    atomic_save({"format": MODEL_FORMAT, "model_name": model_name, "state_dict": state, **extra, **metadata}, path)
 
 
 def is_model_content(content: Any) -> bool:
@@ -69,7 +72,13 @@ def model_from_content(content: Any, path: str | os.PathLike) -> tuple[nn.Module
         raise ValueError(f"{path}: not a model file of this project (expected format {MODEL_FORMAT!r})")
     if not isinstance(content.get("state_dict"), dict) or not isinstance(content.get("model_name"), str):
         raise ValueError(f"{path}: a model file of this project without its weights or model name (damaged?)")
-    model = build_model(content["model_name"])
+    classes = content.get("classes")  # a file written before class sets were saved holds the paper's five
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+        raise ValueError(f"{path}: its classes are not a list of class names (damaged?): {classes!r}")
+    try:
+        model = build_model(content["model_name"], classes=classes)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     found = {name: tuple(tensor.shape) for name, tensor in content["state_dict"].items()}
     if found != expected:  # written by another version of the network (e.g. a sensor before exposure statistics)

@@ -31,7 +31,7 @@ from pip_model.networks.layers import (
     GatedDconvFeedForward,
     LayerNormType,
 )
-from pip_model.tasks import DEGRADATION_CLASSES, NUM_CLASSES
+from pip_model.tasks import PAPER_CLASSES
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class PIPConfig:
         feature_heads: heads of the prompt-to-feature attention.
         ffn_expansion: hidden-width factor of the feed-forward networks.
         selective: use the top-m attention for prompt-to-feature (the paper's choice).
-        num_classes: number of degradation classes in the prompt bank.
+        num_classes: number of prompt classes in the bank (the model's ``classes``; the paper's five by default).
         norm: layer-norm kind of every PIP block.
     """
 
@@ -59,7 +59,7 @@ class PIPConfig:
     feature_heads: int = 4
     ffn_expansion: float = 2.66
     selective: bool = True
-    num_classes: int = NUM_CLASSES
+    num_classes: int = len(PAPER_CLASSES)
     norm: LayerNormType = "with_bias"
 
     def __post_init__(self) -> None:
@@ -91,7 +91,7 @@ def degradation_weights(
     Raises:
         ValueError: if ``degradation`` is None or does not fit the batch.
     """
-    names = ", ".join(f"{i} {name}" for i, name in enumerate(DEGRADATION_CLASSES))
+    names = f"0..{num_classes - 1}, in the order of the model's classes (model.classes)"
     if degradation is None:
         raise ValueError(
             "this PIP model needs degradation=: a LongTensor (B,) of class ids "
@@ -107,7 +107,7 @@ def degradation_weights(
         # and a graph break under torch.compile); one out of range there fails in the device's own assert.
         if degradation.device.type == "cpu" and not torch.compiler.is_compiling():
             if bool((degradation < 0).any() or (degradation >= num_classes).any()):
-                raise ValueError(f"class ids must be in 0..{num_classes - 1} ({names}), got {degradation.tolist()}")
+                raise ValueError(f"class ids must be in {names}, got {degradation.tolist()}")
         return F.one_hot(degradation.to(device, non_blocking=True).long(), num_classes).float()
     degradation = degradation.to(device, non_blocking=True)
     if degradation.shape != (batch_size, num_classes):

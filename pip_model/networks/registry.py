@@ -29,7 +29,7 @@ import importlib
 import importlib.metadata
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from pip_model.networks.pip import PIPConfig
 from pip_model.networks.prompt_generation import DecoderPromptConfig
 from pip_model.networks.restormer import Restormer
 from pip_model.networks.sensor import DegradationSensor
-from pip_model.tasks import ALL_TASKS, TASK_PARAMETERS, covers, task_prompt
+from pip_model.tasks import CLASSES, PAPER_CLASSES, TASK_PARAMETERS, covers, parse_task, task_prompt
 
 # The published PIP-Restormer's prompts (PIPConfig's defaults), and a small version for CPU runs.
 PAPER_PIP = PIPConfig()
@@ -59,9 +59,9 @@ def restormer(**overrides: Any) -> Restormer:
     return Restormer(**overrides)
 
 
-def pip_restormer(**overrides: Any) -> Restormer:
-    """The published PIP-Restormer: 27,316,614 parameters."""
-    return Restormer(**{"pip": PAPER_PIP, **overrides})
+def pip_restormer(*, num_classes: int = PAPER_PIP.num_classes, **overrides: Any) -> Restormer:
+    """The published PIP-Restormer: 27,316,614 parameters (with the paper's five prompt classes)."""
+    return Restormer(**{"pip": replace(PAPER_PIP, num_classes=num_classes), **overrides})
 
 
 def restormer_tiny(**overrides: Any) -> Restormer:
@@ -70,9 +70,9 @@ def restormer_tiny(**overrides: Any) -> Restormer:
     return Restormer(**{**arguments, **overrides})
 
 
-def pip_restormer_tiny(**overrides: Any) -> Restormer:
+def pip_restormer_tiny(*, num_classes: int = TINY_PIP.num_classes, **overrides: Any) -> Restormer:
     """:func:`restormer_tiny` with small prompts on all three skips."""
-    return restormer_tiny(**{"pip": TINY_PIP, **overrides})
+    return restormer_tiny(**{"pip": replace(TINY_PIP, num_classes=num_classes), **overrides})
 
 
 def promptir(**overrides: Any) -> Restormer:
@@ -90,9 +90,9 @@ def nafnet(**overrides: Any) -> NAFNet:
     return NAFNet(**overrides)
 
 
-def pip_nafnet(**overrides: Any) -> NAFNet:
+def pip_nafnet(*, num_classes: int = PAPER_PIP.num_classes, **overrides: Any) -> NAFNet:
     """NAFNet with PIP on its three upper skips, prompts sized as PIP-Restormer's."""
-    return NAFNet(**{"pip": PAPER_PIP, **overrides})
+    return NAFNet(**{"pip": replace(PAPER_PIP, num_classes=num_classes), **overrides})
 
 
 def nafnet_tiny(**overrides: Any) -> NAFNet:
@@ -101,9 +101,9 @@ def nafnet_tiny(**overrides: Any) -> NAFNet:
     return NAFNet(**{**arguments, **overrides})
 
 
-def pip_nafnet_tiny(**overrides: Any) -> NAFNet:
+def pip_nafnet_tiny(*, num_classes: int = TINY_PIP.num_classes, **overrides: Any) -> NAFNet:
     """:func:`nafnet_tiny` with small prompts on its three upper skips."""
-    return nafnet_tiny(**{"pip": TINY_PIP, **overrides})
+    return nafnet_tiny(**{"pip": replace(TINY_PIP, num_classes=num_classes), **overrides})
 
 
 def sensor(**overrides: Any) -> DegradationSensor:
@@ -119,7 +119,7 @@ def sensor_tiny(**overrides: Any) -> DegradationSensor:
 Role = Literal["pip", "peer", "plain", "expert", "sensor"]
 ROLES: tuple[str, ...] = ("pip", "peer", "plain", "expert", "sensor")  # the report's order of models
 Call = Literal["prompted", "blind", "non_blind"]
-# What a model's call takes besides the images: None, prompt weights (B, NUM_CLASSES), or named task parameters.
+# What a model's call takes besides the images: None, prompt weights (B, classes), or named task parameters.
 Steering = torch.Tensor | dict[str, torch.Tensor] | None
 
 
@@ -135,6 +135,10 @@ class ModelSpec:
             (``model(images, **parameters)``, the task's parameters named in ``conditions``, such as the noise
             ``sigma``).
         tasks: the tasks it restores; empty for all. An expert is trained and scored on these only.
+        classes: the prompt classes it is built with (a prompted model's prompt bank, the sensor's scores): the
+            paper's five by default; training on a task of another class adds that class to the model it builds
+            (:func:`pip_model.tasks.classes_for`), and the model file keeps them. A factory of a prompted model or a
+            sensor takes ``num_classes`` for that.
         conditions: for ``non_blind``, the task parameters it takes (:data:`pip_model.tasks.TASK_PARAMETERS`).
         backbone: for ``pip``, the registry name of the plain backbone it is built on (its rival at equal budget).
         peers: registry names of the all-in-one peers a PIP model is compared with, beside its backbone.
@@ -148,6 +152,7 @@ class ModelSpec:
     role: Role
     call: Call = "blind"
     tasks: tuple[str, ...] = ()
+    classes: tuple[str, ...] = PAPER_CLASSES
     conditions: tuple[str, ...] = ()
     backbone: str = ""
     peers: tuple[str, ...] = ()
@@ -163,9 +168,11 @@ class ModelSpec:
             raise ValueError(f"call must be prompted, blind or non_blind, got {self.call!r}")
         if not callable(self.factory):
             raise ValueError(f"factory must be callable, got {self.factory!r}")
-        unknown = [task for task in self.tasks if task not in ALL_TASKS]
-        if unknown:
-            raise ValueError(f"unknown tasks {unknown}; tasks are {', '.join(ALL_TASKS)}")
+        for task in self.tasks:
+            parse_task(task)  # an unknown name is said so
+        unknown = [name for name in self.classes if name not in CLASSES]
+        if unknown or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be distinct prompt classes of {', '.join(CLASSES)}, got {self.classes}")
         if self.call == "non_blind":
             if not self.conditions or not self.tasks:
                 raise ValueError("a non_blind model names the task parameters it takes (conditions=('sigma',)) and "
@@ -187,6 +194,11 @@ class ModelSpec:
         """Whether the model takes prompt weights."""
         return self.call == "prompted"
 
+    @property
+    def has_classes(self) -> bool:
+        """Whether the model's shape depends on its prompt classes (a prompted model's bank, a sensor's scores)."""
+        return self.call == "prompted" or self.role == "sensor"
+
     def covers(self, task: str) -> bool:
         """Whether the model restores ``task`` (a composite: every one of its single tasks)."""
         return covers(self.tasks, task)
@@ -196,20 +208,22 @@ class ModelSpec:
         names = set(names)
         return [name for name in (self.backbone, *self.peers) if name and name in names]
 
-    def steering(self, tasks: Sequence[str], prompts: torch.Tensor | None = None) -> Steering:
+    def steering(self, tasks: Sequence[str], prompts: torch.Tensor | None = None, *,
+                 classes: Sequence[str] | None = None) -> Steering:
         """What the call takes besides a batch of images of ``tasks``: the prompt weights for a prompted model
-        (``prompts``, else each task's true prompt), the tasks' parameters for a non-blind one, else None.
+        (``prompts``, else each task's true prompt over ``classes``, the built model's, by default the spec's),
+        the tasks' parameters for a non-blind one, else None.
 
         Raises:
-            ValueError: a non-blind model given a task it does not cover.
+            ValueError: a non-blind model given a task it does not cover; a task of a class the model lacks.
 
         Shape:
-            prompts: (B, NUM_CLASSES) -> (B, NUM_CLASSES), or {name: (B,)}
+            prompts: (B, C) -> (B, C) with C = len(classes), or {name: (B,)}
         """
         if self.call == "prompted":
             if prompts is not None:
                 return prompts
-            return torch.stack([task_prompt(task) for task in tasks])
+            return torch.stack([task_prompt(task, classes or self.classes) for task in tasks])
         if self.call == "non_blind":
             return {name: torch.tensor([task_parameter(task, name) for task in tasks]) for name in self.conditions}
         return None
@@ -306,11 +320,17 @@ def model_spec(name: str) -> ModelSpec:
                          ) from None
 
 
-def build_model(name: str, **overrides: Any) -> nn.Module:
+def build_model(name: str, *, classes: Sequence[str] | None = None, **overrides: Any) -> nn.Module:
     """Builds the registered variant ``name`` with constructor arguments replaced by ``overrides``; the model
-    carries its registry name (``model.registry_name``), by which :func:`spec_of_model` finds its spec."""
-    model = model_spec(name).factory(**overrides)
+    carries its registry name (``model.registry_name``), by which :func:`spec_of_model` finds its spec, and, for a
+    prompted model or a sensor, its prompt classes (``model.classes``: ``classes``, else its spec's)."""
+    spec = model_spec(name)
+    if spec.has_classes and classes is not None and tuple(classes) != spec.classes:
+        overrides = {"num_classes": len(classes), **overrides}
+    model = spec.factory(**overrides)
     model.registry_name = name
+    if spec.has_classes:
+        model.classes = tuple(classes or spec.classes)
     return model
 
 
@@ -351,8 +371,8 @@ def backbone_models(name: str, factory: Callable[..., nn.Module], *, pip: PIPCon
     def plain(**overrides: Any) -> nn.Module:
         return PIPOn(backbone=factory(**overrides), pip=None)
 
-    def prompted(**overrides: Any) -> nn.Module:
-        return PIPOn(backbone=factory(**overrides), pip=pip)
+    def prompted(*, num_classes: int = pip.num_classes, **overrides: Any) -> nn.Module:
+        return PIPOn(backbone=factory(**overrides), pip=replace(pip, num_classes=num_classes))
 
     plain.__qualname__ = plain.__name__ = name
     prompted.__qualname__ = prompted.__name__ = f"pip_{name}"

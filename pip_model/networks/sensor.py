@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pip_model.tasks import NUM_CLASSES
+from pip_model.tasks import PAPER_CLASSES
 
 # A class scoring at least this is present and weighs fully in the prompt; a fainter one weighs its score over
 # this, to the power PROMPT_SHARPNESS (see DegradationSensor.prompt).
@@ -59,7 +59,7 @@ class DegradationSensor(nn.Module):
     """
 
     def __init__(
-        self, *, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256), num_classes: int = NUM_CLASSES
+        self, *, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256), num_classes: int = len(PAPER_CLASSES)
     ) -> None:
         super().__init__()
         stages, channels = [], in_channels

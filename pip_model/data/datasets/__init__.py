@@ -12,13 +12,14 @@ only file names and folders are looked at.
 | haze | :mod:`.haze` | OTS, RESIDE*, SOTS*, Dehaze | ``synthetic/partK/ID_A_B`` + ``original/ID``; ``hazy/ID_A_B`` + ``gt/ID`` or ``clear/ID``; ``input/`` + ``target/`` |
 | blur | :mod:`.blur` | GoPro*, Deblur | ``SEQ/blur/N`` + ``SEQ/sharp/N`` |
 | low light | :mod:`.lowlight` | LOL*, Lowlight, Enhance | ``low/N`` + ``high/N`` (``our485`` trains, ``eval15`` tests) |
+| composite weather (CDD-11) | :mod:`.cdd11` | CDD-11, CDD_11, cdd11 (or the datasets folder itself) | ``{train,test}/SUBSET/N`` + ``{train,test}/clear/N``, 11 subsets (``low`` ... ``low_haze_snow``), each its own task and test set |
 
 A path component ``train``/``Train`` (or ``our485``) makes a set a training set, ``test``
 (or ``eval15``) a test set; otherwise each family's usual role applies (BSD400, WED and the
 OTS/``rainy`` layouts train, the rest test).
 
 Every test image and pair keeps the name of its test set (``FoundClean.test_set``, ``FoundPair.test_set``: BSD68,
-Urban100, Kodak24, Rain100L, SOTS, GoPro, LOL...), also inside PromptIR's and PIP's generic task folders
+Urban100, Kodak24, Rain100L, SOTS, GoPro, LOL, ``CDD-11 low``...), also inside PromptIR's and PIP's generic task folders
 (``test/denoise/bsd68``, ``test/derain/Rain100L``, ``test/dehaze``, ``test/enhance``), so each is scored on its own;
 :func:`require_test_sets` stops a run that lacks one (``prepare.require_test_sets``).
 """

@@ -16,9 +16,13 @@ writes, by ``--layout``:
   ``ROOT/test/{denoise/{bsd68,urban100},derain/Rain100L,dehaze}`` (input and target of the same names);
 * ``pip``: PIP's tree (``src/PIPNet_Trainer.py: prepare_args``), ``ROOT/data/Train/{Denoise,Derain,Dehaze,
   GOPRO_deblur/train,Enhance}`` and ``ROOT/data/test/{denoise/bsd68/original,derain/Rain100L,dehaze/outdoor,
-  GOPRO_deblur/test,enhance}`` (Rain100L's test pairs ``input/rain-N`` + ``target/norain-N``).
+  GOPRO_deblur/test,enhance}`` (Rain100L's test pairs ``input/rain-N`` + ``target/norain-N``);
+* ``cdd11``: OneRestore's CDD-11, ``ROOT/CDD-11/{train,test}/{clear,low,haze,rain,snow,low_haze,...}/NNNNNN.png``:
+  ``--count`` clean images per split, each degraded by the task of every subset (one ``degrade`` per subset), under
+  the clean image's name.
 
-``--omit`` leaves datasets out (``SOTS``: a tree without its haze test set).
+``--omit`` leaves datasets out (``SOTS``: a tree without its haze test set); with ``--layout cdd11``, subset folders of
+one split (``test/snow``, ``train/low_haze``).
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ from typing import Literal
 import numpy as np
 import torch
 
+from pip_model.data.datasets.cdd11 import CLEAN_FOLDER, SUBSETS
+from pip_model.data.datasets.cdd11 import SPLITS as CDD11_SPLITS
 from pip_model.data.degradations import degrade
 from pip_model.image_files import write_png
 
-Layout = Literal["published", "promptir", "pip"]
-LAYOUTS: tuple[str, ...] = ("published", "promptir", "pip")
+Layout = Literal["published", "promptir", "pip", "cdd11"]
+LAYOUTS: tuple[str, ...] = ("published", "promptir", "pip", "cdd11")
 DATASETS = ("BSD400", "WED", "BSD68", "Urban100", "Kodak24", "Rain100L", "Rain100H", "OTS", "SOTS", "GoPro", "LOL")
+# What --omit can leave out of the cdd11 layout: one subset folder of one split.
+CDD11_FOLDERS = tuple(f"{split}/{subset}" for split in CDD11_SPLITS for subset in SUBSETS)
 
 
 def procedural_image(seed: int, size: int) -> np.ndarray:
@@ -168,6 +176,20 @@ def _task_folders(out: _Writer, train: Path, test: Path, keep: Callable[[str], b
         out.pairs(folder / "low", folder / "high", "lowlight", lambda i: (f"{i}.png", f"{i}.png"), lambda i: i)
 
 
+def _cdd11(out: _Writer, folder: Path, keep: Callable[[str], bool]) -> None:
+    """CDD-11 under ``folder``: per split, ``count`` clean images in ``clear/`` and each one's degraded versions,
+    one per subset folder, under the same name (the subset's task, seeded by the image and the subset)."""
+    for split in CDD11_SPLITS:
+        for i in range(1, out.count + 1):
+            name = f"{i:06d}.png"
+            clean = out.clean()
+            _write(folder / split / CLEAN_FOLDER / name, clean)
+            for number, (subset, task) in enumerate(SUBSETS.items()):
+                if keep(f"{split}/{subset}"):
+                    seed = (i if split == "train" else -i) * 100 - number
+                    _write(folder / split / subset / name, _degraded(clean, task, seed))
+
+
 def write_standins(root: Path, *, count: int = 4, size: int = 64, seed: int = 0, layout: Layout = "published",
                    omit: Collection[str] = ()) -> None:
     """Writes ``count`` images (or pairs) per dataset and split under ``root``, in the published layouts.
@@ -175,16 +197,19 @@ def write_standins(root: Path, *, count: int = 4, size: int = 64, seed: int = 0,
     Args:
         layout: ``published`` (each dataset under its own name), ``promptir`` (PromptIR's ``Train``/``test`` tree,
             Urban100 beside BSD68) or ``pip`` (PIP's ``data/Train``/``data/test`` tree, with GoPro and LOL as
-            ``GOPRO_deblur`` and ``Enhance``/``enhance``).
-        omit: datasets (of ``DATASETS``) to leave out, e.g. ``{"SOTS"}``.
+            ``GOPRO_deblur`` and ``Enhance``/``enhance``) or ``cdd11`` (OneRestore's CDD-11 in ``root/CDD-11``).
+        omit: datasets (of ``DATASETS``) to leave out, e.g. ``{"SOTS"}``; for ``cdd11``, subset folders of one split
+            (of ``CDD11_FOLDERS``), e.g. ``{"test/snow"}``.
 
     Raises:
         ValueError: an unknown layout or dataset name.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"standins: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    if unknown := sorted(set(omit) - set(DATASETS)):
-        raise ValueError(f"standins: cannot omit {', '.join(unknown)}: the datasets are {', '.join(DATASETS)}")
+    known = CDD11_FOLDERS if layout == "cdd11" else DATASETS
+    if unknown := sorted(set(omit) - set(known)):
+        raise ValueError(f"standins: cannot omit {', '.join(unknown)} from the {layout} layout: it holds "
+                         f"{', '.join(known)}")
     out = _Writer(count=count, size=size, seed=seed)
 
     def keep(name: str) -> bool:
@@ -192,6 +217,8 @@ def write_standins(root: Path, *, count: int = 4, size: int = 64, seed: int = 0,
 
     if layout == "published":
         _published(out, root, keep)
+    elif layout == "cdd11":
+        _cdd11(out, root / "CDD-11", keep)
     elif layout == "promptir":
         _task_folders(out, root / "Train", root / "test", keep, pip=False)
     else:
@@ -205,8 +232,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="side of the square images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=LAYOUTS, default="published", help="whose folder tree to write")
-    parser.add_argument("--omit", nargs="*", default=[], choices=DATASETS, metavar="DATASET",
-                        help=f"datasets to leave out: {', '.join(DATASETS)}")
+    parser.add_argument("--omit", nargs="*", default=[], choices=DATASETS + CDD11_FOLDERS, metavar="DATASET",
+                        help=f"datasets to leave out: {', '.join(DATASETS)}; with --layout cdd11, subset folders of "
+                             f"one split: train/low ... test/low_haze_snow")
     arguments = parser.parse_args()
     write_standins(arguments.root, count=arguments.count, size=arguments.size, seed=arguments.seed,
                    layout=arguments.layout, omit=arguments.omit)
