@@ -102,7 +102,7 @@ def test_a_scalar_class_id_applies_to_the_whole_batch(tiny_pip):
 
 def test_missing_or_malformed_degradation_is_explained(tiny_pip):
     images = _images()
-    with pytest.raises(ValueError, match=r"needs degradation=.*LongTensor \(B,\).*0..4, in the order of the model.s classes"):
+    with pytest.raises(ValueError, match=r"needs degradation=.*LongTensor \(B,\).*0..4, in the order of the model.s"):
         tiny_pip(images)
     with pytest.raises(ValueError, match=r"class ids must have shape \(2,\)"):
         tiny_pip(images, torch.tensor([0, 1, 2]))
@@ -343,7 +343,8 @@ def test_a_models_classes_are_its_own_saved_with_it_and_a_new_family_leaves_the_
     assert loaded.classes == six
     images = _images()
     with torch.no_grad():
-        torch.testing.assert_close(restore(loaded, images, tasks=["desnow"]).images, model(images, torch.tensor([5, 5])))
+        snow = model(images, torch.tensor([5, 5]))  # class id 5 of its six: snow
+        torch.testing.assert_close(restore(loaded, images, tasks=["desnow"]).images, snow)
     content = torch.load(tmp_path / "six.pt", weights_only=True)
     five = build_model("pip_nafnet_tiny")
     save_model_file(tmp_path / "old.pt", five, model_name="pip_nafnet_tiny")

@@ -87,7 +87,16 @@ class Family:
 
 def no_field(generator: torch.Generator, height: int, width: int) -> None:
     """A family whose degradation has no random field (a motion blur, a JPEG codec)."""
-    return None
+    return
+
+
+def normal_field(generator: torch.Generator, height: int, width: int) -> torch.Tensor:
+    """Standard normal values, one per pixel and channel: the field of a noise.
+
+    Shape:
+        -> (1, 3, H, W)
+    """
+    return torch.randn(1, 3, height, width, generator=generator)
 
 
 def derive_seed(*parts: object) -> int:

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from skimage import restoration
 
-from pip_model.data.degradations.base import (Family, Params, Ranges, motion_kernels, no_field, odd_integer, on,
-                                              uniform)
+from pip_model.data.degradations.base import Family, Params, Ranges, motion_kernels, no_field, odd_integer, on, uniform
 
 
 @dataclass(frozen=True)

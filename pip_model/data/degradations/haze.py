@@ -38,7 +38,8 @@ def plasma_depth(batch: int, height: int, width: int, generator: torch.Generator
         -> (B, 1, H, W)
     """
 
-    def draw(shape: Sequence[int], device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def draw(shape: Sequence[int], device: torch.device | None = None,
+             dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.rand(tuple(shape), generator=generator, device=device, dtype=dtype)
 
     plasma = kornia.contrib.diamond_square(

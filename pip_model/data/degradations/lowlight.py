@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from pip_model.data.degradations.base import Family, Params, Ranges, on, per_image, uniform
+from pip_model.data.degradations.base import Family, Params, Ranges, normal_field, on, per_image, uniform
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,6 @@ def sample(generator: torch.Generator, ranges: LowlightRanges, fixed: Mapping[st
             "shot": uniform(generator, ranges.shot), "read": uniform(generator, ranges.read)}
 
 
-def field(generator: torch.Generator, height: int, width: int) -> torch.Tensor:
-    """Standard normal sensor noise.
-
-    Shape:
-        -> (1, 3, H, W)
-    """
-    return torch.randn(1, 3, height, width, generator=generator)
-
-
 def darken(images: torch.Tensor, params: Mapping[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
     """Low light: gamma and exposure, then signal-dependent shot noise plus read noise (``noise`` standard normal).
 
@@ -61,5 +52,5 @@ def brighten(image: np.ndarray, target_mean: float = 0.45) -> np.ndarray:
     return np.clip(image, 0, 1) ** gamma
 
 
-FAMILY = Family(name="lowlight", tasks={"lowlight": {}}, ranges=LowlightRanges, sample=sample, field=field,
+FAMILY = Family(name="lowlight", tasks={"lowlight": {}}, ranges=LowlightRanges, sample=sample, field=normal_field,
                 apply=darken, restore=brighten, summary="gamma and exposure darkening, shot and read noise")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from skimage import restoration
 
-from pip_model.data.degradations.base import Family, Params, Ranges, on, per_image
+from pip_model.data.degradations.base import Family, Params, Ranges, normal_field, on, per_image
 
 
 @dataclass(frozen=True)
@@ -23,15 +23,6 @@ class NoiseRanges(Ranges):
 
 def sample(generator: torch.Generator, ranges: NoiseRanges, fixed: Mapping[str, float]) -> Params:
     return {"sigma": torch.full((1,), fixed["sigma"])}
-
-
-def field(generator: torch.Generator, height: int, width: int) -> torch.Tensor:
-    """Standard normal noise, one value per pixel and channel.
-
-    Shape:
-        -> (1, 3, H, W)
-    """
-    return torch.randn(1, 3, height, width, generator=generator)
 
 
 def add_gaussian_noise(images: torch.Tensor, params: Mapping[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
@@ -52,6 +43,6 @@ def denoise(image: np.ndarray) -> np.ndarray:
 
 FAMILY = Family(
     name="noise", tasks={"denoise_15": {"sigma": 15.0}, "denoise_25": {"sigma": 25.0}, "denoise_50": {"sigma": 50.0}},
-    ranges=NoiseRanges, sample=sample, field=field, apply=add_gaussian_noise, restore=denoise,
+    ranges=NoiseRanges, sample=sample, field=normal_field, apply=add_gaussian_noise, restore=denoise,
     expert_parameters=lambda fixed: {"sigma": fixed["sigma"] / 255},
     summary="additive white Gaussian noise, sigma 15/25/50 of 255")

@@ -19,8 +19,17 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from pip_model.data.degradations.base import (Family, Params, Ranges, equal_runs, motion_kernels, odd_integer, on,
-                                              per_image, uniform)
+from pip_model.data.degradations.base import (
+    Family,
+    Params,
+    Ranges,
+    equal_runs,
+    motion_kernels,
+    odd_integer,
+    on,
+    per_image,
+    uniform,
+)
 
 LAYERS = 3  # depths, near to far
 _FARTHER_DENSITY, _FARTHER_SIZE = 2.0, 0.6  # per layer of depth
@@ -91,7 +100,8 @@ def snow_mask(params: Mapping[str, torch.Tensor], field: torch.Tensor) -> torch.
     kernels = motion_kernels(params["streak"], 90.0 - angles, torch.zeros_like(angles))
     kernels = kernels / kernels.amax(dim=(-2, -1), keepdim=True)  # a streak as bright as its flake
     flakes = kornia.filters.filter2d(spots, kernels, border_type="constant").clamp(0, 1)
-    opacity = per_image(params["opacity"], field) * per_image(params["attenuation"], field) ** depth[None, :, None, None]
+    fading = per_image(params["attenuation"], field) ** depth[None, :, None, None]
+    opacity = per_image(params["opacity"], field) * fading
     clear = (1 - opacity * flakes).prod(dim=1, keepdim=True)
     return 1 - clear
 

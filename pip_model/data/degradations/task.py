@@ -81,7 +81,8 @@ class Task:
         """The recorded keys that hold integers (``length``, or ``derain.length`` in a composite)."""
         if not self.is_composite:
             return frozenset(self.families[0].integers)
-        return frozenset(f"{part}.{name}" for part, family in zip(self.parts, self.families) for name in family.integers)
+        return frozenset(f"{part}.{name}" for part, family in zip(self.parts, self.families)
+                         for name in family.integers)
 
 
 def _split(name: str) -> tuple[str, ...] | None:
