@@ -34,7 +34,7 @@ from pip_model.evaluation.metrics import image_metrics
 from pip_model.networks.checkpoints import load_model_file  # noqa: E402
 from pip_model.evaluation.inference import restore  # noqa: E402
 from pip_model.networks.sensor import PRESENT_SCORE, nothing_found  # noqa: E402
-from pip_model.tasks import ALL_TASKS, COMPOSITE_TASKS, task_classes  # noqa: E402
+from pip_model.tasks import ALL_TASKS, model_classes, parse_task, remap_weights  # noqa: E402
 
 UNSEEN_SKLEARN = ("china", "flower")
 UNSEEN_SKIMAGE = ("hubble_deep_field", "camera", "coins", "moon")
@@ -82,18 +82,22 @@ def measure(model: torch.nn.Module, sensor: torch.nn.Module, *, per_task: int, s
     left = nothing_found(clean_weights)
     figures["clean_left_alone"] = float(left.float().mean())
     # What leaving them costs nothing; what restoring them anyway (under the prompt before "nothing found") costs.
+    sensed, known = model_classes(sensor), model_classes(model)
     _, blend = sensor.prompt(crops, absent=0.0)
+    blend = remap_weights(blend, sensed, known)  # the sensor's classes moved onto the model's
     figures["clean_restored_anyway_psnr"] = float(np.mean([psnr(model(crops[i : i + 1], blend[i : i + 1]),
                                                                  crops[i : i + 1]) for i in range(len(crops))]))
-    for task in ALL_TASKS:
+    # The tasks both the model and the sensor have every class of (the model has no prompt for another).
+    for task in (task for task in ALL_TASKS if set(parse_task(task).classes) <= set(known) & set(sensed)):
         degraded, _ = degrade(crops, task, seed=derive_seed(seed, "unseen", task), ranges=ranges)
         degraded = degraded.clamp(0, 1)
         task_scores, weights = sensor.prompt(degraded)
-        classes = set(task_classes(task))
-        if task in COMPOSITE_TASKS:
-            right = [{int(c) for c in torch.nonzero(row >= PRESENT_SCORE).flatten()} == classes for row in task_scores]
+        classes = set(parse_task(task).classes)
+        if parse_task(task).is_composite:
+            right = [{sensed[int(c)] for c in torch.nonzero(row >= PRESENT_SCORE).flatten()} == classes
+                     for row in task_scores]
         else:
-            right = [int(row.argmax()) in classes for row in task_scores]
+            right = [sensed[int(row.argmax())] in classes for row in task_scores]
         true, blind, gained = [], [], []
         for i in range(len(crops)):
             one, clean = degraded[i : i + 1], crops[i : i + 1]
@@ -103,7 +107,8 @@ def measure(model: torch.nn.Module, sensor: torch.nn.Module, *, per_task: int, s
         figures["tasks"][task] = {"sensor_right": float(np.mean(right)), "left_alone": float(nothing_found(weights)
                                   .float().mean()), "input_psnr": float(np.mean(gained)),
                                   "true_prompt_psnr": float(np.mean(true)), "blind_psnr": float(np.mean(blind))}
-    singles = [values["sensor_right"] for task, values in figures["tasks"].items() if task not in COMPOSITE_TASKS]
+    singles = [values["sensor_right"] for task, values in figures["tasks"].items()
+               if not parse_task(task).is_composite]
     figures["single_task_accuracy"] = float(np.mean(singles))
     return figures
 
