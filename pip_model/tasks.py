@@ -45,8 +45,8 @@ TASK_PARAMETERS: dict[str, dict[str, float]] = {task: family.expert_parameters(f
                                                 if family.expert_parameters for task, fixed in family.tasks.items()}
 
 __all__ = ["ALL_TASKS", "CLASSES", "COMPOSITE_TASKS", "NOISE_SIGMAS", "PAPER_CLASSES", "TASKS", "TASK_PARAMETERS",
-           "TASK_TO_CLASS", "Task", "classes_for", "covers", "model_classes", "parse_mix", "parse_prompt",
-           "parse_task", "remap_weights", "task_class", "task_classes", "task_components", "task_label",
+           "TASK_TO_CLASS", "Task", "check_classes", "classes_for", "covers", "model_classes", "parse_mix",
+           "parse_prompt", "parse_task", "remap_weights", "task_class", "task_classes", "task_components", "task_label",
            "task_prompt"]
 
 
@@ -111,6 +111,18 @@ def classes_for(tasks: Iterable[str], base: Sequence[str] = PAPER_CLASSES) -> tu
     """
     needed = {name for task in tasks for name in parse_task(task).classes}
     return tuple(base) + tuple(name for name in CLASSES if name in needed and name not in base)
+
+
+def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    """``classes`` as a tuple, when they are distinct prompt classes of :data:`CLASSES`.
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    classes = tuple(classes)
+    if not classes or any(name not in CLASSES for name in classes) or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct prompt classes of {', '.join(CLASSES)}, got {list(classes)}")
+    return classes
 
 
 def model_classes(model: torch.nn.Module) -> tuple[str, ...]:

@@ -356,6 +356,10 @@ def test_a_models_classes_are_its_own_saved_with_it_and_a_new_family_leaves_the_
     torch.save(content, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"bad.pt: its pip_nafnet_tiny does not fit .*degradation_prompt.bank"):
         load_model_file(tmp_path / "bad.pt")
+    content["classes"] = [*PAPER_CLASSES, "__import__('os')"]  # a name no family defines is refused, not used
+    torch.save(content, tmp_path / "hostile.pt")
+    with pytest.raises(ValueError, match=r"hostile.pt: classes must be distinct prompt classes of noise, rain"):
+        load_model_file(tmp_path / "hostile.pt")
 
 
 def test_a_sensors_prompt_moves_onto_the_models_classes():

@@ -137,12 +137,9 @@ def _sensed(sensor: nn.Module, images: torch.Tensor, classes: tuple[str, ...] | 
         (B, 3, H, W) -> (B, len(sensor classes)), (B, len(classes)), (B,)
     """
     scores, weights = sensor.prompt(images.to(next(sensor.parameters()).device))
-    if weights.is_meta:  # shapes only (a meta device): no scores to find nothing in
-        nothing = torch.zeros(images.shape[0], dtype=torch.bool)
-        return scores, weights if classes is None else remap_weights(weights, model_classes(sensor), classes), nothing
-    scores, weights = scores.cpu(), weights.cpu()
-    nothing = nothing_found(weights)
-    if classes is not None:
+    if classes is not None:  # a row left with nothing the model knows comes back all zero
         weights = remap_weights(weights, model_classes(sensor), classes)
-        nothing = nothing | nothing_found(weights)
-    return scores, weights, nothing
+    if weights.is_meta:  # shapes only (a meta device): no scores to find nothing in
+        return scores, weights, torch.zeros(images.shape[0], dtype=torch.bool)
+    scores, weights = scores.cpu(), weights.cpu()
+    return scores, weights, nothing_found(weights)

@@ -42,7 +42,7 @@ from pip_model.networks.pip import PIPConfig
 from pip_model.networks.prompt_generation import DecoderPromptConfig
 from pip_model.networks.restormer import Restormer
 from pip_model.networks.sensor import DegradationSensor
-from pip_model.tasks import CLASSES, PAPER_CLASSES, TASK_PARAMETERS, covers, parse_task, task_prompt
+from pip_model.tasks import PAPER_CLASSES, TASK_PARAMETERS, check_classes, covers, parse_task, task_prompt
 
 # The published PIP-Restormer's prompts (PIPConfig's defaults), and a small version for CPU runs.
 PAPER_PIP = PIPConfig()
@@ -170,9 +170,7 @@ class ModelSpec:
             raise ValueError(f"factory must be callable, got {self.factory!r}")
         for task in self.tasks:
             parse_task(task)  # an unknown name is said so
-        unknown = [name for name in self.classes if name not in CLASSES]
-        if unknown or len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"classes must be distinct prompt classes of {', '.join(CLASSES)}, got {self.classes}")
+        check_classes(self.classes)
         if self.call == "non_blind":
             if not self.conditions or not self.tasks:
                 raise ValueError("a non_blind model names the task parameters it takes (conditions=('sigma',)) and "
@@ -325,7 +323,9 @@ def build_model(name: str, *, classes: Sequence[str] | None = None, **overrides:
     carries its registry name (``model.registry_name``), by which :func:`spec_of_model` finds its spec, and, for a
     prompted model or a sensor, its prompt classes (``model.classes``: ``classes``, else its spec's)."""
     spec = model_spec(name)
-    if spec.has_classes and classes is not None and tuple(classes) != spec.classes:
+    if classes is not None:
+        classes = check_classes(classes)  # a model file's names too: never a class no family defines
+    if spec.has_classes and classes is not None and classes != spec.classes:
         overrides = {"num_classes": len(classes), **overrides}
     model = spec.factory(**overrides)
     model.registry_name = name

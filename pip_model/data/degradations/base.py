@@ -38,6 +38,11 @@ class Ranges:
             if len(value) != 2 or not value[0] <= value[1]:
                 raise ValueError(f"{section}.{item.name} must be [low, high] with low <= high, got {list(value)}")
 
+    def require_start(self, name: str, minimum: float, what: str) -> None:
+        """Refuses a range of ``name`` that starts under ``minimum`` (``what`` says so in the error)."""
+        if getattr(self, name)[0] < minimum:
+            raise ValueError(f"degrade.ranges.{self.family}.{name} must {what}, got {list(getattr(self, name))}")
+
 
 @dataclass(frozen=True)
 class Family:

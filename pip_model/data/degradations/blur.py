@@ -30,8 +30,7 @@ class BlurRanges(Ranges):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.kernel[0] < 3:
-            raise ValueError(f"degrade.ranges.blur.kernel must start at 3 or more, got {list(self.kernel)}")
+        self.require_start("kernel", 3, "start at 3 or more")
 
 
 def sample(generator: torch.Generator, ranges: BlurRanges, fixed: Mapping[str, float]) -> Params:

@@ -35,8 +35,7 @@ class RainRanges(Ranges):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.length[0] < 3:
-            raise ValueError(f"degrade.ranges.rain.length must start at 3 or more, got {list(self.length)}")
+        self.require_start("length", 3, "start at 3 or more")
 
 
 def sample(generator: torch.Generator, ranges: RainRanges, fixed: Mapping[str, float]) -> Params:

@@ -56,8 +56,7 @@ class SnowRanges(Ranges):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.streak[0] < 3:
-            raise ValueError(f"degrade.ranges.snow.streak must start at 3 or more, got {list(self.streak)}")
+        self.require_start("streak", 3, "start at 3 or more")
         if self.size[0] <= 0:
             raise ValueError(f"degrade.ranges.snow.size must be positive, got {list(self.size)}")
 
