@@ -139,7 +139,8 @@ def main() -> int:
         args.parameters.parent.mkdir(parents=True, exist_ok=True)
         args.parameters.write_text(json.dumps(parameter_counts(contenders), indent=2) + "\n")
     sensor_name = load_model_file(args.sensor)[1]["model_name"] if sensor is not None else ""
-    layout = "channels-last (evaluate.channels_last)" if config.channels_last else "default"
+    layout = ("channels-last (evaluate.channels_last) where it computes the same function" if config.channels_last
+              else "default")
     print(f"evaluate: {len(contenders)} contenders on {device}, restoring in the {layout} memory format; "
           f"{cpu_kernels.describe(cpu_kernels.check())}", flush=True)
     pairs = load_benchmark(args.benchmark)

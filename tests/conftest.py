@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from pip_model.data.corpus import PrepareConfig, prepare_corpus
 from pip_model.data.pairs import DegradeConfig, build_benchmark
@@ -46,6 +47,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if integration:
             config.hook.pytest_deselected(items=integration)
             items[:] = [item for item in items if not item.get_closest_marker("integration")]
+
+
+@pytest.fixture(params=[1, 2], ids=lambda count: f"{count}thread")
+def threads(request) -> Iterator[int]:
+    """Runs the test at 1 and at 2 torch threads (reductions split across threads round differently)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

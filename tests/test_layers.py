@@ -92,6 +92,22 @@ def test_channel_layer_norm_matches_layer_norm_over_channels(kind):
     torch.testing.assert_close(norm(x), expected.permute(0, 3, 1, 2))
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_inference_layer_norm_rounds_as_the_published_code(memory_format, threads):
+    """Without gradients the norm is the published arithmetic bit for bit (Restormer's: pixels as rows, mean and
+    variance apart, then (x - mean) / sqrt(var + eps) * w + b), so PIP's top-m scores round as the published ones."""
+    norm = ChannelLayerNorm(channels=48, kind="with_bias")
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = (torch.randn(2, 48, 33, 31) * 3 + 1).contiguous(memory_format=memory_format)
+    rows = x.flatten(2).transpose(1, 2)  # (B, H*W, C), a view as the published to_3d
+    mean, var = rows.mean(-1, keepdim=True), rows.var(-1, keepdim=True, unbiased=False)
+    expected = ((rows - mean) / torch.sqrt(var + 1e-5) * norm.weight + norm.bias).transpose(1, 2).reshape(x.shape)
+    with torch.no_grad():
+        assert torch.equal(norm(x), expected)
+    assert not torch.equal(norm(x), expected)  # training keeps the fused kernel (its own rounding, twice as fast)
+
+
 def _top_m_by_scatter(attention: CrossAttention, query: torch.Tensor, context: torch.Tensor,
                       kept_per_row: tuple[int, ...]) -> torch.Tensor:
     """Top-m attention written the direct way: a top-k mask per count kept, one output per mask."""

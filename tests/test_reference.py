@@ -13,7 +13,7 @@ import torch
 from pip_model import build_model, load_reference
 from pip_model.apps.restore import main
 from pip_model.data.images import to_array, to_tensor
-from pip_model.evaluation.tiling import for_inference
+from pip_model.evaluation.tiling import for_inference, memory_format_of
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.reference import ReferenceCheckpointError
 from tests.helpers.reference_weights import reference_dir, reference_layout, reference_state_dict
@@ -71,23 +71,27 @@ def _case(vectors: dict[str, np.ndarray], name: str) -> tuple[torch.Tensor, torc
     "name",
     [f"output_{s}_class{c}" for s in "ab" for c in range(5)] + ["output_a_classes_0_3"],
 )
-def test_outputs_match_reference_vectors(loaded, vectors, name):
+def test_outputs_match_reference_vectors(loaded, vectors, name, threads):
+    """At 1 and 2 threads: output_a_class0 holds a top-m near-tie 8e-8 apart, which the fused layer norm's rounding
+    (7e-7 on the scores) sent the other way on some CPUs (1.5e-2 on the output)."""
     images, label = _case(vectors, name)
     with torch.no_grad():
         restored = loaded(images, label)
     difference = (restored - torch.from_numpy(vectors[name])).abs().max().item()
-    assert difference <= 1e-4, f"{name}: max abs difference {difference:.2e}"
+    assert difference <= 1e-4, f"{name} at {threads} threads: max abs difference {difference:.2e}"
 
 
-def test_channels_last_inference_matches_the_reference_vectors(published_file, vectors):
-    """The layout evaluate and prompt-restore use by default computes the published function too."""
+def test_the_inference_layout_matches_the_reference_vectors(published_file, vectors, threads):
+    """What evaluate and prompt-restore run computes the published function too: PIP ranks scores, so it stays in
+    the default layout (channels-last convolutions flip output_a_class0's near-tie at 2 threads, by 1.5e-2)."""
     fast = for_inference(load_reference(published_file))
+    assert memory_format_of(fast) == torch.contiguous_format
     for name in ("output_a_class0", "output_b_class4", "output_a_classes_0_3"):
         images, label = _case(vectors, name)
         with torch.no_grad():
-            restored = fast(images.contiguous(memory_format=torch.channels_last), label)
+            restored = fast(images.contiguous(memory_format=memory_format_of(fast)), label)
         difference = (restored - torch.from_numpy(vectors[name])).abs().max().item()
-        assert difference <= 1e-4, f"{name}: max abs difference {difference:.2e}"
+        assert difference <= 1e-4, f"{name} at {threads} threads: max abs difference {difference:.2e}"
 
 
 def test_wrong_and_missing_keys_are_listed(reference_state):

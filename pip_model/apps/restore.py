@@ -33,7 +33,7 @@ from pip_model import tasks
 from pip_model.config import CommandLine
 from pip_model.data.images import to_array, to_tensor
 from pip_model.evaluation.inference import restore
-from pip_model.evaluation.tiling import for_inference
+from pip_model.evaluation.tiling import for_inference, layout_of
 from pip_model.image_files import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -287,7 +287,7 @@ def run(arguments: argparse.Namespace) -> int:
     model, description = load_restorer(arguments.model or str(newest_model(root)), device)
     model = for_inference(model, channels_last=arguments.channels_last)
     spec = spec_of_model(model)
-    layout = "channels-last" if arguments.channels_last else "default (--no-channels-last)"
+    layout = layout_of(model) + ("" if arguments.channels_last else " (--no-channels-last)")
     print(f"restore: model {description}{'' if arguments.model else ' (newest trained here)'}, {layout} memory format",
           flush=True)
     # A model without prompts takes none: any class names a prompt that is then left unused.
@@ -415,7 +415,8 @@ def parser(prog: str = "prompt-restore") -> argparse.ArgumentParser:
                          help=f"refuse images whose header declares more pixels (default {DEFAULT_MAX_PIXELS:,})")
     command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
     command.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                         help="keep the default memory format (channels-last is faster on the CPU, the same function)")
+                         help="keep the default memory format (channels-last is faster on the CPU; used only where "
+                              "it computes the same function)")
     command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     command.add_argument("--compare", action="store_true", help="also write INPUT|RESTORED side by side")
     return command

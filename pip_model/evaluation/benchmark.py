@@ -50,8 +50,8 @@ class EvaluateConfig:
             shows.
         crop_multiple: centre-crop every degraded and clean image to sides that are multiples of this before it is
             restored and scored, as PromptIR's ``crop_img(image, base=16)``; 0 keeps whole images.
-        channels_last: restore with channels-last weights and tiles (:func:`~pip_model.evaluation.tiling.for_inference`:
-            faster on the CPU, the same function).
+        channels_last: restore with channels-last weights and tiles where that computes the same function
+            (:func:`~pip_model.evaluation.tiling.for_inference`: faster on the CPU; PIP stays in the default layout).
     """
 
     tile: int = 256

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from pip_model.networks.layers import ranks_scores
 from pip_model.networks.registry import Steering, call_model, steering_for
 
 
@@ -39,14 +40,27 @@ def tile_windows(height: int, width: int, tile: int, overlap: int) -> Iterator[t
 
 
 def for_inference(model: nn.Module, *, channels_last: bool = True) -> nn.Module:
-    """``model`` in eval mode, with its weights channels-last unless ``channels_last`` is False (in place).
+    """``model`` in eval mode, with its weights channels-last where that computes the same function (in place).
 
     :func:`restore_tiled` feeds a channels-last model channels-last tiles. On this project's 2-core CPU that made a
-    256x256 inference of ``pip_restormer`` 1.3x faster and the tiny models' 128x128 crops 3-7% faster, with the same
-    function (the reference vectors still match to 1e-4); see ``bench/model_step.py --memory-format``.
+    256x256 inference of ``promptir`` 1.3x faster and the tiny models' 128x128 crops 3-7% faster; see
+    ``bench/model_step.py --memory-format``. A model that ranks scores (PIP's top-m attention,
+    :func:`~pip_model.networks.layers.ranks_scores`) stays in the default layout: channels-last convolutions round
+    otherwise (7e-7 on the top-m scores), which sent a published near-tie (8e-8 apart) the other way and moved
+    ``pip_restormer``'s output by 1.5e-2 at 2 threads; in the default layout its scores are the published code's,
+    bit for bit.
+
+    Args:
+        model: a restorer.
+        channels_last: False keeps every model in the default layout.
     """
     model.eval()
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+    return model.to(memory_format=torch.channels_last) if channels_last and not ranks_scores(model) else model
+
+
+def layout_of(model: nn.Module) -> str:
+    """The memory format a model restores in, for a log line: ``channels-last`` or ``default``."""
+    return "channels-last" if memory_format_of(model) == torch.channels_last else "default"
 
 
 def memory_format_of(model: nn.Module) -> torch.memory_format:

@@ -46,9 +46,16 @@ class ChannelLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_bias:
-            # The fused kernel on a channels-last view: about twice as fast as the explicit form.
             channels_last = x.permute(0, 2, 3, 1)
-            return F.layer_norm(channels_last, (x.shape[1],), self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+            if torch.is_grad_enabled():
+                # Training: the fused kernel on a channels-last view, about twice as fast as the explicit form.
+                return F.layer_norm(channels_last, (x.shape[1],), self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+            # Inference: the published arithmetic, mean and variance apart, then (x - mean) / sqrt(var + eps) * w + b.
+            # The fused kernel rounds otherwise (7e-7 on PIP's top-m scores), which flips published near-ties (8e-8
+            # apart) on some CPUs; in place, it costs one allocation.
+            mean = channels_last.mean(dim=-1, keepdim=True)
+            std = channels_last.var(dim=-1, keepdim=True, unbiased=False).add_(self.eps).sqrt_()
+            return (channels_last - mean).div_(std).mul_(self.weight).add_(self.bias).permute(0, 3, 1, 2)
         var = x.var(dim=1, keepdim=True, unbiased=False)
         return x / torch.sqrt(var + self.eps) * self.weight[:, None, None]
 
@@ -187,6 +194,13 @@ class CrossAttention(nn.Module):
         k, v = (_split_heads(t, self.heads) for t in self.kv_dwconv(self.kv(context)).chunk(2, dim=1))
         scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * self.temperature
         return self.project_out(_merge_heads(self._attention_map(scores) @ v, query.shape[-2]))
+
+
+def ranks_scores(model: nn.Module) -> bool:
+    """Whether ``model`` selects by rank (a top-m :class:`CrossAttention`): its output jumps where two scores
+    cross, so only the published arithmetic gives the published output near a tie."""
+    return any(isinstance(module, CrossAttention) and module.selection_weights is not None
+               for module in model.modules())
 
 
 class TransformerBlock(nn.Module):
