@@ -16,13 +16,14 @@ Times come from interleaved rounds: in each round the peak is measured and every
 turn, so a drift of the machine's load hits all models alike. Each figure is printed as the median over the rounds
 and its spread (min-max).
 
-    python bench/model_step.py                                  # pip_restormer and promptir
+    python bench/model_step.py                                  # pip_restormer, promptir, adair and moce_ir
     python bench/model_step.py pip_restormer_tiny promptir_tiny --repeats 6
     python bench/model_step.py --published /tmp/pip_universal/src --json step.json
 
 Our models run in the memory format the library trains and restores in (``--memory-format``, default
-``channels_last``: ``train.channels_last`` and ``evaluate.channels_last``); the published network as its code runs,
-in the default (contiguous) format.
+``channels_last``: ``train.channels_last`` and ``evaluate.channels_last``, under which inference keeps a model that
+ranks scores, PIP, in the default format: ``for_inference``); the published network as its code runs, in the
+default (contiguous) format. FFTs (AdaIR's frequency modules, MoCE-IR's experts) are not counted as FLOPs.
 
 With ``--published DIR``, the published PIP-Restormer (longzilicart/pip_universal: DIR is the folder holding its
 ``net/`` package, the checkout's ``src``; read from there, never copied into the project) is timed in the same
@@ -38,6 +39,7 @@ phase. Without it, the script runs under what ``PIP_CPU_KERNELS`` says (reproduc
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -58,11 +60,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from pip_model import build_model, cpu_kernels, list_models
+from pip_model.evaluation.tiling import for_inference, memory_format_of
 from pip_model.networks.registry import spec_of_model
 
 PUBLISHED = "published PIP-Restormer"
 PHASES = ("train_step", "inference")
-DEFAULT_MODELS = ["pip_restormer", "promptir"]
+DEFAULT_MODELS = ["pip_restormer", "promptir", "adair", "moce_ir"]
 
 
 def published_model(folder: Path) -> nn.Module:
@@ -128,13 +131,17 @@ def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 12
     images = torch.rand(batch, 3, train_size, train_size, device=device)
     labels = torch.arange(batch, device=device) % 5
     big = torch.rand(1, 3, infer_size, infer_size, device=device)
+    inferring = model
     if channels_last and name != PUBLISHED:
         model = model.to(memory_format=torch.channels_last)
-        images, big = (t.contiguous(memory_format=torch.channels_last) for t in (images, big))
+        images = images.contiguous(memory_format=torch.channels_last)
+        # Inference in the layout evaluate and prompt-restore use: PIP keeps the default one (for_inference).
+        inferring = for_inference(copy.deepcopy(model).to(memory_format=torch.contiguous_format))
+        big = big.contiguous(memory_format=memory_format_of(inferring))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
 
-    def forward(inputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        return model(inputs, classes) if prompted else model(inputs)
+    def forward(inputs: torch.Tensor, classes: torch.Tensor, network: nn.Module = model) -> torch.Tensor:
+        return network(inputs, classes) if prompted else network(inputs)
 
     def forward_backward() -> None:
         model.train()
@@ -148,8 +155,8 @@ def make_subject(name: str, *, device: str, batch: int = 2, train_size: int = 12
         _synchronize(device)
 
     def inference_forward() -> None:
-        model.eval()
-        forward(big, labels[:1])
+        inferring.eval()
+        forward(big, labels[:1], inferring)
         _synchronize(device)
 
     inference = torch.no_grad()(inference_forward)

@@ -20,7 +20,7 @@ from torch import nn
 from pip_model import build_model, degrade
 from pip_model.apps.report import composite_table, paper_table, prompt_cost_table
 from pip_model.data.degradations import DegradationRanges
-from pip_model.data.degradations.blur import BlurRanges
+from pip_model.data.degradations.blur import BlurRanges, estimate_motion_kernel
 from pip_model.data.images import to_array, to_tensor
 from pip_model.data.pairs import DegradeConfig, build_benchmark
 from pip_model.evaluation.benchmark import (
@@ -37,7 +37,6 @@ from pip_model.evaluation.benchmark import (
     run_metrics,
     summarise,
 )
-from pip_model.data.degradations.blur import estimate_motion_kernel
 from pip_model.evaluation.classical import classical_restore
 from pip_model.evaluation.metrics import image_metrics
 from pip_model.evaluation.sensor_report import sensor_report

@@ -493,33 +493,47 @@ def test_a_paper_protocol_runs_end_to_end_on_stand_ins(repo, prefect_api):
 
 
 @pytest.mark.integration
-def test_a_released_checkpoint_is_scored_on_the_protocol_without_training(repo, prefect_api, tmp_path):
-    """`python -m flows.paper 3task DATASETS --evaluate-only promptir=model.ckpt`: the protocol's benchmark, the
-    released file (here the reference weights in PromptIR's Lightning format) scored on it, nothing trained, and its
-    row printed beside PromptIR's published one with the difference per column."""
+def test_released_checkpoints_are_scored_on_the_protocol_without_training(repo, prefect_api, tmp_path):
+    """`python -m flows.paper 3task DATASETS --evaluate-only adair=A moce_ir=M promptir=P`: the protocol's benchmark,
+    the released files (the reference weights in each one's Lightning format) scored on it, nothing trained, each row
+    printed beside its published one with the difference per column, and the kept outputs at the evaluated size."""
     from pip_model.data.datasets.standins import write_standins
-    from tests.helpers.reference_weights import PROMPTIR_TABLE, promptir_state_dict, reference_dir
+    from tests.helpers.adair_weights import ADAIR_TABLE, adair_state_dict
+    from tests.helpers.moce_ir_weights import MOCE_IR_TABLE, moce_ir_state_dict
+    from tests.helpers.reference_weights import PROMPTIR_TABLE, lightning_checkpoint, promptir_state_dict, reference_dir
 
     reference = reference_dir()
-    if reference is None or not (reference / PROMPTIR_TABLE).is_file():
-        pytest.skip("shared/reference/promptir is not beside this checkout")
-    checkpoint = tmp_path / "model.ckpt"
-    torch.save({"epoch": 119, "state_dict": {f"net.{k}": v for k, v in promptir_state_dict(reference).items()}},
-               checkpoint)
+    if reference is None or not all((reference / table).is_file() for table in (PROMPTIR_TABLE, ADAIR_TABLE,
+                                                                               MOCE_IR_TABLE)):
+        pytest.skip("shared/reference/{promptir,adair,moce_ir} are not beside this checkout")
+    files = {}
+    for name, state in (("adair", adair_state_dict), ("moce_ir", moce_ir_state_dict), ("promptir", promptir_state_dict)):
+        files[name] = tmp_path / f"{name}.ckpt"
+        torch.save(lightning_checkpoint(state(reference)), files[name])
     datasets = tmp_path / "datasets"
     write_standins(datasets, count=2, size=40)
     models_before = sorted((repo.path / "models").glob("*.pt"))
-    done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), "--evaluate-only",
-                    f"promptir={checkpoint}", "base.device=cpu", "prepare.min_side=32", "prepare.train_lists={}",
-                    env=prefect_api)
+    done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets),
+                    *(f"--evaluate-only={name}={path}" for name, path in files.items()), "base.device=cpu",
+                    "prepare.min_side=32", "prepare.train_lists={}", env=prefect_api)
     said = done.stdout + done.stderr
-    assert "promptir beside its published row" in said and "PromptIR (published)" in said
-    assert "33.98/0.933" in said and "difference" in said and "published PromptIR checkpoint" in said
-    comparison = pd.read_csv(repo.path / "reports" / "evaluate_only" / "promptir_vs_published.csv", index_col=0)
-    assert list(comparison.index) == ["promptir (this run)", "PromptIR (published)", "difference"]
-    ours, theirs = (float(comparison.loc[row, "Rain100L"].split("/")[0])
-                    for row in ("promptir (this run)", "PromptIR (published)"))
-    assert float(comparison.loc["difference", "Rain100L"].split("/")[0]) == pytest.approx(ours - theirs, abs=0.011)
+    for name, published, row in (("adair", "AdaIR", "34.12/0.935"), ("moce_ir", "MoCE-IR", "34.11/0.932"),
+                                 ("promptir", "PromptIR", "33.98/0.933")):
+        assert f"{name} beside its published row" in said and f"{published} (published)" in said, said
+        assert row in said and f"published {published} checkpoint" in said
+        comparison = pd.read_csv(repo.path / "reports" / "evaluate_only" / f"{name}_vs_published.csv", index_col=0)
+        assert list(comparison.index) == [f"{name} (this run)", f"{published} (published)", "difference"]
+        ours, theirs = (float(comparison.loc[row_name, "Rain100L"].split("/")[0])
+                        for row_name in (f"{name} (this run)", f"{published} (published)"))
+        assert float(comparison.loc["difference", "Rain100L"].split("/")[0]) == pytest.approx(ours - theirs, abs=0.011)
+    # Each kept output is the size it was scored at (never one pixel short, as AdaIR's test.py saves them).
+    out = repo.path / "reports" / "evaluate_only"
+    per_image = pd.read_csv(out / "per_image.csv", keep_default_na=False)
+    index = pd.read_csv(out / "examples" / "index.csv", keep_default_na=False)
+    assert set(index["model"]) >= set(files)
+    for row in index.itertuples():
+        scored = per_image[(per_image["model"] == row.model) & (per_image["id"] == row.id)].iloc[0]
+        assert read_image(out / "examples" / row.restored).rgb.shape[:2] == (scored["height"], scored["width"])
     assert "Running stage 'train" not in said and sorted((repo.path / "models").glob("*.pt")) == models_before
 
 

@@ -16,7 +16,13 @@ from pip_model.data.images import to_array, to_tensor
 from pip_model.evaluation.tiling import for_inference
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.reference import ReferenceCheckpointError, load_model_or_published
-from tests.helpers.reference_weights import PROMPTIR_TABLE, promptir_state_dict, reference_dir, reference_layout
+from tests.helpers.reference_weights import (
+    PROMPTIR_TABLE,
+    lightning_checkpoint,
+    promptir_state_dict,
+    reference_dir,
+    reference_layout,
+)
 
 REFERENCE = reference_dir()
 if REFERENCE is None and os.environ.get("PIP_REQUIRE_REFERENCE"):
@@ -40,21 +46,8 @@ def vectors() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def lightning_file(state, tmp_path_factory) -> Path:
     """The same tensors as PromptIR's released file holds them: a Lightning checkpoint, the network as ``net``."""
-    weights = {f"net.{key}": value for key, value in state.items()}
-    first = next(iter(state.values()))
-    checkpoint = {
-        "epoch": 119, "global_step": 534_120, "pytorch-lightning_version": "2.0.1",
-        "state_dict": weights,
-        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 120, "completed": 119}}}},
-        "callbacks": {"ModelCheckpoint{'monitor': None}": {"dirpath": "train_ckpt", "best_model_score": None}},
-        "optimizer_states": [{"state": {0: {"step": torch.tensor(534_120.0), "exp_avg": torch.zeros_like(first),
-                                            "exp_avg_sq": torch.zeros_like(first)}},
-                              "param_groups": [{"lr": 2e-4, "betas": (0.9, 0.999), "weight_decay": 0.01,
-                                                "params": [0]}]}],
-        "lr_schedulers": [{"warmup_epochs": 15, "max_epochs": 150, "base_lrs": [2e-4], "last_epoch": 119}],
-    }
     path = tmp_path_factory.mktemp("released") / "model.ckpt"
-    torch.save(checkpoint, path)
+    torch.save(lightning_checkpoint(state), path)
     return path
 
 

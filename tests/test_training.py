@@ -21,11 +21,13 @@ from pip_model.data.pairs import DegradeConfig, write_offline_pairs
 from pip_model.data.sampling import OnlinePairSampler
 from pip_model.engine.distributed import Distributed, read_figures
 from pip_model.engine.loop import Optimisation, lr_factor, train, training_step
-from pip_model.engine.losses import pixel_loss
+from pip_model.engine.losses import auxiliary_loss, expert_balance, frequency_loss, pixel_loss
 from pip_model.engine.recipes import RESUME_NEUTRAL, SensorConfig, TrainConfig, load_sensor_config, load_train_config
 from pip_model.engine.sensor_training import train_sensor
+from pip_model.evaluation.benchmark import EvaluateConfig, evaluate, load_benchmark, load_contenders
 from pip_model.image_files import read_image, write_png
 from pip_model.networks.checkpoints import load_model_file
+from pip_model.networks.moce_ir import ExpertRouter, RoutingDecision
 from pip_model.networks.registry import build_model
 from pip_model.tasks import COMPOSITE_TASKS, TASKS, classes_for
 from tests.helpers.device_reads import DeviceReads
@@ -61,6 +63,64 @@ def test_train_writes_a_loadable_model_and_its_curve(prepared, tmp_path):
     for key, value in result.model.state_dict().items():
         assert torch.equal(value, model.state_dict()[key])
     assert not (tmp_path / "ckpt.pt").exists() and result.patches_per_s > 0
+
+
+@pytest.mark.parametrize("name", ["adair_tiny", "moce_ir_tiny"])
+def test_the_peers_tiny_variants_train_with_their_losses_and_score(prepared, benchmark_48, tmp_path, name):
+    """AdaIR and MoCE-IR train under the loop with their recipes' terms (MoCE-IR's FFT loss and expert balance) and
+    are scored from their model files beside the input."""
+    config = TrainConfig(model=name, steps=2, batch_size=4, patch=32, warmup_steps=1, threads=1, loss="l1",
+                         prompt_regularizer="none", fft_loss_weight=0.1, auxiliary_weight=0.01, accumulate=2)
+    train(config, seed=0, device="cpu", prepared_dir=prepared, pairs_dir=None, model_path=tmp_path / "model.pt",
+          curve_path=tmp_path / "curve.csv", checkpoint_path=tmp_path / "ckpt.pt", progress=False)
+    model, metadata = load_model_file(tmp_path / "model.pt")
+    assert metadata["model_name"] == name and metadata["step"] == 2
+    assert not torch.equal(model.output.weight, torch.zeros_like(model.output.weight))  # it learned
+    evaluate_config = EvaluateConfig(classical=False, examples_per_task=0)
+    contenders, _ = load_contenders(evaluate_config, [tmp_path / "model.pt"], sensor_path=None, device="cpu")
+    pairs = [pair for pair in load_benchmark(benchmark_48) if pair.row.task in ("derain", "dehaze")]
+    scores = evaluate(pairs, contenders, evaluate_config, progress=lambda message: None).metrics
+    assert set(scores[name]) == {"derain", "dehaze"} and np.isfinite(scores[name]["derain"]["psnr"])
+
+
+def test_the_expert_balance_is_the_published_term_and_trains_the_routers():
+    """MoCE-IR's balance (src/net/moce_ir.py RoutingFunction): half the squared variation of the experts'
+    importance and half that of their load; zero when every image scores every expert alike, and its gradient
+    reaches the routers."""
+    torch.manual_seed(0)
+    model = build_model("moce_ir_tiny").train()
+    model(torch.rand(4, 3, 32, 32))
+    term = auxiliary_loss(model)
+    routers = [module for module in model.modules() if isinstance(module, ExpertRouter)]
+    decision, router = routers[0].last, routers[0]
+    importance = decision.logits.softmax(-1).sum(0)
+    threshold = decision.noisy_logits.sort(dim=-1, descending=True).values[:, router.top_k - 1 : router.top_k]
+    load = (0.5 * torch.erfc((threshold - decision.logits) / router.noise_std / 2**0.5)).mean(0)
+    by_hand = 0.5 * (importance.std() / importance.mean()) ** 2 + 0.5 * (load.std() / load.mean()) ** 2
+    torch.testing.assert_close(expert_balance(decision, top_k=router.top_k, noise_std=router.noise_std), by_hand)
+    assert term is not None and term > 0
+    term.backward()
+    assert all(router.gate.weight.grad is not None for router in routers)
+    flat = RoutingDecision(logits=torch.zeros(4, 4), noise=torch.randn(4, 4), experts=torch.zeros(4, 1).long(),
+                           weights=torch.ones(4, 1))
+    assert expert_balance(flat, top_k=1, noise_std=0.25).item() == pytest.approx(0.0, abs=1e-12)
+    assert auxiliary_loss(build_model("adair_tiny")) is None  # no experts, no term
+    with torch.no_grad():
+        model.eval()(torch.rand(1, 3, 32, 32))
+    assert auxiliary_loss(model) is None  # eval routing is noiseless: nothing to balance
+
+
+def test_the_fft_loss_adds_moce_irs_frequency_term():
+    """MoCE-IR's FFTLoss: the mean absolute difference of the rfft2's real and imaginary parts, added weighted."""
+    restored, clean = torch.rand(2, 3, 8, 10), torch.rand(2, 3, 8, 10)
+    spectrum = torch.fft.rfft2(restored - clean)
+    by_hand = (spectrum.real.abs().sum() + spectrum.imag.abs().sum()) / (2 * spectrum.numel())
+    torch.testing.assert_close(frequency_loss(restored, clean), by_hand)
+    torch.testing.assert_close(pixel_loss("l1", fft_weight=0.1)(restored, clean),
+                               (restored - clean).abs().mean() + 0.1 * by_hand)
+    assert pixel_loss("l1") is torch.nn.functional.l1_loss
+    with pytest.raises(ValueError, match="FFT loss weight must be >= 0"):
+        pixel_loss("l1", fft_weight=-1)
 
 
 def test_offline_training_draws_the_written_pairs(prepared, tmp_path):

@@ -245,7 +245,7 @@ def _difference(ours: tuple[float, float] | None, theirs: tuple[float, float] | 
 
 def published_comparison(metrics: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str,
                          model: str) -> pd.DataFrame | None:
-    """Our row of ``model`` above its published one (:data:`pip_model.apps.published.PUBLISHED_METHODS`) and the
+    """Our row of ``model`` above its published one (:func:`pip_model.apps.published.published_row`) and the
     difference per column, ours minus published, as ``PSNR/SSIM``; the average only when every test set has a
     result. None when the protocol's table has no published row of that model.
 

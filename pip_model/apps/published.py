@@ -146,6 +146,10 @@ BUDGETS = (
                     how="200 epochs x 142 k patches, src/Main_trainer.py"),
     PublishedBudget(method="PromptIR", patches=120 * 142_311,
                     how="120 epochs x 142 k patches, options.py"),
+    PublishedBudget(method="AdaIR", patches=150 * 142_311,
+                    how="150 epochs x 142 k patches, options.py"),
+    PublishedBudget(method="MoCE-IR", patches=120 * 142_311,
+                    how="120 epochs x 142 k patches, src/options.py"),
 )
 
 # CDD-11 (OneRestore, ECCV 2024): its subsets in the published column order (L, H, R, S, L+H, L+R, L+S, H+R, H+S,
@@ -258,14 +262,14 @@ PUBLISHED: dict[str, PublishedProtocol] = {
 }
 
 
-# The published row a model of the registry is compared with, by the method's name in the tables: the released
-# checkpoints of PIP-Restormer and PromptIR are these networks (pip_model.networks.reference).
-PUBLISHED_METHODS = {"pip_restormer": "PIP-Restormer", "promptir": "PromptIR", "restormer": "Restormer",
-                     "nafnet": "NAFNet"}
-
-
 def published_row(protocol: str, model_name: str) -> PublishedRow | None:
-    """The published row of a registry model under a protocol (``promptir`` -> PromptIR's), or None where the
-    protocol's table has none (PromptIR under 5task)."""
-    method = PUBLISHED_METHODS.get(model_name)
-    return next((row for row in PUBLISHED[protocol].rows if row.method == method), None)
+    """The published row of a registry model under a protocol, by the name its spec gives it in published tables
+    (``promptir`` -> PromptIR's), or None where the protocol's table has none (PromptIR under 5task) or the model is
+    not registered."""
+    from pip_model.networks.registry import model_spec  # torch: only where a row is looked up
+
+    try:
+        method = model_spec(model_name).published
+    except ValueError:
+        return None
+    return next((row for row in PUBLISHED[protocol].rows if method and row.method == method), None)

@@ -41,12 +41,13 @@ from pip_model.data.images import real_training_pairs, split_files
 from pip_model.data.loaders import OfflineBatches
 from pip_model.data.sampling import OfflinePairDataset, OnlineBatches, OnlinePairSampler, PairBatch
 from pip_model.engine.distributed import Distributed, read_figures
-from pip_model.engine.losses import pixel_loss, prompt_regularization
+from pip_model.engine.losses import auxiliary_loss, pixel_loss, prompt_regularization
 from pip_model.engine.previews import preview_grid, preview_pairs
 from pip_model.engine.progress import Progress
 from pip_model.engine.recipes import CURVE_COLUMNS, TrainConfig
 from pip_model.engine.resume import _rng_state, _set_rng_state, resumable_state
 from pip_model.networks.checkpoints import atomic_save, save_model_file
+from pip_model.networks.moce_ir import ExpertRouter
 from pip_model.networks.registry import ModelSpec, build_model, call_model, model_spec, spec_of_model
 from pip_model.tasks import classes_for
 
@@ -285,6 +286,8 @@ def training_step(
                 loss = restoration_loss(restored.float(), part.clean)
                 if config.prompt_regularizer != "none":
                     loss = loss + config.regularizer_weight * prompt_regularization(model, config.prompt_regularizer)
+                if config.auxiliary_weight and (term := auxiliary_loss(model)) is not None:
+                    loss = loss + config.auxiliary_weight * term
             (loss if len(parts) == 1 else loss / len(parts)).backward()
         losses.append(loss.detach().float())
         outputs.append(restored.detach())
@@ -340,8 +343,10 @@ def wrap_network(model: nn.Module, config: TrainConfig, distributed: Distributed
     """The module the steps call: ``model`` under DDP with several ranks, compiled if asked."""
     network: nn.Module = model
     if distributed.world_size > 1:
+        # A mixture of experts (MoCE-IR) leaves the experts no image chose out of a step: DDP must look for them.
+        experts = any(isinstance(module, ExpertRouter) for module in model.modules())
         network = nn.parallel.DistributedDataParallel(model, device_ids=[target.index] if target.type == "cuda"
-                                                      else None)
+                                                      else None, find_unused_parameters=experts)
     return torch.compile(network) if config.compile else network
 
 
@@ -393,7 +398,7 @@ def train(
     network = wrap_network(model, config, distributed, target)
     data = training_batches(config, seed=seed, start=step, target=target, prepared_dir=prepared_dir,
                             pairs_dir=pairs_dir, ranges=ranges, distributed=distributed, classes=classes)
-    restoration_loss = pixel_loss(config.loss)
+    restoration_loss = pixel_loss(config.loss, fft_weight=config.fft_loss_weight)
     logging = distributed.is_main and tracker is not None
     if logging:
         tracker.log_params({"cpu_kernels": kernels})

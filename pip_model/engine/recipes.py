@@ -58,6 +58,11 @@ class TrainConfig:
         loss: pixel loss, ``l1``, ``smooth_l1`` or ``psnr`` (see :mod:`pip_model.engine.losses`).
         prompt_regularizer: ``cosine``, ``angle``, ``gram`` or ``none``.
         regularizer_weight: weight of the prompt regulariser in the loss.
+        fft_loss_weight: weight of the FFT loss added to the pixel loss
+            (:func:`~pip_model.engine.losses.frequency_loss`, MoCE-IR's; 0: none).
+        auxiliary_weight: weight of the terms the model's own modules ask to be trained with
+            (:func:`~pip_model.engine.losses.auxiliary_loss`: MoCE-IR's expert balance); 0, or a model without any,
+            adds none.
         grad_clip: maximum gradient norm (0 disables clipping).
         checkpoint_every: steps between checkpoints.
         log_every: steps between progress lines and logged metrics.
@@ -98,6 +103,8 @@ class TrainConfig:
     loss: PixelLoss = "l1"
     prompt_regularizer: Literal["cosine", "angle", "gram", "none"] = "cosine"
     regularizer_weight: float = 0.1
+    fft_loss_weight: float = 0.0
+    auxiliary_weight: float = 0.0
     grad_clip: float = 1.0
     checkpoint_every: int = 50
     log_every: int = 10
@@ -122,6 +129,9 @@ class TrainConfig:
         for task, share in self.real_pairs.items():
             if not 0 <= share <= 1:
                 raise ValueError(f"train.real_pairs.{task} must be a share in [0, 1], got {share}")
+        if self.fft_loss_weight < 0 or self.auxiliary_weight < 0:
+            raise ValueError(f"train.fft_loss_weight ({self.fft_loss_weight}) and train.auxiliary_weight "
+                             f"({self.auxiliary_weight}) must be >= 0")
         if self.workers < 0 or self.image_cache < 0:
             raise ValueError(f"train_run.workers ({self.workers}) and train_run.image_cache ({self.image_cache}) "
                              "must be >= 0")

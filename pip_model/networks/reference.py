@@ -1,12 +1,14 @@
-"""Loading checkpoints of the published PIP-Restormer and of the published PromptIR.
+"""Loading checkpoints of the published networks: PIP-Restormer, PromptIR, AdaIR and MoCE-IR.
 
-The published PIP-Restormer (longzilicart/pip_universal, ``PIPNet_Restormer_onskip_inter``)
-and our ``pip_restormer`` compute the same function, as do the published PromptIR
-(va1shn9v/PromptIR, ``PromptIR(decoder=True)``) and our ``promptir``; only parameter
-names and a few shapes differ. This module recognises which of the two a state dict is,
-translates it into ours and loads it, so the published checkpoints load: a bare state dict
-(``torch.save(model.state_dict())``), one saved from DistributedDataParallel (``module.``),
-or PromptIR's released PyTorch Lightning file (weights under ``state_dict``, keys ``net.``).
+Each published network and one registered model of ours compute the same function: the published PIP-Restormer
+(longzilicart/pip_universal, ``PIPNet_Restormer_onskip_inter``) and ``pip_restormer``, PromptIR (va1shn9v/PromptIR,
+``PromptIR(decoder=True)``) and ``promptir``, AdaIR (c-yn/AdaIR, ``AdaIR(decoder=True)``) and ``adair``, MoCE-IR
+(eduardzamfir/MoCE-IR, ``MoCEIR`` as ``--model MoCE_IR`` builds it) and ``moce_ir`` (``moce_ir_s`` at width 32); only
+parameter names and a few shapes differ. This module recognises which one a state dict is (:data:`PUBLISHED_NETWORKS`,
+each by a key only it has), translates it into ours and loads it, so the released checkpoints load: a bare state dict
+(``torch.save(model.state_dict())``), one saved from DistributedDataParallel (``module.``), or a PyTorch Lightning
+file (PromptIR's, AdaIR's and MoCE-IR's: weights under ``state_dict``, keys ``net.``), always with
+``torch.load(..., weights_only=True)``, so a file can run no code.
 :func:`load_model_or_published` reads a file that is either one of those or a model file of this project, which is
 what the restore command and the evaluate stage take.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from typing import Any
 
@@ -44,15 +46,18 @@ class PublishedNetwork:
         name: the network as its paper names it (and the paper tables' rows).
         model_name: the registry name of our model with the same function.
         marker: a key only this network's state dict has (how a checkpoint is recognised).
-        unused: keys of layers its forward pass never uses; their weights are dropped.
+        unused: keys of layers its forward pass never uses; their weights are dropped (None: every key is used).
         renames: ordered (pattern, replacement) rules from a published key to ours.
+        width: channels of its first level (``patch_embed``'s output): tells a light variant from the full network
+            whose keys it shares (MoCE-IR-S from MoCE-IR).
     """
 
     name: str
     model_name: str
     marker: str
-    unused: re.Pattern[str]
+    unused: re.Pattern[str] | None
     renames: tuple[tuple[str, str], ...]
+    width: int = 48
 
     @property
     def title(self) -> str:
@@ -99,7 +104,56 @@ PROMPTIR = PublishedNetwork(
     ),
 )
 
-PUBLISHED_NETWORKS = (PIP_RESTORMER, PROMPTIR)
+ADAIR = PublishedNetwork(
+    name="AdaIR",
+    model_name="adair",
+    marker="fre1.rate_conv.0.weight",
+    # Built by its frequency modules, never called by their forward pass.
+    unused=re.compile(r"^fre\d\.(conv\.weight|score_gen\.(weight|bias))$"),
+    renames=(
+        # The published channel_cross_l attends the *high* band and channel_cross_h the low one.
+        (r"^(fre\d)\.channel_cross_l\.", r"\1.high_attention."),
+        (r"^(fre\d)\.channel_cross_h\.", r"\1.low_attention."),
+        (r"^(fre\d)\.channel_cross_agg\.", r"\1.mix_attention."),
+        (r"^(fre\d)\.frequency_refine\.SpatialGate\.spatial\.", r"\1.frequency_refine.spatial_gate."),
+        (r"^(fre\d)\.frequency_refine\.ChannelGate\.mlp\.", r"\1.frequency_refine.channel_gate."),
+    ),
+)
+
+MOCE_IR = PublishedNetwork(
+    name="MoCE-IR",
+    model_name="moce_ir",
+    marker="freq_embed.mlp.0.weight",
+    unused=None,  # every parameter is used; the experts' complexity buffers load as ours
+    renames=(
+        (r"^enc\.(\d+)\.0\.layers\.(\d+)\.", r"encoder.\1.\2."),
+        (r"^enc\.(\d+)\.1\.body\.0\.", r"downsample.\1.conv."),
+        (r"^(latent|refinement)\.layers\.(\d+)\.", r"\1.\2."),
+        (r"^((?:encoder\.\d+|latent|refinement)\.\d+)\.mixer\.", r"\1.attn."),
+        (r"\.norms\.0\.", ".norm1."),
+        (r"\.norms\.1\.", ".norm2."),
+        (r"^dec\.(\d+)\.0\.body\.0\.", r"decoder.\1.upsample.conv."),
+        (r"^dec\.(\d+)\.1\.", r"decoder.\1.fuse."),
+        (r"^dec\.(\d+)\.2\.layers\.(\d+)\.", r"decoder.\1.blocks.\2."),
+        (r"\.experts\.(\d+)\.0\.proj\.0\.", r".experts.\1.project_in."),
+        (r"\.experts\.(\d+)\.0\.proj\.1\.", r".experts.\1.project_gate."),
+        (r"\.experts\.(\d+)\.0\.proj\.2\.", r".experts.\1.project_out."),
+        (r"\.experts\.(\d+)\.0\.body\.proj_out\.", r".experts.\1.attention.project_out."),
+        (r"\.experts\.(\d+)\.0\.body\.", r".experts.\1.attention."),
+        (r"(\.blocks\.\d+)\.proj\.0\.", r"\1.to_shared."),
+        (r"(\.blocks\.\d+)\.proj\.1\.", r"\1.to_adapter."),
+        (r"\.adapter\.proj_out\.", ".adapter.project_out."),
+        (r"\.adapter\.routing\.gate\.2\.", ".adapter.router.gate."),
+        (r"\.adapter\.routing\.freq_gate\.", ".adapter.router.frequency_gate."),
+        (r"\.adapter\.routing\.complexity$", ".adapter.router.complexity"),
+        (r"^freq_embed\.high_conv\.0\.conv\.", "frequency.high_pass."),
+        (r"^freq_embed\.mlp\.", "frequency.mlp."),
+    ),
+)
+# The light model (--model MoCE_IR_S): the same keys at width 32.
+MOCE_IR_S = replace(MOCE_IR, name="MoCE-IR-S", model_name="moce_ir_s", width=32)
+
+PUBLISHED_NETWORKS = (PIP_RESTORMER, PROMPTIR, ADAIR, MOCE_IR, MOCE_IR_S)
 
 # The published top-m attention keeps its four mixing weights as attn1..attn4.
 SELECTION_WEIGHT = re.compile(r"^(.*\.attn)\.attn([1-4])$")
@@ -113,7 +167,8 @@ class NotPublishedError(ReferenceCheckpointError):
     """Content that is no published checkpoint at all, rather than a near miss; ``reason`` says what it holds."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"neither a published PIP-Restormer nor a published PromptIR checkpoint: {reason}")
+        names = ", ".join(network.name for network in PUBLISHED_NETWORKS)
+        super().__init__(f"not a checkpoint of a published network ({names}): {reason}")
         self.reason = reason
 
 
@@ -173,7 +228,7 @@ def convert_published_state_dict(
     selection: dict[str, dict[int, torch.Tensor]] = {}
     unexpected: list[str] = []
     for key, value in published.items():
-        if network.unused.match(key):
+        if network.unused is not None and network.unused.match(key):
             continue
         ours = network.our_key(key)
         if match := SELECTION_WEIGHT.match(ours):
@@ -206,42 +261,48 @@ def convert_published_state_dict(
 
 
 def recognise(state: Mapping[str, torch.Tensor]) -> PublishedNetwork:
-    """Which published network a state dict (prefixes stripped) holds, from a key only it has.
+    """Which published network a state dict (prefixes stripped) holds, from a key only it has (and, between a light
+    variant and its full network, the width of ``patch_embed``).
 
     Raises:
-        NotPublishedError: it is neither; the message says what it holds.
+        NotPublishedError: it is none; the message says what it holds.
     """
-    for network in PUBLISHED_NETWORKS:
-        if network.marker in state:
-            return network
+    candidates = [network for network in PUBLISHED_NETWORKS if network.marker in state]
+    if candidates:
+        first = state.get("patch_embed.proj.weight")
+        width = first.shape[0] if isinstance(first, torch.Tensor) and first.dim() else None
+        return next((network for network in candidates if network.width == width), candidates[0])
+    markers = dict.fromkeys(network.marker for network in PUBLISHED_NETWORKS)
     sample = ", ".join(list(state)[:3]) or "no tensors"
-    raise NotPublishedError(f"it has no {' and no '.join(repr(n.marker) for n in PUBLISHED_NETWORKS)} "
+    raise NotPublishedError(f"it has no {' and no '.join(repr(marker) for marker in markers)} "
                             f"({len(state)} tensors: {sample}...)")
 
 
-def _build(state: Mapping[str, torch.Tensor], network: PublishedNetwork) -> Restormer:
-    """Our model of ``network`` with a published state dict's weights, in eval mode."""
-    model = build_model(network.model_name)
+def _build(state: Mapping[str, torch.Tensor], network: PublishedNetwork, **overrides: Any) -> nn.Module:
+    """Our model of ``network`` (constructor arguments replaced by ``overrides``) with a published state dict's
+    weights, in eval mode."""
+    model = build_model(network.model_name, **overrides)
     model.load_state_dict(convert_published_state_dict(state, model.state_dict(), network), strict=True)
     return model.eval()
 
 
 def load_published(
-    source: Mapping[str, Any] | str | PathLike, *, expect: str | None = None
-) -> tuple[Restormer, PublishedNetwork]:
-    """Builds our model of a published checkpoint, whichever of the two published networks it holds.
+    source: Mapping[str, Any] | str | PathLike, *, expect: str | None = None, **overrides: Any
+) -> tuple[nn.Module, PublishedNetwork]:
+    """Builds our model of a published checkpoint, whichever published network it holds.
 
     Args:
-        source: a state dict, a trainer checkpoint holding one (PromptIR's Lightning file), or
-            the path of a file holding either (read with ``torch.load(..., weights_only=True)``,
-            so the file can run no code).
-        expect: a registry name (``pip_restormer`` or ``promptir``) the checkpoint must be.
+        source: a state dict, a trainer checkpoint holding one (a Lightning file), or the path of a file holding
+            either (read with ``torch.load(..., weights_only=True)``, so the file can run no code).
+        expect: a registry name (``pip_restormer``, ``promptir``, ``adair``, ``moce_ir``) the checkpoint must be.
+        overrides: constructor arguments of our model that change no weight, such as ``routing="published"`` for
+            MoCE-IR's published evaluation (noisy, and coupling the images of a batch).
 
     Returns:
         The model in eval mode, and which published network it was.
 
     Raises:
-        ReferenceCheckpointError: the file or dict fits neither (or not ``expect``); the
+        ReferenceCheckpointError: the file or dict fits none (or not ``expect``); the
             message says why, with the keys that do not fit.
     """
     try:
@@ -250,7 +311,7 @@ def load_published(
         if expect is not None and network.model_name != expect:
             raise ReferenceCheckpointError(f"expected a checkpoint of {expect}, found one of {network.title} "
                                            f"({network.model_name})")
-        model = _build(state, network)
+        model = _build(state, network, **overrides)
     except ReferenceCheckpointError as error:
         if isinstance(source, (str, PathLike)) and not str(error).startswith(str(source)):
             raise ReferenceCheckpointError(f"{source}: {error}") from None

@@ -37,6 +37,8 @@ import torch
 from torch import nn
 
 from pip_model.config import load_section
+from pip_model.networks.adair import AdaIR
+from pip_model.networks.moce_ir import MoCEIR
 from pip_model.networks.nafnet import NAFNet
 from pip_model.networks.pip import PIPConfig
 from pip_model.networks.prompt_generation import DecoderPromptConfig
@@ -83,6 +85,33 @@ def promptir(**overrides: Any) -> Restormer:
 def promptir_tiny(**overrides: Any) -> Restormer:
     """:func:`restormer_tiny` with small PromptIR decoder prompts: 1,309,124 parameters, blind."""
     return restormer_tiny(**{"decoder_prompts": TINY_PROMPTIR, **overrides})
+
+
+def adair(**overrides: Any) -> AdaIR:
+    """The published AdaIR (``AdaIR(decoder=True)``): 28,766,086 parameters, blind."""
+    return AdaIR(**overrides)
+
+
+def adair_tiny(**overrides: Any) -> AdaIR:
+    """AdaIR at :func:`restormer_tiny`'s size: 1,316,917 parameters, blind."""
+    arguments = dict(dim=16, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(1, 2, 4, 8))
+    return AdaIR(**{**arguments, **overrides})
+
+
+def moce_ir(**overrides: Any) -> MoCEIR:
+    """The published MoCE-IR (``--model MoCE_IR``): 25,353,796 parameters, blind, per-image routing."""
+    return MoCEIR(**overrides)
+
+
+def moce_ir_s(**overrides: Any) -> MoCEIR:
+    """The published light MoCE-IR-S (``--model MoCE_IR_S``, width 32): 11,477,752 parameters, blind."""
+    return MoCEIR(**{"dim": 32, **overrides})
+
+
+def moce_ir_tiny(**overrides: Any) -> MoCEIR:
+    """A three-level MoCE-IR of width 16 with four experts per decoder block, for CPU runs: 328,220 parameters."""
+    arguments = dict(dim=16, num_blocks=(1, 1, 2), num_dec_blocks=(1, 2), heads=(1, 2, 4), num_refinement_blocks=1)
+    return MoCEIR(**{**arguments, **overrides})
 
 
 def nafnet(**overrides: Any) -> NAFNet:
@@ -266,12 +295,14 @@ def steering_for(steering: Steering, count: int) -> Steering:
     return steering.expand(count, *steering.shape[1:])
 
 
-_PIP_TINY_RIVALS = {"peers": ("promptir_tiny",)}
-_PIP_RIVALS = {"peers": ("promptir",)}
+_PIP_TINY_RIVALS = {"peers": ("promptir_tiny", "adair_tiny", "moce_ir_tiny")}
+_PIP_RIVALS = {"peers": ("promptir", "adair", "moce_ir")}
 _RESTORMER = "https://arxiv.org/abs/2111.09881"
 _NAFNET = "https://arxiv.org/abs/2204.04676"
 _PIP = "https://github.com/longzilicart/pip_universal (arXiv 2312.05038)"
 _PROMPTIR = "https://github.com/va1shn9v/PromptIR (arXiv 2306.13090)"
+_MOCE_IR = "https://github.com/eduardzamfir/MoCE-IR (arXiv 2411.18466)"
+_ADAIR = "https://github.com/c-yn/AdaIR (arXiv 2403.14614)"
 
 MODELS: dict[str, ModelSpec] = {
     "pip_restormer": ModelSpec(factory=pip_restormer, role="pip", call="prompted", backbone="restormer",
@@ -283,6 +314,11 @@ MODELS: dict[str, ModelSpec] = {
     "restormer_tiny": ModelSpec(factory=restormer_tiny, role="plain", source=_RESTORMER, colour="#ff7f0e"),
     "promptir": ModelSpec(factory=promptir, role="peer", published="PromptIR", source=_PROMPTIR, colour="#2ca02c"),
     "promptir_tiny": ModelSpec(factory=promptir_tiny, role="peer", source=_PROMPTIR, colour="#2ca02c"),
+    "adair": ModelSpec(factory=adair, role="peer", published="AdaIR", source=_ADAIR, colour="#637939"),
+    "adair_tiny": ModelSpec(factory=adair_tiny, role="peer", source=_ADAIR, colour="#637939"),
+    "moce_ir": ModelSpec(factory=moce_ir, role="peer", published="MoCE-IR", source=_MOCE_IR, colour="#17a589"),
+    "moce_ir_s": ModelSpec(factory=moce_ir_s, role="peer", published="MoCE-IR-S", source=_MOCE_IR, colour="#17a589"),
+    "moce_ir_tiny": ModelSpec(factory=moce_ir_tiny, role="peer", source=_MOCE_IR, colour="#17a589"),
     "pip_nafnet": ModelSpec(factory=pip_nafnet, role="pip", call="prompted", backbone="nafnet", source=_PIP,
                             colour="#6a3d9a", **_PIP_RIVALS),
     "nafnet": ModelSpec(factory=nafnet, role="plain", published="NAFNet", source=_NAFNET, colour="#d62728"),

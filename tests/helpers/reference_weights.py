@@ -64,3 +64,20 @@ PROMPTIR_TABLE = "promptir/promptir_state_dict.tsv"
 def promptir_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """The published PromptIR's test weights (``promptir/`` of the reference folder)."""
     return reference_state_dict(folder, PROMPTIR_TABLE)
+
+
+def lightning_checkpoint(state: dict[str, torch.Tensor]) -> dict:
+    """``state`` as a released PyTorch Lightning file holds a network: under ``state_dict``, each key prefixed with
+    the LightningModule's attribute ``net.``, beside the trainer's own entries."""
+    first = next(iter(state.values()))
+    return {
+        "epoch": 119, "global_step": 534_120, "pytorch-lightning_version": "2.0.1",
+        "state_dict": {f"net.{key}": value for key, value in state.items()},
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 120, "completed": 119}}}},
+        "callbacks": {"ModelCheckpoint{'monitor': None}": {"dirpath": "train_ckpt", "best_model_score": None}},
+        "optimizer_states": [{"state": {0: {"step": torch.tensor(534_120.0), "exp_avg": torch.zeros_like(first),
+                                            "exp_avg_sq": torch.zeros_like(first)}},
+                              "param_groups": [{"lr": 2e-4, "betas": (0.9, 0.999), "weight_decay": 0.01,
+                                                "params": [0]}]}],
+        "lr_schedulers": [{"warmup_epochs": 15, "max_epochs": 150, "base_lrs": [2e-4], "last_epoch": 119}],
+    }
