@@ -381,7 +381,7 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=DEFAULT_MODELS, choices=list_models("restorer"), metavar="MODEL",
+    parser.add_argument("models", nargs="*", metavar="MODEL",
                         help=f"registered restorers (default: {' '.join(DEFAULT_MODELS)}; choices: "
                              f"{', '.join(list_models('restorer'))})")
     parser.add_argument("--repeats", type=_positive, default=4, help="interleaved timed rounds (default 4)")
@@ -400,6 +400,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="both: time every round under the reproducible and the native CPU kernels, in fresh "
                              "processes, and print their ratio (default current: as PIP_CPU_KERNELS says)")
     args = parser.parse_args(argv)
+    # Checked here: argparse checks an empty positional list against choices as a whole, and refuses it.
+    if unknown := [name for name in args.models if name not in list_models("restorer")]:
+        parser.error(f"unknown models {unknown}; choices: {', '.join(list_models('restorer'))}")
+    args.models = args.models or DEFAULT_MODELS
     if args.kernels == "both":
         arguments = [*args.models, "--warmup", str(args.warmup), "--device", args.device, "--batch", str(args.batch),
                      "--train-size", str(args.train_size), "--infer-size", str(args.infer_size), "--peak-size",

@@ -4,7 +4,7 @@
     python -m flows.paper cdd11 /path/to/CDD-11                       # OneRestore's CDD-11 (docs/03-paper.md)
     python -m flows.paper 3task /path/to/datasets --method promptir   # PromptIR's published recipe (default: pip)
     python -m flows.paper 3task /path/to/datasets train.steps=1000    # KEY=VALUE pairs override last
-    python -m flows.paper 3task /path/to/datasets --evaluate-only promptir=model.ckpt   # a released checkpoint
+    python -m flows.paper 3task /path/to/datasets --evaluate-only promptir=model.ckpt adair=adair3d.ckpt  # released
 
 The overrides are the shared `recipe`, then the method's (`methods.<method>`), then the protocol's,
 then `prepare.datasets_root`, then the command line's. The experiment runs in the workspace
@@ -12,9 +12,9 @@ then `prepare.datasets_root`, then the command line's. The experiment runs in th
 `results/metrics.json` and `reports/` (with the paper's table) are there when it ends. The published
 recipes count epochs: `train.steps=N` cuts a run short on the same schedule.
 
-`--evaluate-only NAME=FILE` (repeatable) trains nothing: it scores a released checkpoint (PromptIR's Lightning
-`model.ckpt`, the published PIP-Restormer's state dict) or a model file of this project, holding the registry model
-NAME, on the protocol. The protocol's data stages run as a DVC experiment (`dvc exp run paper-<protocol>-benchmark
+`--evaluate-only NAME=FILE ...` trains nothing: it scores released checkpoints (the Lightning files of PromptIR,
+AdaIR and MoCE-IR, the published PIP-Restormer's state dict) or model files of this project, each holding the
+registry model NAME, on the protocol (KEY=VALUE overrides go before the flag). The protocol's data stages run as a DVC experiment (`dvc exp run paper-<protocol>-benchmark
 ... degrade`: scan, prepare, degrade, with the protocol's params), then the `evaluate` stage's script scores the
 files on that benchmark under the protocol's test settings, outside DVC (`evaluate`'s DVC stage scores `models/`,
 which only `train` writes), into `reports/evaluate_only/`: its metrics, the paper-layout table, and each file's
@@ -149,7 +149,8 @@ def model_file(text: str) -> tuple[str, str]:
     """One ``--evaluate-only NAME=FILE``, for argparse's ``type=``: NAME a registry model, FILE an existing file."""
     name, path = split_key_value(text, "NAME=FILE")
     if not Path(path).is_file():
-        raise argparse.ArgumentTypeError(f"{text}: no such file {path!r}")
+        hint = " (a KEY=VALUE override? put overrides before --evaluate-only)" if "." in name else ""
+        raise argparse.ArgumentTypeError(f"{text}: no such file {path!r}{hint}")
     return name, path
 
 
@@ -167,10 +168,11 @@ def main(arguments: list[str] | None = None) -> None:
     parser.add_argument("--method", choices=methods or None,
                         help=f"whose published recipe trains the models: {', '.join(methods) or 'none found here'} "
                              f"(default {DEFAULT_METHOD})")
-    parser.add_argument("--evaluate-only", action="append", type=model_file, metavar="NAME=FILE",
-                        help="train nothing: score FILE (a released checkpoint, e.g. PromptIR's model.ckpt, or a model "
-                             "file), holding the registry model NAME (promptir, pip_restormer), on the protocol and "
-                             "print it beside its published row; repeat for more files")
+    parser.add_argument("--evaluate-only", action="extend", nargs="+", type=model_file, metavar="NAME=FILE",
+                        help="train nothing: score each FILE (a released checkpoint, e.g. PromptIR's model.ckpt, "
+                             "AdaIR's adair3d.ckpt, MoCE-IR's last.ckpt, or a model file), holding the registry "
+                             "model NAME (promptir, adair, moce_ir, pip_restormer), on the protocol and print it "
+                             "beside its published row; KEY=VALUE overrides go before it")
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="KEY=VALUE", help="params set last")
     args = parser.parse_intermixed_args(arguments)  # --method may come after KEY=VALUE pairs
     files = dict(args.evaluate_only or [])

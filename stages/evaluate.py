@@ -106,8 +106,8 @@ def main() -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--benchmark", type=Path, required=True)
     parser.add_argument("--models", type=ModelSource.parse, nargs="+", required=True, metavar="[NAME=]FILE",
-                        help="model files written by `train`, or published checkpoints (PIP-Restormer's, PromptIR's "
-                             "Lightning .ckpt); NAME=FILE checks the file holds the registry model NAME")
+                        help="model files written by `train`, or published checkpoints (PIP-Restormer, PromptIR, AdaIR, "
+                             "MoCE-IR: bare or Lightning .ckpt); NAME=FILE checks the file holds the registry model NAME")
     parser.add_argument("--sensor", type=Path, help="a trained sensor's model file, for blind PIP")
     parser.add_argument("--metrics", type=Path, required=True, help="JSON to write: PSNR/SSIM per model and task")
     parser.add_argument("--summary", type=Path,

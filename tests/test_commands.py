@@ -57,3 +57,17 @@ def test_the_paper_flow_lists_the_protocols_of_params_yaml(tmp_path):
     assert shown.returncode == 0 and "3task, 5task" in shown.stdout
     refused = _run("flows.paper", "7task", "data", cwd=tmp_path)
     assert refused.returncode == 2 and "invalid choice: '7task'" in refused.stderr
+
+
+def test_the_paper_flow_takes_several_released_files_after_one_flag(tmp_path):
+    """``--evaluate-only adair=A moce_ir=M``: one flag, a file per model; an override left after the files is named
+    as one, and a file given twice for one model is refused, all before any work."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in ("a.ckpt", "m.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    stray = _run("flows.paper", "3task", "data", "--evaluate-only", "adair=a.ckpt", "moce_ir=m.ckpt",
+                 "base.device=cpu", cwd=tmp_path)
+    assert stray.returncode == 2 and "put overrides before --evaluate-only" in stray.stderr, stray.stderr
+    twice = _run("flows.paper", "3task", "data", "--evaluate-only", "adair=a.ckpt", "adair=m.ckpt", cwd=tmp_path)
+    assert twice.returncode == 2 and "one file per NAME" in twice.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.ckpt", "m.ckpt", "params.yaml"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pip_model import build_model, load_published
-from pip_model.networks.reference import MOCE_IR, MOCE_IR_S
+from pip_model.networks.reference import MOCE_IR, MOCE_IR_S, ReferenceCheckpointError
 from tests.helpers.moce_ir_weights import MOCE_IR_TABLE, complexity, moce_ir_state_dict
 from tests.helpers.reference_weights import lightning_checkpoint, reference_dir, reference_layout
 
@@ -196,3 +196,21 @@ def test_evaluation_is_deterministic_and_per_image():
         alone = torch.cat([model(image) for image in images.split(1)])
     torch.testing.assert_close(batch, alone, rtol=0, atol=1e-5)
     assert model.routers()[0].last.noise is None
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['PAYLOAD_MARKER']}",))
+
+
+def test_a_released_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path, monkeypatch):
+    """A Lightning file with MoCE-IR's keys and a pickled call among its hyper-parameters: read with
+    weights_only, refused, nothing run."""
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("PAYLOAD_MARKER", str(marker))
+    hostile = tmp_path / "last.ckpt"
+    weights = {f"net.{key}": value for key, value in build_model("moce_ir_tiny").state_dict().items()}
+    torch.save({"state_dict": weights, "hyper_parameters": {"opt": _Payload()}}, hostile)
+    with pytest.raises(ReferenceCheckpointError, match="nothing in it was run"):
+        load_published(hostile)
+    assert not marker.exists()

@@ -513,9 +513,9 @@ def test_released_checkpoints_are_scored_on_the_protocol_without_training(repo, 
     datasets = tmp_path / "datasets"
     write_standins(datasets, count=2, size=40)
     models_before = sorted((repo.path / "models").glob("*.pt"))
-    done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets),
-                    *(f"--evaluate-only={name}={path}" for name, path in files.items()), "base.device=cpu",
-                    "prepare.min_side=32", "prepare.train_lists={}", env=prefect_api)
+    done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), "base.device=cpu",
+                    "prepare.min_side=32", "prepare.train_lists={}", "--evaluate-only",
+                    *(f"{name}={path}" for name, path in files.items()), env=prefect_api)
     said = done.stdout + done.stderr
     for name, published, row in (("adair", "AdaIR", "34.12/0.935"), ("moce_ir", "MoCE-IR", "34.11/0.932"),
                                  ("promptir", "PromptIR", "33.98/0.933")):
@@ -559,8 +559,8 @@ def test_an_external_denoiser_is_scored_on_the_test_sets_present(repo, prefect_a
     shutil.copytree(example / "my_backbone", repo.path / "my_backbone")
     repo.set_params({"registry": {"plugins": ["my_backbone.models:all_models"]}})
     try:
-        done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), "--evaluate-only",
-                        f"my_denoiser={weights}", "base.device=cpu", "prepare.min_side=32", env=prefect_api)
+        done = repo.run(sys.executable, "-m", "flows.paper", "3task", str(datasets), "base.device=cpu",
+                        "prepare.min_side=32", "--evaluate-only", f"my_denoiser={weights}", env=prefect_api)
     finally:
         repo.run("git", "checkout", "params.yaml")
         shutil.rmtree(repo.path / "my_backbone")

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pip_model.networks.backbone import SkipBackbone
-from pip_model.networks.layers import CrossAttention, Downsample, LayerNormType, Upsample, transformer_stage
+from pip_model.networks.layers import CrossAttention, LayerNormType, Upsample
+from pip_model.networks.restormer import RestormerEncoder
 
 # The spectral box grows by one bin on each side per this many pixels of the feature map (times the threshold).
 BAND_STEP = 128
@@ -160,7 +160,7 @@ class AdaptiveFrequencyLearning(nn.Module):
         return self.mix_attention(features, mixed) * self.para1 + features * self.para2
 
 
-class AdaIR(SkipBackbone):
+class AdaIR(RestormerEncoder):
     """AdaIR: a Restormer U-Net whose decoder mines the input image's frequencies. Blind: no degradation input.
 
     Args:
@@ -191,46 +191,27 @@ class AdaIR(SkipBackbone):
         bias: bool = False,
         norm: LayerNormType = "with_bias",
     ) -> None:
-        super().__init__(size_multiple=8, skip_channels=(dim, dim * 2, dim * 4), pip=None)
-
-        def stage(depth: int, channels: int, num_heads: int) -> nn.Sequential:
-            return transformer_stage(
-                depth=depth, channels=channels, heads=num_heads, ffn_expansion=ffn_expansion, bias=bias, norm=norm
-            )
+        super().__init__(in_channels=in_channels, dim=dim, num_blocks=num_blocks, heads=heads,
+                         ffn_expansion=ffn_expansion, bias=bias, norm=norm, pip=None)
 
         def frequency(channels: int) -> AdaptiveFrequencyLearning:
             return AdaptiveFrequencyLearning(channels=channels, heads=heads[2], bias=bias, in_channels=in_channels)
 
-        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=bias)
-        self.encoder_level1 = stage(num_blocks[0], dim, heads[0])
-        self.down1_2 = Downsample(channels=dim)
-        self.encoder_level2 = stage(num_blocks[1], dim * 2, heads[1])
-        self.down2_3 = Downsample(channels=dim * 2)
-        self.encoder_level3 = stage(num_blocks[2], dim * 4, heads[2])
-        self.down3_4 = Downsample(channels=dim * 4)
-        self.latent = stage(num_blocks[3], dim * 8, heads[3])
-
         self.fre1 = frequency(dim * 8)
         self.up4_3 = Upsample(channels=dim * 8)
         self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
-        self.decoder_level3 = stage(num_blocks[2], dim * 4, heads[2])
+        self.decoder_level3 = self.stage(num_blocks[2], dim * 4, heads[2])
         self.fre2 = frequency(dim * 4)
         self.up3_2 = Upsample(channels=dim * 4)
         self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
-        self.decoder_level2 = stage(num_blocks[1], dim * 2, heads[1])
+        self.decoder_level2 = self.stage(num_blocks[1], dim * 2, heads[1])
         self.fre3 = frequency(dim * 2)
         self.up2_1 = Upsample(channels=dim * 2)
-        self.decoder_level1 = stage(num_blocks[0], dim * 2, heads[0])
-        self.refinement = stage(num_refinement_blocks, dim * 2, heads[0])
+        self.decoder_level1 = self.stage(num_blocks[0], dim * 2, heads[0])
+        self.refinement = self.stage(num_refinement_blocks, dim * 2, heads[0])
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
         # A zero residual at the start: a new network returns its input, not noise.
         nn.init.zeros_(self.output.weight)
-
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        enc1 = self.encoder_level1(self.patch_embed(images))
-        enc2 = self.encoder_level2(self.down1_2(enc1))
-        enc3 = self.encoder_level3(self.down2_3(enc2))
-        return self.latent(self.down3_4(enc3)), [enc1, enc2, enc3]
 
     def decode(self, bottleneck: torch.Tensor, skips: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         enc1, enc2, enc3 = skips

@@ -28,7 +28,7 @@ from pip_model.networks.checkpoints import is_model_content, model_from_content,
 from pip_model.networks.registry import build_model
 from pip_model.networks.restormer import Restormer
 
-# Renames shared by both published networks, applied after each network's own.
+# Renames shared by the Restormer-family published networks, applied after each network's own.
 _RESTORMER_RENAMES: tuple[tuple[str, str], ...] = (
     (r"\.body\.(weight|bias)$", r".\1"),  # LayerNorm wrappers
     (r"^patch_embed\.proj\.", "patch_embed."),
@@ -325,7 +325,7 @@ def load_model_or_published(path: str | PathLike, *, expect: str | None = None) 
     Args:
         path: the file (read with ``torch.load(..., weights_only=True)``).
         expect: a registry name the file must hold (``promptir``): a check that the file is what it was said to be.
-            For a model that is neither published network (a plug-in's), the file is that model's weights: a state
+            For a model that is no published network (a plug-in's), the file is that model's weights: a state
             dict, bare or in a trainer's checkpoint.
 
     Returns:
