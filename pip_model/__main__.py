@@ -1,5 +1,7 @@
-"""``python -m pip_model restore ...`` (``prompt-restore``; see :mod:`pip_model.apps.restore`) and
-``python -m pip_model sync [PATH...]``: send the MLflow metrics that a tracking outage kept on disk."""
+"""``python -m pip_model restore ...`` (``prompt-restore``; see :mod:`pip_model.apps.restore`),
+``python -m pip_model studio ...`` (``pip-studio``: a local page where you steer the prompt; see
+:mod:`pip_model.apps.studio`) and ``python -m pip_model sync [PATH...]``: send the MLflow metrics that a tracking
+outage kept on disk."""
 
 from __future__ import annotations
 
@@ -34,10 +36,16 @@ def main(arguments: Sequence[str] | None = None) -> int:
         from pip_model.apps.restore import main as restore
 
         return restore(arguments[1:], prog="python -m pip_model restore")
+    if arguments[:1] == ["studio"]:  # its own parser too: `python -m pip_model studio --help` is pip-studio's
+        from pip_model.apps.studio import main as studio
+
+        return studio(arguments[1:], prog="python -m pip_model studio")
     parser = CommandLine(prog="python -m pip_model", description=__doc__,
                          example="python -m pip_model restore photos/ --out restored/ --task derain")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{restore,sync}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{restore,studio,sync}")
     commands.add_parser("restore", help="restore your images (the same as prompt-restore; see restore --help)")
+    commands.add_parser("studio", help="a local web page where you steer the prompt and see the result (the same "
+                                       "as pip-studio; see studio --help)")
     sync_command = commands.add_parser(
         "sync", help="send the MLflow metrics an outage kept", description=sync.__doc__ or "",
         epilog="example:\n  python -m pip_model sync checkpoints/", formatter_class=parser.formatter_class)

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false \
+  GRADIO_ANALYTICS_ENABLED=False
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export PREFECT_HOME="$scratch/prefect" MLFLOW_TRACKING_URI="sqlite:///$scratch/mlflow.db"

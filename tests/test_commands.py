@@ -19,12 +19,14 @@ ENTRY_POINTS = {
     "pip_model": [sys.executable, "-m", "pip_model"],
     "pip_model restore": [sys.executable, "-m", "pip_model", "restore"],
     "pip_model sync": [sys.executable, "-m", "pip_model", "sync"],
+    "pip_model studio": [sys.executable, "-m", "pip_model", "studio"],
     **{f"flows.{name}": [sys.executable, "-m", f"flows.{name}"]
        for name in ("pipeline", "sweep", "seeds", "paper", "deploy")},
 }
 # What each --help must name besides its example: its choices and arguments.
-NAMED = {"prompt-restore": ["--task", "derain_dehaze", "auto", "--max-pixels"], "pip_model": ["restore", "sync"],
-         "pip_model restore": ["--mix"], "pip_model sync": ["PATH"], "flows.pipeline": ["KEY=VALUE", "--pull"],
+NAMED = {"prompt-restore": ["--task", "derain_dehaze", "auto", "--max-pixels"],
+         "pip_model": ["restore", "studio", "sync"], "pip_model restore": ["--mix"], "pip_model sync": ["PATH"],
+         "pip_model studio": ["--host", "--port", "--model"], "flows.pipeline": ["KEY=VALUE", "--pull"],
          "flows.sweep": ["KEY=V1,V2"], "flows.seeds": ["SEED"], "flows.paper": ["PROTOCOL", "DATASETS_DIR"],
          "flows.deploy": ["--pool", "--source"]}
 
