@@ -158,7 +158,19 @@ def _restored_src(page) -> str:
 
 
 def _upload(page, path: Path) -> None:
-    page.locator("#studio-upload input[type=file]").set_input_files(str(path))
+    """Sets the upload box's file, and again if the page has not taken it up in 10 s: after each file the page
+    empties the box, which re-renders its input, and on a loaded machine a file set meanwhile can be lost."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    before = _message(page)
+    for _ in range(3):
+        page.locator("#studio-upload input[type=file]").set_input_files(str(path))
+        try:
+            page.wait_for_function("before => document.querySelector('#studio-message').innerText !== before",
+                                   arg=before, timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            continue
 
 
 def _set_slider(page, name: str, value: float) -> str:

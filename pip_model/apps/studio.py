@@ -323,6 +323,105 @@ def _theme():
                              font_mono=["ui-monospace", "Consolas", "monospace"])
 
 
+def _one_line(error: Exception) -> str:
+    return f"**{' '.join(str(error).split())}**"
+
+
+def _shown(opened: Opened, outcome: Outcome, max_side: int) -> tuple[Any, ...]:
+    """The comparison, metrics, score bars and decision of one outcome, as the page's components take them."""
+    import gradio as gr
+
+    before = _smaller(opened.rgb, max_side) if max_side and max(opened.rgb.shape[:2]) > max_side else opened.rgb
+    label = gr.Label(value=outcome.scores) if outcome.scores is not None else gr.Label(value=None)
+    size = " (preview; the full-size image follows)" if "preview_side" in outcome.settings else ""
+    return (gr.ImageSlider(value=(_display(before), _display(outcome.image))), outcome.metrics, label,
+            (outcome.decision or "") + size)
+
+
+def _on_open(opened: Opened | None, error: Exception | None) -> tuple[Any, ...]:
+    import gradio as gr
+
+    if error is not None:
+        return gr.skip(), _one_line(error)
+    return opened, f"opened {opened.name} ({opened.rgb.shape[1]}x{opened.rgb.shape[0]})"
+
+
+def _restore_handler(studio: Studio, downloads: Path, *, full: bool):
+    """The preview (``full`` False) or the full-size restoration that follows it. A preview starts a new request of
+    the session; a full-size restoration of an older one stops at its next tile, or is not shown, so the page never
+    goes back to an older prompt."""
+    import gradio as gr
+
+    def handler(session: dict[str, int], opened: Opened | None, use_auto: bool, *weights: float,
+                progress=gr.Progress()):  # noqa: B008  (how Gradio hands a handler its progress bar)
+        nothing = (gr.skip(),) * 6
+        if not full:
+            session["latest"] = session.get("latest", 0) + 1
+        request = session.get("latest", 0)
+        if opened is None:
+            return nothing
+        side = 0 if full else studio.preview
+        if full and max(opened.rgb.shape[:2]) <= studio.preview:
+            return nothing  # the preview was the full image
+
+        def on_tile(done: int, total: int) -> None:
+            if session.get("latest") != request:
+                raise Superseded
+            progress((done, total), desc="tiles", unit="tiles")
+
+        try:
+            if full and session.get("latest") != request:
+                raise Superseded
+            outcome = studio.run(opened, auto=use_auto, weights=weights, max_side=side, on_tile=on_tile)
+            if full and session.get("latest") != request:
+                raise Superseded
+        except Superseded:
+            return nothing
+        except (ValueError, TimeoutError, MemoryError) as error:
+            return (gr.skip(),) * 4 + (_one_line(error), gr.skip())
+        file = (gr.DownloadButton(value=str(studio.download(outcome, opened, _fresh_folder(downloads))),
+                                  interactive=True) if not side or max(opened.rgb.shape[:2]) <= side
+                else gr.skip())
+        return (*_shown(opened, outcome, side), f"restored {opened.name}", file)
+
+    return handler
+
+
+def _layout(studio: Studio) -> dict[str, Any]:
+    """The page's components, by name (built inside the page's ``gr.Blocks``)."""
+    import gradio as gr
+
+    gr.Markdown(f"## PIP studio\nmodel: `{studio.description}`"
+                + ("" if studio.classes else " (takes no prompt: the sliders are hidden)"))
+    parts: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column(scale=1):
+            parts["upload"] = gr.File(label="open an image", file_types=sorted(IMAGE_SUFFIXES), type="filepath",
+                                      elem_id="studio-upload")
+            parts["example"] = gr.Dropdown(choices=list(studio.examples), value=None, label="or a benchmark example",
+                                           elem_id="studio-example", visible=bool(studio.examples))
+            parts["message"] = gr.Markdown("open an image to begin", elem_id="studio-message")
+            parts["auto"] = gr.Checkbox(label="auto: the sensor chooses the prompt", value=False,
+                                        interactive=studio.sensor is not None, elem_id="studio-auto")
+            parts["sliders"] = [gr.Slider(0, 1, value=0, step=0.05, label=name, elem_id=f"studio-slider-{name}")
+                                for name in studio.classes]
+            parts["swap"] = gr.Button("prompt swap: each single prompt", elem_id="studio-swap",
+                                      visible=bool(studio.classes))
+            parts["download"] = gr.DownloadButton("download the result (PNG with its settings)", value=None,
+                                                  elem_id="studio-download", interactive=False)
+        with gr.Column(scale=2):
+            parts["compare"] = gr.ImageSlider(label="input | restored", type="numpy", format="png",
+                                              elem_id="studio-compare", buttons=["fullscreen"])
+            parts["metrics"] = gr.Markdown("", elem_id="studio-metrics")
+            parts["scores"] = gr.Label(label="sensor scores per class",
+                                       num_top_classes=max(1, len(studio.classes) or 8), elem_id="studio-scores",
+                                       visible=studio.sensor is not None)
+            parts["decision"] = gr.Markdown("", elem_id="studio-decision")
+            parts["strip"] = gr.Gallery(label="prompt swap", columns=max(1, len(studio.classes)),
+                                        elem_id="studio-strip", format="png", height=200, rows=1)
+    return parts
+
+
 def build_page(studio: Studio):
     """The Gradio page on ``studio``."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -330,129 +429,49 @@ def build_page(studio: Studio):
 
     downloads = Path(tempfile.mkdtemp(prefix="pip-studio-"))
 
-    def one_line(error: Exception) -> str:
-        return f"**{' '.join(str(error).split())}**"
+    def open_upload(file: str | None):
+        if file is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            opened = _on_open(studio.open_upload(file, Path(file).name), None)
+        except ImageFileError as error:
+            opened = _on_open(None, error)
+        return (*opened, None)  # the upload box empties, ready for the next file
+
+    def open_example(name: str | None):
+        if not name:
+            return gr.skip(), gr.skip()
+        try:
+            return _on_open(studio.open_example(name), None)
+        except ImageFileError as error:
+            return _on_open(None, error)
+
+    def swap(opened: Opened | None):
+        if opened is None:
+            return gr.skip(), "open an image first"
+        try:
+            return [(_display(image), name) for image, name in studio.swap(opened)], f"prompt swap of {opened.name}"
+        except (ValueError, TimeoutError, MemoryError) as error:
+            return gr.skip(), _one_line(error)
 
     # Gradio's copies of uploads and results, and the downloads written here, are kept an hour.
     with gr.Blocks(title="PIP studio", analytics_enabled=False, delete_cache=(600, KEEP_FILES_S)) as page:
         opened_state = gr.State(None)
         session_state = gr.State({"latest": 0})  # shared by the session's handlers: the newest request
-        gr.Markdown(f"## PIP studio\nmodel: `{studio.description}`"
-                    + ("" if studio.classes else " (takes no prompt: the sliders are hidden)"))
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.File(label="open an image", file_types=sorted(IMAGE_SUFFIXES), type="filepath",
-                                 elem_id="studio-upload")
-                example = gr.Dropdown(choices=list(studio.examples), value=None, label="or a benchmark example",
-                                      elem_id="studio-example", visible=bool(studio.examples))
-                message = gr.Markdown("open an image to begin", elem_id="studio-message")
-                auto = gr.Checkbox(label="auto: the sensor chooses the prompt", value=False,
-                                   interactive=studio.sensor is not None, elem_id="studio-auto")
-                sliders = [gr.Slider(0, 1, value=0, step=0.05, label=name, elem_id=f"studio-slider-{name}")
-                           for name in studio.classes]
-                swap_button = gr.Button("prompt swap: each single prompt", elem_id="studio-swap",
-                                        visible=bool(studio.classes))
-                download = gr.DownloadButton("download the result (PNG with its settings)", value=None,
-                                             elem_id="studio-download", interactive=False)
-            with gr.Column(scale=2):
-                compare = gr.ImageSlider(label="input | restored", type="numpy", format="png",
-                                         elem_id="studio-compare", buttons=["fullscreen"])
-                metrics = gr.Markdown("", elem_id="studio-metrics")
-                scores = gr.Label(label="sensor scores per class", num_top_classes=max(1, len(studio.classes) or 8),
-                                  elem_id="studio-scores", visible=studio.sensor is not None)
-                decision = gr.Markdown("", elem_id="studio-decision")
-                strip = gr.Gallery(label="prompt swap", columns=max(1, len(studio.classes)), elem_id="studio-strip",
-                                   format="png", height=200, rows=1)
-
-        def shown(opened: Opened, outcome: Outcome, max_side: int) -> tuple[Any, ...]:
-            before = _smaller(opened.rgb, max_side) if max_side and max(opened.rgb.shape[:2]) > max_side \
-                else opened.rgb
-            label = gr.Label(value=outcome.scores) if outcome.scores is not None else gr.Label(value=None)
-            size = " (preview; the full-size image follows)" if "preview_side" in outcome.settings else ""
-            return (gr.ImageSlider(value=(_display(before), _display(outcome.image))), outcome.metrics, label,
-                    (outcome.decision or "") + size)
-
-        def on_open(opened: Opened | None, error: Exception | None) -> tuple[Any, ...]:
-            if error is not None:
-                return gr.skip(), one_line(error)
-            return opened, f"opened {opened.name} ({opened.rgb.shape[1]}x{opened.rgb.shape[0]})"
-
-        def open_upload(file: str | None):
-            if file is None:
-                return gr.skip(), gr.skip(), gr.skip()
-            try:
-                opened = on_open(studio.open_upload(file, Path(file).name), None)
-            except ImageFileError as error:
-                opened = on_open(None, error)
-            return (*opened, None)  # the upload box empties, ready for the next file
-
-        def open_example(name: str | None):
-            if not name:
-                return gr.skip(), gr.skip()
-            try:
-                return on_open(studio.open_example(name), None)
-            except ImageFileError as error:
-                return on_open(None, error)
-
-        def restore_step(full: bool):
-            """The preview (``full`` False) or the full-size restoration that follows it. A preview starts a new
-            request of the session; a full-size restoration of an older one stops at its next tile, or is not
-            shown, so the page never goes back to an older prompt."""
-
-            def handler(session: dict[str, int], opened: Opened | None, use_auto: bool, *weights: float,
-                        progress=gr.Progress()):  # noqa: B008  (how Gradio hands a handler its progress bar)
-                nothing = (gr.skip(),) * 6
-                if not full:
-                    session["latest"] = session.get("latest", 0) + 1
-                request = session.get("latest", 0)
-                if opened is None:
-                    return nothing
-                side = 0 if full else studio.preview
-                if full and max(opened.rgb.shape[:2]) <= studio.preview:
-                    return nothing  # the preview was the full image
-
-                def on_tile(done: int, total: int) -> None:
-                    if session.get("latest") != request:
-                        raise Superseded
-                    progress((done, total), desc="tiles", unit="tiles")
-
-                try:
-                    if full and session.get("latest") != request:
-                        raise Superseded
-                    outcome = studio.run(opened, auto=use_auto, weights=weights, max_side=side, on_tile=on_tile)
-                    if full and session.get("latest") != request:
-                        raise Superseded
-                except Superseded:
-                    return nothing
-                except (ValueError, TimeoutError, MemoryError) as error:
-                    return (gr.skip(),) * 4 + (one_line(error), gr.skip())
-                file = (gr.DownloadButton(value=str(studio.download(outcome, opened, _fresh_folder(downloads))),
-                                          interactive=True) if not side or max(opened.rgb.shape[:2]) <= side
-                        else gr.skip())
-                return (*shown(opened, outcome, side), f"restored {opened.name}", file)
-
-            return handler
-
-        def swap(opened: Opened | None):
-            if opened is None:
-                return gr.skip(), "open an image first"
-            try:
-                return [(_display(image), name) for image, name in studio.swap(opened)], \
-                    f"prompt swap of {opened.name}"
-            except (ValueError, TimeoutError, MemoryError) as error:
-                return gr.skip(), one_line(error)
-
-        outputs = [compare, metrics, scores, decision, message, download]
-        steer = [session_state, opened_state, auto, *sliders]
-        upload_event = upload.upload(open_upload, [upload], [opened_state, message, upload])
-        example_event = example.input(open_example, [example], [opened_state, message])
+        parts = _layout(studio)
+        preview, full = (_restore_handler(studio, downloads, full=value) for value in (False, True))
+        outputs = [parts[name] for name in ("compare", "metrics", "scores", "decision", "message", "download")]
+        steer = [session_state, opened_state, parts["auto"], *parts["sliders"]]
+        upload_event = parts["upload"].upload(open_upload, [parts["upload"]],
+                                              [opened_state, parts["message"], parts["upload"]])
+        example_event = parts["example"].input(open_example, [parts["example"]], [opened_state, parts["message"]])
         for event in (upload_event, example_event):
-            event.then(restore_step(False), steer, outputs, concurrency_id="preview").then(
-                restore_step(True), steer, outputs, concurrency_id="full")
-        for trigger in [*(slider.release for slider in sliders), auto.input]:
-            trigger(restore_step(False), steer, outputs, concurrency_id="preview", trigger_mode="always_last").then(
-                restore_step(True), steer, outputs, concurrency_id="full", trigger_mode="always_last")
-        swap_button.click(swap, [opened_state], [strip, message], concurrency_id="full")
+            event.then(preview, steer, outputs, concurrency_id="preview").then(
+                full, steer, outputs, concurrency_id="full")
+        for trigger in [*(slider.release for slider in parts["sliders"]), parts["auto"].input]:
+            trigger(preview, steer, outputs, concurrency_id="preview", trigger_mode="always_last").then(
+                full, steer, outputs, concurrency_id="full", trigger_mode="always_last")
+        parts["swap"].click(swap, [opened_state], [parts["strip"], parts["message"]], concurrency_id="full")
     return page
 
 
