@@ -329,3 +329,20 @@ def test_an_upload_over_the_size_cap_is_refused_and_the_page_keeps_working(page,
     assert answer.status == 413, (answer.status, answer.text()[:200])
     _upload(page, files["photo"])
     assert "restored photo.png" in _wait_message(page, "restored photo.png")
+
+
+@pytest.mark.integration
+@needs_browser
+def test_a_float_tiff_with_a_nan_is_one_line_and_the_page_keeps_working(page, files, tmp_path):
+    """The command line's value check on the page: a float TIFF holding a NaN is refused in one line, never
+    restored, and the next file is."""
+    import tifffile
+
+    values = np.full((16, 24, 3), 0.5, dtype=np.float32)
+    values[3, 4, 1] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", values)
+    _upload(page, tmp_path / "nan.tif")
+    line = _wait_message(page, "NaN or infinite")
+    assert line.startswith("nan.tif: ") and "Traceback" not in page.content()
+    _upload(page, files["photo"])
+    assert "restored photo.png" in _wait_message(page, "restored photo.png")
