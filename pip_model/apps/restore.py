@@ -374,7 +374,8 @@ def _write_outputs(target: Path, image: LoadedImage, result: np.ndarray, label: 
     write_png(target, result, alpha=image.alpha, bit_depth=image.bit_depth)
 
 
-def _at_least(low: int):
+def at_least(low: int):
+    """An argparse ``type=``: a whole number of at least ``low``, else one line saying why."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -409,9 +410,9 @@ def parser(prog: str = "prompt-restore") -> argparse.ArgumentParser:
     command.add_argument("--sensor", help="sensor model file for --task auto (default: newest in sensors/)")
     command.add_argument("--explain", action="store_true",
                          help="with --task auto: write the sensor's per-class scores beside each output")
-    command.add_argument("--tile", type=_at_least(32), default=512, help="tile side for large images (>= 32)")
-    command.add_argument("--overlap", type=_at_least(0), default=32, help="overlap between tiles (>= 0)")
-    command.add_argument("--max-pixels", type=_at_least(1), default=DEFAULT_MAX_PIXELS,
+    command.add_argument("--tile", type=at_least(32), default=512, help="tile side for large images (>= 32)")
+    command.add_argument("--overlap", type=at_least(0), default=32, help="overlap between tiles (>= 0)")
+    command.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS,
                          help=f"refuse images whose header declares more pixels (default {DEFAULT_MAX_PIXELS:,})")
     command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
     command.add_argument("--no-channels-last", dest="channels_last", action="store_false",

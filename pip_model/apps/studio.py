@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pip_model.apps.restore import at_least
 from pip_model.config import CommandLine
 from pip_model.data.images import to_array, to_tensor
 from pip_model.evaluation.inference import restore
@@ -529,16 +530,6 @@ def load_studio(arguments: argparse.Namespace, root: Path) -> Studio:
                   overlap=arguments.overlap)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is under 1")
-    return value
-
-
 def parser(prog: str = "pip-studio") -> argparse.ArgumentParser:
     command = CommandLine(prog=prog, description=__doc__, example=f"{prog} --model models/pip_restormer_tiny.pt")
     command.add_argument("--model", help="model file or MLflow URI (models:/NAME@ALIAS); default: the newest PIP "
@@ -551,17 +542,17 @@ def parser(prog: str = "pip-studio") -> argparse.ArgumentParser:
     command.add_argument("--host", default=DEFAULT_HOST,
                          help=f"interface to serve on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 lets "
                               "anyone who reaches this machine use the model)")
-    command.add_argument("--port", type=_positive, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    command.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS,
+    command.add_argument("--port", type=at_least(1), default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    command.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS,
                          help=f"refuse images whose header declares more pixels (default {DEFAULT_MAX_PIXELS:,})")
-    command.add_argument("--max-upload-mb", type=_positive, default=DEFAULT_MAX_UPLOAD_MB,
+    command.add_argument("--max-upload-mb", type=at_least(1), default=DEFAULT_MAX_UPLOAD_MB,
                          help=f"refuse larger uploads (default {DEFAULT_MAX_UPLOAD_MB} MB)")
-    command.add_argument("--time-limit", type=_positive, default=DEFAULT_TIME_LIMIT_S,
+    command.add_argument("--time-limit", type=at_least(1), default=DEFAULT_TIME_LIMIT_S,
                          help=f"seconds a restoration may take before it is stopped (default {DEFAULT_TIME_LIMIT_S})")
-    command.add_argument("--preview", type=_positive, default=DEFAULT_PREVIEW,
+    command.add_argument("--preview", type=at_least(1), default=DEFAULT_PREVIEW,
                          help=f"longer side of the quick preview while a slider moves (default {DEFAULT_PREVIEW})")
-    command.add_argument("--tile", type=_positive, default=512, help="tile side for large images (default 512)")
-    command.add_argument("--overlap", type=_positive, default=32,
+    command.add_argument("--tile", type=at_least(1), default=512, help="tile side for large images (default 512)")
+    command.add_argument("--overlap", type=at_least(1), default=32,
                          help="overlap between tiles (default 32; under half of --tile)")
     command.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
     return command
